@@ -1,0 +1,49 @@
+# SwiftROMA — two commands: `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := libtokyocabinet-dev tokyocabinet-bin libmemcached-tools memcached python3-venv
+PORT ?= 10001
+ADDRESS ?= localhost
+RUN_DIR ?= run
+
+.PHONY: deps run build release test unit-test integration-test clean bench bench-smoke
+
+## Install what is missing: Debian packages (one apt-get update first) and the Python test venv.
+deps: .deps-apt $(VENV)/.ok
+
+.deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.ok: tests/integration/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
+	@touch $@
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## Build and start a local node with TokyoCabinet storage under ./run/ (ready for `cpdb $(PORT)`).
+run: release
+	@mkdir -p $(RUN_DIR)
+	@echo "romad $(ADDRESS) -p $(PORT) --storage tc --storage-path $(RUN_DIR)   (Ctrl-C stops it cleanly)"
+	exec $$($(SWIFT) build -c release --show-bin-path)/romad $(ADDRESS) -p $(PORT) --storage tc --storage-path $(RUN_DIR)
+
+## Every test: Swift unit tests, then integration tests against real romad processes.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	ROMAD_BIN=$$($(SWIFT) build --show-bin-path)/romad CPDB_BIN=$$($(SWIFT) build --show-bin-path)/cpdb \
+	  $(PY) -m pytest -q tests/integration
+
+clean:
+	rm -rf .build $(RUN_DIR)

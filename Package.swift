@@ -1,0 +1,74 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "SwiftROMA",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "romad", targets: ["romad"]),
+        .executable(name: "cpdb", targets: ["cpdb"]),
+        .executable(name: "mkroute", targets: ["mkroute"]),
+        .executable(name: "roma-adm", targets: ["roma-adm"]),
+        .library(name: "ROMAClient", targets: ["ROMAClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // TokyoCabinet's C API (Debian: libtokyocabinet-dev, pkg-config tokyocabinet).
+        .systemLibrary(
+            name: "CTokyoCabinet",
+            pkgConfig: "tokyocabinet",
+            providers: [.apt(["libtokyocabinet-dev"])]
+        ),
+        // Storage: record codec, engines, divisions, safecopy state machine. No networking.
+        .target(name: "ROMAStorage", dependencies: ["CTokyoCabinet"], swiftSettings: strict),
+        // Routing: SHA-1 digest, vnodes, division map, routing table, mkroute.
+        .target(name: "ROMARouting", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        // Protocol: request parser and reply encoder on ByteBuffers. No storage.
+        .target(name: "ROMAProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
+        // The node: command dispatch, connections, background processes.
+        .target(
+            name: "ROMANode",
+            dependencies: [
+                "ROMAStorage", "ROMARouting", "ROMAProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // A small blocking text-protocol client for tools and tests.
+        .target(name: "ROMAClient", swiftSettings: strict),
+        .executableTarget(
+            name: "romad",
+            dependencies: ["ROMANode", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "cpdb",
+            dependencies: ["ROMAClient", "ROMAStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "mkroute",
+            dependencies: ["ROMARouting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "roma-adm",
+            dependencies: ["ROMAClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ROMAStorageTests", dependencies: ["ROMAStorage"], swiftSettings: strict),
+        .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),
+        .testTarget(name: "ROMAProtocolTests", dependencies: ["ROMAProtocol"], swiftSettings: strict),
+        .testTarget(name: "ROMANodeTests", dependencies: ["ROMANode", "ROMAClient"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,116 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+
+/// Session and information commands (spec R3.14, R3.16, R3.17) and memcached's `verbosity`.
+extension Dispatcher {
+    /// Commands that take no argument (`version`, `whoami`, `nodelist`, `hashlist`, `quit`) and
+    /// `verbosity <level> [noreply]`. Extra tokens get an error instead of a guess.
+    func simple(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        if command == .verbosity {
+            let noreply = r.count == 3 && r.token(2, is: "noreply")
+            let levelOK = r.count >= 2 && r.withToken(1) { t in !t.isEmpty && t.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            guard (r.count == 2 || noreply) && levelOK else {
+                out.writeLine("CLIENT_ERROR bad command line format.  Usage: verbosity <level> [noreply]")
+                return .next
+            }
+            if !noreply { out.writeStaticString(Reply.ok) }
+            return .next
+        }
+        guard r.count == 1 else {
+            out.writeLine("CLIENT_ERROR Wrong number of arguments. Usage: \(command.name)")
+            return .next
+        }
+        switch command {
+        case .version: out.writeLine("VERSION ROMA-1.3.0")
+        case .whoami: out.writeLine(node.config.name)
+        case .nodelist: out.writeLine(node.routing.nodes.sorted().joined(separator: " "))
+        case .hashlist: out.writeLine(node.hashNames.joined(separator: " "))
+        case .quit: return .close
+        default: break
+        }
+        return .next
+    }
+
+    /// `defhash [name]`: the connection's default hash (R3.17).
+    func defhash(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
+        switch r.count {
+        case 1:
+            out.writeLine(session.defaultHash)
+        case 2:
+            let name = r.tokenString(1)
+            if node.storage(name) != nil {
+                session.defaultHash = name
+                out.writeLine("STORED")
+            } else {
+                out.writeLine("CLIENT_ERROR \(name) does not find.")
+            }
+        default:
+            out.writeLine("CLIENT_ERROR usage:defhash <name>")
+        }
+        return .next
+    }
+
+    /// `balse [reason]` and `shutdown_self` (R3.16): ask, then act on the answer line.
+    func prompt(_ command: Command, _ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
+        if command == .shutdownSelf {
+            guard r.count == 1 else {
+                out.writeLine("ERROR: shutdown_instance has irregular argument.")
+                return .next
+            }
+            let rule = String(repeating: "=", count: 65)
+            out.writeString("\r\n\(rule)\r\nCAUTION!!: \r\n\tThis command kill the instance!\r\n\tThere is some possibility of occuring redundancy down!\r\n\(rule)\r\n\r\nAre you sure to shutdown this instance?(yes/no)\r\n")
+            session.prompt = .shutdownSelf
+        } else {
+            out.writeLine("Are you sure?(yes/no)")
+            session.prompt = .balse
+        }
+        return .next
+    }
+
+    /// The answer to a prompt: exactly `yes` stops the node; anything else closes the connection.
+    func answer(_ prompt: Session.Prompt, line: ByteBuffer, node: Node, out: inout ByteBuffer) -> Outcome {
+        guard line.readableBytesView.elementsEqual("yes".utf8) else { return .close }
+        switch prompt {
+        case .balse:
+            out.writeLine("{\(RubyInspect.string(node.nodeID))=>\"BYE\"}")
+            return .closeAndStopNode("balse")
+        case .shutdownSelf:
+            out.writeStaticString(Reply.bye)
+            return .closeAndStopNode("shutdown_self")
+        }
+    }
+
+    /// `mklhash <id>`, `routingdump [json]`, `get_key_info <key>` on the node's routing table.
+    func routingCommand(_ command: Command, _ r: Request, session: Session, out: inout ByteBuffer) -> Outcome {
+        switch command {
+        case .mklhash:
+            guard r.count == 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+            out.writeLine(node.routing.mklhash(id: r.tokenString(1)) ?? "")
+        case .routingdump:
+            if r.count == 2 && r.token(1, is: "json") {
+                out.writeLine(node.routing.jsonDump())
+                out.writeStaticString(Reply.end)
+            } else if r.count == 2 && r.token(1, is: "yaml") {
+                out.writeString(node.routing.yaml())
+                out.writeStaticString("\r\n")
+                out.writeStaticString(Reply.end)
+            } else {
+                out.writeLine("CLIENT_ERROR this node offers routingdump json and routingdump yaml")
+            }
+        case .getKeyInfo:
+            guard r.count == 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+            r.withToken(1) { token in
+                let key = token.firstIndex(of: 0x1b).map { UnsafeRawBufferPointer(rebasing: token[..<$0]) } ?? token
+                let d = node.space.digest(ofKey: key)
+                let vn = node.space.vnode(ofDigest: d)
+                out.writeLine("d = \(d) 0x\(String(d, radix: 16))")
+                out.writeLine("vn = \(vn) 0x\(String(vn, radix: 16))")
+                out.writeLine("nodes = \(RubyInspect.array(node.routing.nodes(forVnode: vn) ?? []))")
+                out.writeStaticString(Reply.end)
+            }
+        default: break
+        }
+        return .next
+    }
+}

@@ -1,0 +1,115 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+/// Safecopy commands (spec R7.10, R7.11). The slow halves (flush, cache merge) run on the
+/// node's thread pool; the reply `PUSHED` only says the transition was made and the work queued.
+extension Dispatcher {
+    /// `set_storage_status <division> <safecopy|normal> [hash]`.
+    func setStorageStatus(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count >= 3 else {
+            out.writeLine("CLIENT_ERROR number of arguments (\(r.count - 1) for 2)")
+            return .next
+        }
+        let hashName = r.count >= 4 ? r.tokenString(3) : "roma"
+        guard let storage = node.storage(hashName) else {
+            out.writeLine("CLIENT_ERROR hash_name = \(hashName) does not found")
+            return .next
+        }
+        let division: Int? = r.withToken(1) { t in
+            guard !t.isEmpty, t.count <= 9, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return Int(String(decoding: t, as: UTF8.self))
+        }
+        guard let division else {
+            out.writeLine("CLIENT_ERROR division must be a non-negative integer: \(r.tokenString(1))")
+            return .next
+        }
+        guard division < storage.divnum else {
+            out.writeLine("CLIENT_ERROR divnum <= \(division)")
+            return .next
+        }
+        let node = self.node
+        if r.token(2, is: "safecopy") {
+            do {
+                try storage.beginSafecopy(division: division)
+            } catch HashStorage.SafecopyRefusal.notNormal {
+                out.writeLine("CLIENT_ERROR storage[\(division)] != :normal status")
+                return .next
+            } catch {
+                out.writeLine("CLIENT_ERROR storage[\(division)] status can't changed")
+                return .next
+            }
+            node.pool.submit { _ in
+                do { try storage.flush(division: division) } catch {
+                    node.logger.error("flush of \(storage.name)[\(division)] failed: \(error); the division stays safecopy_flushing")
+                }
+            }
+            out.writeStaticString(Reply.pushed)
+        } else if r.token(2, is: "normal") {
+            do {
+                try storage.beginCacheCleaning(division: division)
+            } catch HashStorage.SafecopyRefusal.notFlushed {
+                out.writeLine("CLIENT_ERROR storage[\(division)] != :safecopy_flushed status")
+                return .next
+            } catch {
+                out.writeLine("CLIENT_ERROR storage[\(division)] status can't changed")
+                return .next
+            }
+            node.pool.submit { _ in
+                do { try storage.cleanCache(division: division) } catch {
+                    node.logger.error("cache cleaning of \(storage.name)[\(division)] failed: \(error); the division stays cachecleaning")
+                }
+            }
+            out.writeStaticString(Reply.pushed)
+        } else {
+            out.writeLine("CLIENT_ERROR status parse error")
+        }
+        return .next
+    }
+
+    /// `set_gui_run_snapshot <true|false>` → STORED.
+    func setGuiRunSnapshot(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 else {
+            out.writeStaticString("CLIENT_ERROR number of arguments\n\r")
+            return .next
+        }
+        if r.token(1, is: "true") {
+            node.stats.guiRunSnapshot.store(true, ordering: .relaxed)
+        } else if r.token(1, is: "false") {
+            node.stats.guiRunSnapshot.store(false, ordering: .relaxed)
+        } else {
+            out.writeLine("CLIENT_ERROR value must be true or false")
+            return .next
+        }
+        out.writeStaticString(Reply.stored)
+        return .next
+    }
+
+    /// `set_gui_last_snapshot <%Y/%m/%dT%H:%M:%S>` → `{"<self>"=>"PUSHED"}` (no peers on one node).
+    func setGuiLastSnapshot(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 else {
+            out.writeStaticString("CLIENT_ERROR number of arguments\n\r")
+            return .next
+        }
+        let value = r.tokenString(1)
+        guard Dispatcher.isSnapshotTime(value) else {
+            out.writeLine("CLIENT_ERROR format is [%Y/%m/%dT%H:%M:%S]")
+            return .next
+        }
+        node.stats.guiLastSnapshot.withLock { $0 = value }
+        out.writeLine("{\(RubyInspect.string(node.nodeID))=>\"PUSHED\"}")
+        return .next
+    }
+
+    /// `^\d+/\d+/\d+T\d+:\d+:\d+$`.
+    static func isSnapshotTime(_ s: String) -> Bool {
+        let parts = s.split(separator: "T", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return false }
+        func digits(_ p: Substring, _ sep: Character) -> Bool {
+            let f = p.split(separator: sep, omittingEmptySubsequences: false)
+            return f.count == 3 && f.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+        }
+        return digits(parts[0], "/") && digits(parts[1], ":")
+    }
+}

@@ -1,0 +1,160 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+/// `stat` / `stats [regexp]` (spec R3.15): ROMA's `name value` lines in ROMA's order, filtered by
+/// a regular expression on the name when exactly one argument is given.
+extension Dispatcher {
+    func stat(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        var filter: Regex<AnyRegexOutput>?
+        if r.count == 2 {
+            let pattern = r.tokenString(1)
+            if pattern == "noreply" {
+                out.writeLine("CLIENT_ERROR stats does not take noreply. Usage: stats [regexp]")
+                return .next
+            }
+            do { filter = try Regex(pattern) } catch {
+                out.writeLine("CLIENT_ERROR invalid regexp: \(pattern)")
+                return .next
+            }
+        }
+        for (name, value) in statLines() {
+            if let filter, (try? filter.firstMatch(in: name)) == nil { continue }
+            out.writeString(name)
+            out.writeStaticString(" ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString(Reply.end)
+        return .next
+    }
+
+    /// Every stat line, in ROMA's order.
+    func statLines() -> [(String, String)] {
+        let c = node.config
+        let s = node.stats
+        var l: [(String, String)] = []
+        func add(_ k: String, _ v: String) { l.append((k, v)) }
+        add("version", "1.3.0")
+        add("config.DEFAULT_LOST_ACTION", "auto_assign")
+        add("config.LOG_SHIFT_AGE", "10")
+        add("config.LOG_SHIFT_SIZE", "10485760")
+        add("config.LOG_PATH", FileSystem.absolute(c.logPath))
+        add("config.RTTABLE_PATH", FileSystem.absolute(c.routingPath))
+        add("config.STORAGE_DELMARK_EXPTIME", String(c.delmarkExptime))
+        add("config.STORAGE_EXCEPTION_ACTION", "no_action")
+        add("config.DATACOPY_STREAM_COPY_WAIT_PARAM", "0.001")
+        add("config.PLUGIN_FILES", "[\"plugin_storage.rb\"]")
+        add("config.WRITEBEHIND_PATH", FileSystem.absolute(c.writeBehindPath))
+        add("config.WRITEBEHIND_SHIFT_SIZE", "10485760")
+        add("config.CONNECTION_DESCRIPTOR_TABLE_SIZE", String(c.descriptorTableSize))
+        add("stats.config_path", c.configPath ?? "")
+        add("stats.address", c.address)
+        add("stats.port", String(c.port))
+        add("stats.daemon", "false")
+        add("stats.name", c.name)
+        add("stats.verbose", "false")
+        add("stats.enabled_repetition_host_in_routing", "false")
+        add("stats.run_recover", "false")
+        add("stats.run_sync_routing", "false")
+        add("stats.run_iterate_storage", "false")
+        add("stats.run_storage_clean_up", "false")
+        add("stats.run_receive_a_vnode", "{}")
+        add("stats.run_release", "false")
+        add("stats.run_join", "false")
+        add("stats.run_balance", "false")
+        add("stats.gui_run_snapshot", s.guiRunSnapshot.load(ordering: .relaxed) ? "true" : "false")
+        add("stats.last_clean_up", RubyTime.string(unix: Int(s.lastCleanUp)))
+        add("stats.gui_last_snapshot", s.guiLastSnapshot.withLock { $0 } ?? "[]")
+        add("stats.spushv_protection", "false")
+        add("stats.stream_copy_wait_param", "0.001")
+        add("stats.stream_show_wait_param", "0.001")
+        add("stats.dcnice", "3")
+        add("stats.clean_up_interval", String(c.cleanUpInterval))
+        add("stats.size_of_zredundant", "0")
+        add("stats.write_count", String(s.writeCount.load(ordering: .relaxed)))
+        add("stats.read_count", String(s.readCount.load(ordering: .relaxed)))
+        add("stats.delete_count", String(s.deleteCount.load(ordering: .relaxed)))
+        add("stats.out_count", "0")
+        add("stats.out_message_count", "0")
+        add("stats.redundant_count", "0")
+        add("stats.hilatency_warn_time", "5.0")
+        add("stats.wb_command_map", "{}")
+        add("stats.latency_log", "false")
+        add("stats.latency_check_cmd", "[\"get\", \"set\", \"delete\"]")
+        add("stats.latency_check_time_count", "false")
+        add("stats.spushv_klength_warn", "1024")
+        add("stats.spushv_vlength_warn", "1048576")
+        add("stats.spushv_read_timeout", "100")
+        add("stats.reqpushv_timeout_count", "300")
+        add("stats.routing_trans_timeout", "10800")
+        add("stats.log_shift_size", "10485760")
+        add("stats.log_shift_age", "10")
+        add("stats.log_level", c.logLevel)
+        for name in node.hashNames {
+            guard let st = node.storage(name) else { continue }
+            let p = "storages[\(name)]."
+            add(p + "storage.storage_path", st.directory ?? "")
+            add(p + "storage.st_class", st.engine.className)
+            add(p + "storage.divnum", String(st.divnum))
+            if case .tokyoCabinet(let o) = st.engine { add(p + "storage.option", o.source) } else { add(p + "storage.option", "") }
+            add(p + "storage.each_vn_dump_sleep", "0.001")
+            add(p + "storage.each_vn_dump_sleep_count", "100")
+            add(p + "storage.each_vn_dump_files", "nil")
+            add(p + "storage.each_clean_up_sleep", "0.01")
+            add(p + "storage.cleanup_regexp", "")
+            add(p + "storage.logic_clock_expire", String(st.logicClockExpire))
+            add(p + "storage.safecopy_stats", "[" + st.states.map { ":" + $0.name }.joined(separator: ", ") + "]")
+            if case .tokyoCabinet = st.engine {
+                for i in 0..<st.divnum {
+                    add(p + "storage[\(i)].path", st.path(ofDivision: i) ?? "")
+                    add(p + "storage[\(i)].rnum", String(st.recordCount(ofDivision: i)))
+                    add(p + "storage[\(i)].fsiz", String(st.fileSize(ofDivision: i)))
+                }
+            }
+        }
+        add("write-behind.path", FileSystem.absolute(c.writeBehindPath))
+        add("write-behind.shift_size", "10485760")
+        add("write-behind.do_write", "false")
+        add("write-behind.run_replication", "false")
+        add("write-behind.run_existing_data_replication", "false")
+        add("write-behind.replica_mklhash", "")
+        add("write-behind.replica_nodelist", "[]")
+        let rt = node.routing
+        let counts = rt.counts(for: node.nodeID)
+        add("routing.redundant", String(rt.rn))
+        add("routing.nodes.length", String(rt.nodes.count))
+        add("routing.nodes", RubyInspect.array(rt.nodes))
+        add("routing.dgst_bits", String(rt.dgstBits))
+        add("routing.div_bits", String(rt.divBits))
+        add("routing.vnodes.length", String(rt.vnodes.count))
+        add("routing.primary", String(counts.primary))
+        for (i, n) in counts.secondary.enumerated() { add("routing.secondary\(i + 1)", String(n)) }
+        add("routing.short_vnodes", String(counts.short))
+        add("routing.lost_vnodes", String(counts.lost))
+        add("routing.fail_cnt_threshold", "15")
+        add("routing.fail_cnt_gap", "0")
+        add("routing.sub_nid", "{}")
+        add("routing.lost_action", "auto_assign")
+        add("routing.auto_recover", "false")
+        add("routing.auto_recover_status", "waiting")
+        add("routing.auto_recover_time", "1800")
+        add("routing.event", "[]")
+        add("routing.event_limit_line", "1000")
+        add("routing.version_of_nodes", "{\(RubyInspect.string(node.nodeID))=>66304}")
+        add("routing.min_version", "66304")
+        add("routing.enabled_failover", "true")
+        add("connection.count", String(s.connections.load(ordering: .relaxed)))
+        add("connection.descriptor_table_size", String(c.descriptorTableSize))
+        add("connection.continuous_limit", "200:30:300")
+        add("connection.accepted_connection_expire_time", "0")
+        add("connection.handler_instance_count", String(s.connections.load(ordering: .relaxed)))
+        add("connection.pool_maxlength", "5")
+        add("connection.pool_expire_time", "30")
+        add("connection.EMpool_maxlength", "15")
+        add("connection.EMpool_expire_time", "30")
+        add("dns_caching", "false")
+        return l
+    }
+}

@@ -1,0 +1,236 @@
+import NIOCore
+import ROMAProtocol
+import ROMAStorage
+
+/// Retrieval and storage commands (spec R3.9–R3.13, R2.7), with memcached's `noreply`, `touch`
+/// and `flush_all`.
+extension Dispatcher {
+    /// `get <key>…`: memcached's format (no cas unique) for one key or many.
+    func get(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        for i in 1..<r.count where !checkKey(r, i, out: &out) { return .next }
+        let now = Dispatcher.now()
+        for i in 1..<r.count {
+            node.stats.countRead()
+            let result = try withKey(r, i, session) { storage, key, vn in
+                try storage.get(vn: vn, key: key, now: now) { _, value in
+                    r.withToken(i) { token in out.writeValue(key: token, data: value, cas: nil) }
+                }
+            }
+            if case .noHash(let h) = result, r.count == 2 {
+                out.writeLine("SERVER_ERROR \(h) does not exists.")
+                return .next
+            }
+        }
+        out.writeStaticString(Reply.end)
+        return .next
+    }
+
+    /// `gets <key>…`: values with their cas unique (the logical clock); keys without the hash suffix;
+    /// duplicates collapse and unknown hashes are omitted (R3.9).
+    func gets(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        for i in 1..<r.count where !checkKey(r, i, out: &out) { return .next }
+        let now = Dispatcher.now()
+        var seen = Set<ByteBuffer>()
+        for i in 1..<r.count {
+            if r.count > 2 && !seen.insert(r.tokenSlice(i)).inserted { continue }
+            node.stats.countRead()
+            _ = try withKey(r, i, session) { storage, key, vn in
+                try storage.get(vn: vn, key: key, now: now) { header, value in
+                    out.writeValue(key: key, data: value, cas: header.logical)
+                }
+            }
+        }
+        out.writeStaticString(Reply.end)
+        return .next
+    }
+
+    /// set / add / replace / append / prepend (the parser validated the line and read the data).
+    func store(_ mode: StoreMode, _ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let now = Dispatcher.now()
+        let expire = Expiry.convert(lenientInt(r, 3).clampedInt64, now: now)
+        let data = r.data!
+        node.stats.countWrite()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try data.withUnsafeReadableBytes { value in
+                try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now)
+            }
+        }
+        if !r.noreply { writeStoreResult(result, out: &out) }
+        return .next
+    }
+
+    /// `cas <key> <flags> <exptime> <bytes> <unique> [noreply]`.
+    func cas(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let now = Dispatcher.now()
+        let expire = Expiry.convert(lenientInt(r, 3).clampedInt64, now: now)
+        let unique = lenientInt(r, 5)
+        let data = r.data!
+        node.stats.countWrite()
+        let result = try withKey(r, 1, session) { storage, key, vn -> StoreResult in
+            // A unique that no 32-bit clock can equal never matches.
+            guard !unique.negative, unique.magnitude.count <= 1 else {
+                return try storage.get(vn: vn, key: key, now: now) { _, _ in StoreResult.exists } ?? .notFound
+            }
+            return try data.withUnsafeReadableBytes { value in
+                try storage.cas(vn: vn, key: key, value: value, expire: expire, unique: UInt32(unique.low64), now: now)
+            }
+        }
+        if !r.noreply { writeStoreResult(result, out: &out) }
+        return .next
+    }
+
+    private func writeStoreResult(_ result: KeyResult<StoreResult>, out: inout ByteBuffer) {
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(.stored): out.writeStaticString(Reply.stored)
+        case .ok(.notStored): out.writeStaticString(Reply.notStored)
+        case .ok(.exists): out.writeStaticString(Reply.exists)
+        case .ok(.notFound): out.writeStaticString(Reply.notFound)
+        }
+    }
+
+    /// `delete <key> [0] [noreply]`.
+    func delete(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let noreply = hasNoreply(r)
+        let args = r.count - (noreply ? 1 : 0)
+        guard args == 2 || (args == 3 && r.token(2, is: "0")) else {
+            out.writeLine(r.count < 2 ? "CLIENT_ERROR Wrong number of arguments." : "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
+            return .next
+        }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        node.stats.countDelete()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try storage.delete(vn: vn, key: key, now: Dispatcher.now())
+        }
+        guard !noreply else { return .next }
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(true): out.writeStaticString(Reply.deleted)
+        case .ok(false): out.writeStaticString(Reply.notFound)
+        }
+        return .next
+    }
+
+    /// `incr|decr <key> <delta> [noreply]` (R3.11: Ruby integer arithmetic, clamped at 0, mod 2^64).
+    func incr(_ r: Request, decrement: Bool, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let noreply = hasNoreply(r) && r.count == 4
+        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        let delta = lenientInt(r, 2)
+        node.stats.countWrite()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try storage.incr(vn: vn, key: key, delta: delta, decrement: decrement, now: Dispatcher.now())
+        }
+        guard !noreply else { return .next }
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(let v?): out.writeDecimal(v); out.writeStaticString("\r\n")
+        case .ok(nil): out.writeStaticString(Reply.notFound)
+        }
+        return .next
+    }
+
+    /// `set_expt <key> <exptime>` → STORED | NOT_STORED.
+    func setExpt(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let noreply = hasNoreply(r) && r.count == 4
+        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        let now = Dispatcher.now()
+        let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
+        node.stats.countWrite()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
+        }
+        guard !noreply else { return .next }
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(true): out.writeStaticString(Reply.stored)
+        case .ok(false): out.writeStaticString(Reply.notStored)
+        }
+        return .next
+    }
+
+    /// memcached `touch <key> <exptime> [noreply]` → TOUCHED | NOT_FOUND.
+    func touch(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let noreply = hasNoreply(r) && r.count == 4
+        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        let now = Dispatcher.now()
+        let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
+        node.stats.countWrite()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
+        }
+        guard !noreply else { return .next }
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(true): out.writeStaticString(Reply.touched)
+        case .ok(false): out.writeStaticString(Reply.notFound)
+        }
+        return .next
+    }
+
+    /// `get_expt <key> [unix]` (R3.12): the raw stored expire of whatever record exists.
+    func getExpt(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count == 2 || r.count == 3 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        if r.count == 3 && !r.token(2, is: "unix") {
+            out.writeLine("CLIENT_ERROR Wrong format of arguments.")
+            return .next
+        }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        let result = try withKey(r, 1, session) { storage, key, vn in try storage.rawHeader(vn: vn, key: key) }
+        switch result {
+        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
+        case .ok(let h?):
+            out.writeLine(r.count == 3 ? String(h.expire) : RubyTime.string(unix: Int(h.expire)))
+            out.writeStaticString(Reply.end)
+        case .ok(nil): out.writeStaticString(Reply.end)
+        }
+        return .next
+    }
+
+    /// memcached `flush_all [delay] [noreply]`: every live record of every hash gets a delete mark
+    /// (off the event loop); with a delay it happens that many seconds later.
+    func flushAll(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        let noreply = hasNoreply(r)
+        let args = r.count - (noreply ? 1 : 0)
+        var delay: Int64 = 0
+        if args == 2 {
+            guard let d = r.withToken(1, { t -> Int64? in
+                guard !t.isEmpty, t.count < 10, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+                return Int64(String(decoding: t, as: UTF8.self))
+            }) else {
+                out.writeLine("CLIENT_ERROR bad command line format.  Usage: flush_all [delay] [noreply]")
+                return .next
+            }
+            delay = d
+        } else if args != 1 {
+            out.writeLine("CLIENT_ERROR bad command line format.  Usage: flush_all [delay] [noreply]")
+            return .next
+        }
+        let node = self.node
+        let storages = node.hashNames.compactMap { node.storage($0) }
+        let work: @Sendable () -> Void = {
+            var n = 0
+            for s in storages {
+                do { n += try s.deleteAll(now: Dispatcher.now()) } catch { node.logger.error("flush_all on \(s.name): \(error)") }
+            }
+            node.logger.info("flush_all deleted \(n) records")
+        }
+        let loop = node.group.next()
+        if delay > 0 {
+            loop.scheduleTask(in: .seconds(delay)) { node.pool.submit { _ in work() } }
+            if !noreply { out.writeStaticString(Reply.ok) }
+            return .next
+        }
+        let done = node.pool.runIfActive(eventLoop: loop) {
+            work()
+            var reply = ByteBuffer()
+            if !noreply { reply.writeStaticString(Reply.ok) }
+            return reply
+        }
+        return .deferred(done)
+    }
+}

@@ -1,0 +1,211 @@
+import NIOCore
+import ROMAProtocol
+
+/// Per-connection state the commands may change.
+struct Session {
+    /// The connection's default hash name (`defhash`, R3.17).
+    var defaultHash = "roma"
+    /// A confirmation prompt waiting for its answer line (`balse`, `shutdown_self`).
+    var prompt: Prompt?
+
+    enum Prompt { case balse, shutdownSelf }
+}
+
+/// What the dispatcher asks the connection to do after a request.
+enum Outcome {
+    /// Go on with the next request.
+    case next
+    /// Send what is buffered, then close (`quit`, a refused prompt).
+    case close
+    /// Stop processing until the future delivers the reply bytes, then go on.
+    case deferred(EventLoopFuture<ByteBuffer>)
+    /// Send what is buffered, close, and stop the node (`balse`, `shutdown_self`).
+    case closeAndStopNode(String)
+}
+
+/// One client connection: connection → parse → dispatch (route + storage) → reply, all in this
+/// handler, replies gathered in one buffer and flushed once per read batch.
+///
+/// Event-loop bound: NIO calls it only on its channel's loop.
+final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let node: Node
+    private let dispatcher: Dispatcher
+    private var parser: RequestParser
+    private var input: ByteBuffer?
+    private var output: ByteBuffer
+    private var session = Session()
+    private var paused = false
+    private var closed = false
+    private var shuttingDown = false
+    private var context: ChannelHandlerContext?
+    private var dataTimeout: Scheduled<Void>?
+    private var drainTimer: Scheduled<Void>?
+
+    init(node: Node) {
+        self.node = node
+        self.dispatcher = Dispatcher(node: node)
+        self.parser = RequestParser(limits: node.config.limits)
+        self.output = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        output = context.channel.allocator.buffer(capacity: 1024)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !node.register(context.channel) {
+            context.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        dataTimeout?.cancel()
+        drainTimer?.cancel()
+        node.unregister(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if input == nil || input!.readableBytes == 0 {
+            input = bytes
+        } else {
+            input!.writeBuffer(&bytes)
+        }
+        process(context: context)
+        if shuttingDown { scheduleDrainClose(context: context) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    /// Parses and executes everything buffered, until input runs out or a request defers.
+    private func process(context: ChannelHandlerContext) {
+        guard var buffer = input else { return }
+        input = nil
+        defer {
+            if buffer.readableBytes > 0 {
+                // Keep the unread tail; compact when most of the buffer is consumed.
+                if buffer.readerIndex > 64 * 1024 { buffer.discardReadBytes() }
+                input = buffer
+            }
+            updateDataTimeout(context: context)
+        }
+        while !paused && !closed {
+            if let prompt = session.prompt {
+                guard let answer = parser.nextRawLine(&buffer) else { return }
+                session.prompt = nil
+                let outcome = dispatcher.answer(prompt, line: answer, node: node, out: &output)
+                if !apply(outcome, context: context) { return }
+                continue
+            }
+            guard let event = parser.next(&buffer) else { return }
+            let outcome: Outcome
+            switch event {
+            case .error(let line):
+                output.writeLine(line)
+                continue
+            case .request(let request):
+                outcome = dispatcher.execute(request, session: &session, out: &output)
+            }
+            if !apply(outcome, context: context) { return }
+        }
+    }
+
+    /// Applies an outcome; false when processing must stop for now.
+    private func apply(_ outcome: Outcome, context: ChannelHandlerContext) -> Bool {
+        switch outcome {
+        case .next:
+            return true
+        case .close:
+            closeAfterFlush(context: context)
+            return false
+        case .closeAndStopNode(let reason):
+            closeAfterFlush(context: context)
+            node.shutdown(reason: reason)
+            return false
+        case .deferred(let future):
+            paused = true
+            flushOutput(context: context)
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                paused = false
+                switch result {
+                case .success(var reply): output.writeBuffer(&reply)
+                case .failure(let error): output.writeLine("SERVER_ERROR \(error)")
+                }
+                guard !closed else { return }
+                process(context: context)
+                flushOutput(context: context)
+            }
+            return false
+        }
+    }
+
+    private func closeAfterFlush(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        closed = true
+        if output.readableBytes > 0 {
+            let out = output
+            output = context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func flushOutput(context: ChannelHandlerContext) {
+        guard output.readableBytes > 0, !closed else { return }
+        let out = output
+        output = context.channel.allocator.buffer(capacity: 1024)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// R3.2 with a real timer: a data block that stalls for longer than the read timeout closes
+    /// the connection (nothing of it is stored).
+    private func updateDataTimeout(context: ChannelHandlerContext) {
+        if parser.isAwaitingData && !closed {
+            dataTimeout?.cancel()
+            let seconds = node.config.dataReadTimeout
+            dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [self] in
+                guard parser.isAwaitingData, !closed else { return }
+                node.logger.info("closing connection: data block not completed within \(seconds) s")
+                closeAfterFlush(context: context)
+            }
+        } else if let t = dataTimeout {
+            t.cancel()
+            dataTimeout = nil
+        }
+    }
+
+    // MARK: - Graceful shutdown
+
+    /// Called by the node: answer what was already received, then close once the client has been
+    /// quiet for a moment (at most the node's grace period).
+    func beginShutdown() {
+        guard let context, !closed else { return }
+        shuttingDown = true
+        process(context: context)
+        flushOutput(context: context)
+        scheduleDrainClose(context: context)
+    }
+
+    private func scheduleDrainClose(context: ChannelHandlerContext) {
+        drainTimer?.cancel()
+        drainTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(150)) { [self] in
+            guard !paused else { scheduleDrainClose(context: context); return }
+            closeAfterFlush(context: context)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Executes parsed requests against the node. One per connection (it is cheap: references only).
+/// Command families live in `Commands/…` extensions.
+struct Dispatcher {
+    let node: Node
+
+    /// Runs one request and writes its reply into `out`.
+    func execute(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
+        guard let command = r.command else {
+            out.writeBytes(UnknownCommand.reply(for: r.tokenBytes(0), commands: Dispatcher.commandNames))
+            return .next
+        }
+        do {
+            switch command {
+            case .get: return try get(r, session: session, out: &out)
+            case .gets: return try gets(r, session: session, out: &out)
+            case .set: return try store(.set, r, session: session, out: &out)
+            case .add: return try store(.add, r, session: session, out: &out)
+            case .replace: return try store(.replace, r, session: session, out: &out)
+            case .append: return try store(.append, r, session: session, out: &out)
+            case .prepend: return try store(.prepend, r, session: session, out: &out)
+            case .cas: return try cas(r, session: session, out: &out)
+            case .delete: return try delete(r, session: session, out: &out)
+            case .incr: return try incr(r, decrement: false, session: session, out: &out)
+            case .decr: return try incr(r, decrement: true, session: session, out: &out)
+            case .setExpt: return try setExpt(r, session: session, out: &out)
+            case .getExpt: return try getExpt(r, session: session, out: &out)
+            case .touch: return try touch(r, session: session, out: &out)
+            case .flushAll: return flushAll(r, out: &out)
+            case .version, .whoami, .nodelist, .hashlist, .quit, .verbosity:
+                return simple(command, r, out: &out)
+            case .defhash: return defhash(r, session: &session, out: &out)
+            case .stat, .stats: return stat(r, out: &out)
+            case .balse, .shutdownSelf: return prompt(command, r, session: &session, out: &out)
+            case .mklhash, .routingdump, .getKeyInfo: return routingCommand(command, r, session: session, out: &out)
+            case .setStorageStatus: return setStorageStatus(r, out: &out)
+            case .setGuiRunSnapshot: return setGuiRunSnapshot(r, out: &out)
+            case .setGuiLastSnapshot: return setGuiLastSnapshot(r, out: &out)
+            }
+        } catch {
+            // R3.5: a storage-engine failure is reported and the connection closed.
+            node.logger.error("storage engine error on '\(command.name)': \(error)")
+            out.writeLine("SERVER_ERROR \(error) in storage engine")
+            return .close
+        }
+    }
+
+    /// Names known to the unknown-command suggestion (R3.3): ROMA's table plus memcached's extras.
+    static let commandNames: [String] = {
+        var names = ROMACommandNames.normalMode
+        for extra in ["touch", "verbosity", "flush_all"] where !names.contains(extra) { names.append(extra) }
+        return names
+    }()
+
+    // MARK: - Helpers shared by the families
+
+    /// Current UNIX time as ROMA's 32-bit clock.
+    @inline(__always) static func now() -> UInt32 { UInt32(truncatingIfNeeded: time(nil)) }
+
+    /// Resolves token `i` as `key[\x1Bhash]`: calls `body` with the storage, the bare key and its vnode.
+    /// Returns nil (without calling) when the hash is not mounted; `hash` then names it.
+    func withKey<R>(_ r: Request, _ i: Int, _ session: Session,
+                    _ body: (HashStorage, UnsafeRawBufferPointer, UInt32) throws -> R) rethrows -> KeyResult<R> {
+        try r.withToken(i) { token in
+            var key = token
+            var storage: HashStorage?
+            var hashName = session.defaultHash
+            if let esc = token.firstIndex(of: 0x1b) {
+                key = UnsafeRawBufferPointer(rebasing: token[..<esc])
+                hashName = String(decoding: token[(esc + 1)...], as: UTF8.self)
+            }
+            storage = node.storage(hashName)
+            guard let storage else { return .noHash(hashName) }
+            let vn = UInt32(truncatingIfNeeded: node.space.vnode(ofKey: key))
+            return .ok(try body(storage, key, vn))
+        }
+    }
+
+    enum KeyResult<R> {
+        case ok(R)
+        case noHash(String)
+    }
+
+    /// Whether the last token is `noreply`.
+    func hasNoreply(_ r: Request) -> Bool { r.count > 1 && r.token(r.count - 1, is: "noreply") }
+
+    /// Ruby `to_i` of token `i`.
+    func lenientInt(_ r: Request, _ i: Int) -> LenientInteger {
+        r.withToken(i) { LenientInteger(parsing: $0) }
+    }
+
+    /// Writes `CLIENT_ERROR …` for a bad key token; true when the key is acceptable.
+    func checkKey(_ r: Request, _ i: Int, out: inout ByteBuffer) -> Bool {
+        if let problem = r.withToken(i, { RequestParser.keyProblem($0, limits: node.config.limits) }) {
+            out.writeLine(problem)
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,191 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ROMA node: the storages of its hash names, its routing table, the listening socket and
+/// the background processes (flush, cache cleaning). One per `romad` process.
+public final class Node: Sendable {
+    public let config: NodeConfig
+    public let logger: Logger
+    /// Node id `<address>_<port>`.
+    public let nodeID: String
+    let space: VnodeSpace
+    let divisionMap: DivisionMap
+    let routing: RoutingTable
+    let stats: NodeStats
+    let group: MultiThreadedEventLoopGroup
+    /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
+    let pool: NIOThreadPool
+    private let storages: NIOLockedValueBox<[String: HashStorage]>
+    private let state = NIOLockedValueBox(RunState())
+    private let stopped: EventLoopPromise<Void>
+
+    struct RunState {
+        var server: Channel?
+        var connections: [ObjectIdentifier: Channel] = [:]
+        var shuttingDown = false
+    }
+
+    /// Opens the storages (taking their locks) and prepares the event loops; does not listen yet.
+    public init(config: NodeConfig, logger: Logger) throws {
+        try config.validate()
+        self.config = config
+        self.logger = logger
+        nodeID = config.nodeID
+        space = VnodeSpace.standard
+        divisionMap = DivisionMap(space: space, divnum: config.divnum)
+        routing = RoutingTable.singleNode(nodeID, rn: 1)
+        stats = NodeStats(now: UInt32(truncatingIfNeeded: time(nil)))
+        let threads = config.threads > 0 ? config.threads : System.coreCount
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        stopped = group.next().makePromise()
+        storages = NIOLockedValueBox([:])
+        do {
+            try openStorages()
+        } catch {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    private func openStorages() throws {
+        let map = divisionMap
+        let divisionOf: @Sendable (UInt32) -> Int = { map.division(ofVnode: UInt64($0)) }
+        var opened: [String: HashStorage] = [:]
+        do {
+            switch config.storage {
+            case .memory:
+                opened["roma"] = try HashStorage(name: "roma", directory: nil, divnum: config.divnum,
+                                                 engine: .memory, divisionOf: divisionOf)
+            case .tokyoCabinet:
+                let base = config.nodeDirectory
+                try FileSystem.makeDirectories(base)
+                var names = FileSystem.list(base).filter { FileSystem.isDirectory("\(base)/\($0)") }
+                if names.isEmpty { names = ["roma"] }
+                for name in names {
+                    let s = try HashStorage(name: name, directory: "\(base)/\(name)", divnum: config.divnum,
+                                            engine: config.storage, divisionOf: divisionOf)
+                    opened[name] = s
+                    for note in s.openNotes { logger.warning("storage \(name): \(note)") }
+                }
+            }
+        } catch {
+            for s in opened.values { try? s.close() }
+            throw error
+        }
+        storages.withLockedValue { $0 = opened }
+    }
+
+    /// The storage of hash `name`, if mounted.
+    @inline(__always) func storage(_ name: String) -> HashStorage? {
+        storages.withLockedValue { $0[name] }
+    }
+
+    /// Mounted hash names, sorted.
+    var hashNames: [String] { storages.withLockedValue { $0.keys.sorted() } }
+
+    /// Binds the listening socket. Data commands are served as soon as this returns.
+    public func start() throws {
+        let host = config.bindHost ?? config.address
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(node: self))
+                }
+            }
+        let server = try bootstrap.bind(host: host, port: config.port).wait()
+        state.withLockedValue { $0.server = server }
+        let engine: String
+        switch config.storage {
+        case .memory: engine = "memory (RubyHashStorage)"
+        case .tokyoCabinet(let o): engine = "tc (TCStorage\(o.source.isEmpty ? "" : ", options \(o.source)"))"
+        }
+        let dir: String
+        if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
+        logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
+    }
+
+    // MARK: - Connections
+
+    func register(_ channel: Channel) -> Bool {
+        let ok = state.withLockedValue { s -> Bool in
+            guard !s.shuttingDown else { return false }
+            s.connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        if ok { stats.connections.add(1, ordering: .relaxed) }
+        return ok
+    }
+
+    func unregister(_ channel: Channel) {
+        let removed = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) != nil }
+        if removed { stats.connections.subtract(1, ordering: .relaxed) }
+    }
+
+    var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
+
+    // MARK: - Shutdown
+
+    /// Stops accepting, lets connections finish what they sent, syncs and closes every file,
+    /// removes the locks, then completes `waitUntilStopped`. Safe to call more than once.
+    public func shutdown(reason: String) {
+        let (server, conns, first) = state.withLockedValue { s -> (Channel?, [Channel], Bool) in
+            let first = !s.shuttingDown
+            s.shuttingDown = true
+            return (s.server, Array(s.connections.values), first)
+        }
+        guard first else { return }
+        logger.notice("shutting down: \(reason)")
+        let loop = group.next()
+        let closeServer = server?.close() ?? loop.makeSucceededFuture(())
+        // Each connection drains what it already received, then closes.
+        let drained = conns.map { ch -> EventLoopFuture<Void> in
+            ch.eventLoop.flatSubmit {
+                if let h = try? ch.pipeline.syncOperations.handler(type: ConnectionHandler.self) { h.beginShutdown() }
+                return ch.closeFuture
+            }.recover { _ in }
+        }
+        let all = EventLoopFuture.andAllComplete([closeServer.recover { _ in }] + drained, on: loop)
+        // Never hang: give connections a bounded grace period.
+        let deadline = loop.scheduleTask(in: .seconds(3)) { () }
+        let done = loop.makePromise(of: Void.self)
+        all.whenComplete { _ in done.succeed(()) }
+        deadline.futureResult.whenComplete { _ in done.succeed(()) }
+        done.futureResult.whenComplete { [self] _ in
+            deadline.cancel()
+            for c in state.withLockedValue({ Array($0.connections.values) }) { c.close(promise: nil) }
+            pool.runIfActive(eventLoop: loop) { [self] in closeStorages() }
+                .whenComplete { [self] _ in stopped.succeed(()) }
+        }
+    }
+
+    private func closeStorages() {
+        for name in hashNames {
+            guard let s = storage(name) else { continue }
+            do { try s.close() } catch { logger.error("closing storage \(name): \(error)") }
+        }
+        logger.info("storages synced and closed")
+    }
+
+    /// Blocks until `shutdown` has finished, then releases the threads.
+    public func waitUntilStopped() {
+        try? stopped.futureResult.wait()
+        try? pool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
+}

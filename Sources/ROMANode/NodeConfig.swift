@@ -1,0 +1,141 @@
+import ROMAProtocol
+import ROMAStorage
+import Yams
+
+/// Everything a node is started with: ROMA's `config.rb` settings (spec R9.1) that apply to a
+/// node, plus this port's own. Filled from defaults, then a config file, then command-line flags.
+public struct NodeConfig: Sendable {
+    /// The positional address (`localhost`, `127.0.0.1`, …).
+    public var address: String = "localhost"
+    /// Listening port (`DEFAULT_PORT`).
+    public var port: Int = 12000
+    /// Cluster name (`DEFAULT_NAME`); `whoami` returns it.
+    public var name: String = "ROMA"
+    /// Address to bind; defaults to `address`.
+    public var bindHost: String?
+    /// `STORAGE_CLASS`: TokyoCabinet (`tc`) or in-memory (`memory`).
+    public var storage: EngineKind = .tokyoCabinet(TCOptions())
+    /// `STORAGE_PATH`: the parent of `<address>_<port>/<hash>/`.
+    public var storagePath: String = "."
+    /// `STORAGE_DIVNUM`.
+    public var divnum: Int = 10
+    /// `LOG_LEVEL`: trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+    /// `LOG_PATH`, shown by `stat` (logs go to stderr).
+    public var logPath: String = "."
+    /// `RTTABLE_PATH`, shown by `stat`.
+    public var routingPath: String = "."
+    /// `WRITEBEHIND_PATH`, shown by `stat`.
+    public var writeBehindPath: String = "./wb"
+    /// `STORAGE_DELMARK_EXPTIME`.
+    public var delmarkExptime: Int = 432_000
+    /// `STORAGE_CLEAN_UP_INTERVAL`.
+    public var cleanUpInterval: Int = 300
+    /// `CONNECTION_DESCRIPTOR_TABLE_SIZE`, shown by `stat`.
+    public var descriptorTableSize: Int = 4096
+    /// Event-loop threads (0 = one per core).
+    public var threads: Int = 0
+    /// Protocol limits (key length, value size, line length).
+    public var limits = ProtocolLimits()
+    /// Seconds a half-received data block may wait before the connection is closed (R3.2).
+    public var dataReadTimeout: Double = 10
+    /// Path of the config file, if one was read.
+    public var configPath: String?
+
+    public init() {}
+
+    /// The node id, `<address>_<port>` (R1.1).
+    public var nodeID: String { "\(address)_\(port)" }
+
+    /// The directory holding this node's hash directories.
+    public var nodeDirectory: String { FileSystem.absolute("\(storagePath)/\(nodeID)") }
+
+    /// Applies a YAML (or JSON) config file. Keys are ROMA's constant names (`STORAGE_DIVNUM`,
+    /// `STORAGE_PATH`, …) or their lower-case forms; see README for the list.
+    public mutating func apply(configFile path: String) throws {
+        guard let text = FileSystem.readText(path) else { throw ConfigError("cannot read config file \(path)") }
+        configPath = FileSystem.absolute(path)
+        let node: Yams.Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw ConfigError("\(path): not valid YAML: \(error)") }
+        guard let mapping = node?.mapping else {
+            if node == nil { return }
+            throw ConfigError("\(path): expected a mapping of setting names to values")
+        }
+        for (k, v) in mapping {
+            guard let key = k.string else { continue }
+            try apply(key: key, value: v, file: path)
+        }
+    }
+
+    private mutating func apply(key: String, value: Yams.Node, file: String) throws {
+        let k = key.uppercased()
+        func str() throws -> String {
+            guard let s = value.string else { throw ConfigError("\(file): \(key) must be a string") }
+            return s.hasPrefix(":") ? String(s.dropFirst()) : s
+        }
+        func int() throws -> Int {
+            guard let i = value.int else { throw ConfigError("\(file): \(key) must be an integer") }
+            return i
+        }
+        switch k {
+        case "VERSION":
+            let v = try str()
+            guard v == "1.3.0" else { throw ConfigError("ROMA FAIL TO BOOT! : config.rb's version is differ from current ROMA version.") }
+        case "DEFAULT_PORT", "PORT": port = try int()
+        case "DEFAULT_NAME", "NAME": name = try str()
+        case "ADDRESS": address = try str()
+        case "BIND", "BIND_HOST": bindHost = try str()
+        case "STORAGE_CLASS", "STORAGE":
+            storage = try NodeConfig.engine(named: try str(), options: storage)
+        case "STORAGE_PATH": storagePath = try str()
+        case "STORAGE_DIVNUM", "DIVNUM": divnum = try int()
+        case "STORAGE_OPTION":
+            let o = try TCOptions(parsing: try str())
+            if case .tokyoCabinet = storage { storage = .tokyoCabinet(o) }
+        case "LOG_LEVEL": logLevel = try str()
+        case "LOG_PATH": logPath = try str()
+        case "RTTABLE_PATH": routingPath = try str()
+        case "WRITEBEHIND_PATH": writeBehindPath = try str()
+        case "STORAGE_DELMARK_EXPTIME": delmarkExptime = try int()
+        case "STORAGE_CLEAN_UP_INTERVAL": cleanUpInterval = try int()
+        case "CONNECTION_DESCRIPTOR_TABLE_SIZE": descriptorTableSize = try int()
+        case "THREADS": threads = try int()
+        case "MAX_KEY_LENGTH": limits.maxKeyLength = try int()
+        case "MAX_VALUE_SIZE": limits.maxValueSize = try int()
+        case "MAX_LINE_LENGTH": limits.maxLineLength = try int()
+        case "DATA_READ_TIMEOUT": dataReadTimeout = Double(try int())
+        default:
+            // ROMA settings this node does not use (cluster, write-behind, …) are accepted and ignored.
+            break
+        }
+    }
+
+    /// Maps `tc`, `memory` and ROMA's class names to an engine.
+    public static func engine(named name: String, options: EngineKind) throws -> EngineKind {
+        let n = name.split(separator: ":").last.map(String.init) ?? name
+        switch n.lowercased() {
+        case "tc", "tcstorage", "tokyocabinet":
+            if case .tokyoCabinet = options { return options }
+            return .tokyoCabinet(TCOptions())
+        case "memory", "rubyhashstorage", "hash":
+            return .memory
+        default:
+            throw ConfigError("unknown storage '\(name)': use tc (TCStorage) or memory (RubyHashStorage)")
+        }
+    }
+
+    /// Checks the settings for values that cannot work.
+    public func validate() throws {
+        guard (0...65535).contains(port) else { throw ConfigError("Port number is out of range: \(port)") }
+        guard divnum > 0 && divnum <= 1024 else { throw ConfigError("divnum must be between 1 and 1024, got \(divnum)") }
+        guard limits.maxKeyLength > 0, limits.maxValueSize >= 0, limits.maxLineLength >= 1024 else {
+            throw ConfigError("protocol limits must be positive (max line length at least 1024)")
+        }
+    }
+}
+
+/// A configuration problem, reported to the operator at start-up.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

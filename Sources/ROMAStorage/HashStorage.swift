@@ -1,0 +1,424 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Result of a storage command (R3.9).
+public enum StoreResult: Sendable, Equatable {
+    case stored, notStored, exists, notFound
+}
+
+/// The set-family commands (R2.7).
+public enum StoreMode: Sendable {
+    case set, add, replace, append, prepend
+}
+
+/// The data of one hash name (namespace): `divnum` divisions and their snapshot machinery
+/// (spec R1.3, R6, R7). Keys given to it are already stripped of the ESC+hash suffix, and the
+/// caller passes the key's vnode and the current UNIX time.
+///
+/// `@unchecked Sendable`: divisions carry their own locks; the remaining fields are immutable
+/// after `open`, except `closed`, which `close()` sets once under `adminLock`.
+public final class HashStorage: @unchecked Sendable {
+    public let name: String
+    /// Absolute directory of the files (`<storage-path>/<ap>/<hash>`); nil for the memory engine.
+    public let directory: String?
+    public let divnum: Int
+    public let engine: EngineKind
+    /// R2.6: window in which logical clocks decide over physical time.
+    public let logicClockExpire: UInt32 = 300
+    /// Things worth logging that happened while opening (stale lock taken over, caches merged).
+    public private(set) var openNotes: [String] = []
+
+    let divisions: [Division]
+    private let divisionOf: @Sendable (UInt32) -> Int
+    private let lockFile: LockFile?
+    private let statusLog: StatusLog?
+    /// Serialises state transitions of the whole storage (R7.1).
+    private let adminLock = PthreadMutex()
+    private var closed = false
+
+    /// Path of division `i`'s data file (TC only).
+    public func path(ofDivision i: Int) -> String? { directory.map { "\($0)/\(i).\(engine.fileExtension)" } }
+    /// Path of division `i`'s cache file (TC only).
+    public func cachePath(ofDivision i: Int) -> String? { directory.map { "\($0)/\(i).cache.\(engine.fileExtension)" } }
+
+    /// Opens (creating) a storage. For TokyoCabinet this takes the directory's `lock`,
+    /// opens `0.tc … (divnum−1).tc`, and merges back any cache file a crash left behind.
+    public init(name: String, directory: String?, divnum: Int, engine: EngineKind,
+                divisionOf: @escaping @Sendable (UInt32) -> Int) throws {
+        guard divnum > 0 else { throw StorageError("divnum must be positive") }
+        self.name = name
+        self.divnum = divnum
+        self.engine = engine
+        self.divisionOf = divisionOf
+        switch engine {
+        case .memory:
+            self.directory = nil
+            lockFile = nil
+            statusLog = nil
+            divisions = (0..<divnum).map { Division(index: $0, main: MemoryEngine()) }
+        case .tokyoCabinet(let options):
+            guard let dir = directory else { throw StorageError("TokyoCabinet storage needs a directory") }
+            let abs = FileSystem.absolute(dir)
+            self.directory = abs
+            try FileSystem.makeDirectories(abs)
+            // Refuse a directory written with more divisions: its extra files' keys would vanish.
+            for f in FileSystem.list(abs) where f.hasSuffix(".tc") && !f.contains(".cache.") {
+                if let n = Int(f.dropLast(3)), n >= divnum {
+                    throw StorageError("\(abs)/\(f) exists but divnum is \(divnum): this directory was written with a larger divnum; start with the same --divnum")
+                }
+            }
+            let lock = try LockFile(directory: abs)
+            lockFile = lock
+            if let stale = lock.staleOwner {
+                openNotes.append("took over stale lock \(lock.path) left by PID \(stale), which is no longer running")
+            }
+            do {
+                statusLog = try StatusLog(directory: abs)
+                var divs: [Division] = []
+                for i in 0..<divnum {
+                    divs.append(Division(index: i, main: try TCEngine(path: "\(abs)/\(i).tc", options: options)))
+                }
+                divisions = divs
+            } catch {
+                lock.release()
+                throw error
+            }
+            try recoverCaches(options: options)
+        }
+    }
+
+    /// Crash recovery: a `<i>.cache.tc` left by a crash holds acknowledged writes. Merge it back
+    /// into main now (logged in status.log) so the division is `normal` without an operator.
+    private func recoverCaches(options: TCOptions) throws {
+        for d in divisions {
+            guard let cp = cachePath(ofDivision: d.index), FileSystem.exists(cp) else { continue }
+            let cache = try TCEngine(path: cp, options: options)
+            d.lock.withLock {
+                d.cache = cache
+                d.state = .safecopyFlushed
+            }
+            statusLog?.record(division: d.index, state: .safecopyFlushed)
+            let n = cache.recordCount
+            try transition(d.index, from: .safecopyFlushed, to: .cachecleaning)
+            try cleanCache(division: d.index)
+            openNotes.append("division \(d.index): merged \(n) records from leftover cache \(cp)")
+        }
+    }
+
+    // MARK: - Reads
+
+    @inline(__always) private func division(_ vn: UInt32) -> Division {
+        divisions[divisionOf(vn)]
+    }
+
+    /// Calls `body` with the live record for `key` (R2.3: tombstones and expired records are absent).
+    public func get<R>(vn: UInt32, key: UnsafeRawBufferPointer, now: UInt32,
+                       _ body: (RecordHeader, UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { found -> R? in
+                guard let f = found, f.header.isLive(now: now) else { return nil }
+                return try body(f.header, f.value)
+            }
+        }
+    }
+
+    /// The header of whatever record exists for `key`, tombstones and expired ones included (R3.12).
+    public func rawHeader(vn: UInt32, key: UnsafeRawBufferPointer) throws -> RecordHeader? {
+        let d = division(vn)
+        return try d.lock.withLock { try d.read(key) { $0?.header } }
+    }
+
+    // MARK: - Writes (R2.7)
+
+    /// set / add / replace / append / prepend. `expire` is already converted (R2.4).
+    public func store(_ mode: StoreMode, vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                      expire: UInt32, now: UInt32) throws -> StoreResult {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> StoreResult in
+                let live = old.map { $0.header.isLive(now: now) } ?? false
+                let clk: UInt32
+                switch mode {
+                case .set:
+                    clk = old.map { LogicalClock.next($0.header.logical) } ?? 0
+                case .add:
+                    if live { return .notStored }
+                    clk = old.map { LogicalClock.next($0.header.logical) } ?? 0
+                case .replace, .append, .prepend:
+                    guard live, let o = old else { return .notStored }
+                    clk = LogicalClock.next(o.header.logical)
+                }
+                let h = RecordHeader(vnode: vn, physical: now, logical: clk, expire: expire)
+                switch mode {
+                case .append: try d.write(key, h, old!.value, value)
+                case .prepend: try d.write(key, h, value, old!.value)
+                default: try d.write(key, h, value)
+                }
+                return .stored
+            }
+        }
+    }
+
+    /// cas: live record whose logical clock equals `unique` (R2.7, R3.10).
+    public func cas(vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                    expire: UInt32, unique: UInt32, now: UInt32) throws -> StoreResult {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> StoreResult in
+                guard let o = old, o.header.isLive(now: now) else { return .notFound }
+                guard o.header.logical == unique else { return .exists }
+                try d.write(key, RecordHeader(vnode: vn, physical: now, logical: LogicalClock.next(o.header.logical), expire: expire), value)
+                return .stored
+            }
+        }
+    }
+
+    /// delete: writes a tombstone unless the record already is one; true when a live record was deleted.
+    public func delete(vn: UInt32, key: UnsafeRawBufferPointer, now: UInt32) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> Bool in
+                if let o = old, o.header.isTombstone { return false }
+                let clk = old.map { LogicalClock.next($0.header.logical) } ?? 0
+                try d.write(key, RecordHeader(vnode: vn, physical: now, logical: clk, expire: 0))
+                return old.map { $0.header.isLive(now: now) } ?? false
+            }
+        }
+    }
+
+    /// incr / decr (R3.11); nil when the key is not live. The expire time is kept.
+    public func incr(vn: UInt32, key: UnsafeRawBufferPointer, delta: LenientInteger, decrement: Bool,
+                     now: UInt32) throws -> UInt64? {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> UInt64? in
+                guard let o = old, o.header.isLive(now: now) else { return nil }
+                let result = LenientInteger.counterResult(old: LenientInteger(parsing: o.value), delta: delta, decrement: decrement)
+                var digits = Array(String(result).utf8)
+                let h = RecordHeader(vnode: vn, physical: now, logical: LogicalClock.next(o.header.logical), expire: o.header.expire)
+                try digits.withUnsafeMutableBytes { try d.write(key, h, UnsafeRawBufferPointer($0)) }
+                return result
+            }
+        }
+    }
+
+    /// set_expt / touch: new expire time on a live record, value kept (R2.7).
+    public func setExpire(vn: UInt32, key: UnsafeRawBufferPointer, expire: UInt32, now: UInt32) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> Bool in
+                guard let o = old, o.header.isLive(now: now) else { return false }
+                let h = RecordHeader(vnode: vn, physical: now, logical: LogicalClock.next(o.header.logical), expire: expire)
+                try d.write(key, h, o.value)
+                return true
+            }
+        }
+    }
+
+    /// Deletes every live record (memcached `flush_all`) by writing tombstones, one division at a
+    /// time and in batches so that requests interleave. Returns the number of records deleted.
+    public func deleteAll(now: UInt32, batch: Int = 1000) throws -> Int {
+        var total = 0
+        for d in divisions {
+            // Collect live keys under the lock, then tombstone them batch by batch.
+            var keys: [[UInt8]] = []
+            try d.lock.withLock {
+                var seen = Set<[UInt8]>()
+                for e in [d.main, d.cache].compactMap({ $0 }) {
+                    try e.forEach { k, _ in
+                        let key = Array(k)
+                        if seen.insert(key).inserted { keys.append(key) }
+                        return true
+                    }
+                }
+            }
+            var i = 0
+            while i < keys.count {
+                try d.lock.withLock {
+                    for key in keys[i..<min(i + batch, keys.count)] {
+                        try key.withUnsafeBytes { k in
+                            try d.read(k) { old in
+                                guard let o = old, o.header.isLive(now: now) else { return }
+                                try d.write(k, RecordHeader(vnode: o.header.vnode, physical: now,
+                                                            logical: LogicalClock.next(o.header.logical), expire: 0))
+                                total += 1
+                            }
+                        }
+                    }
+                }
+                i += batch
+            }
+        }
+        return total
+    }
+
+    // MARK: - Introspection (stat)
+
+    /// Current state of every division (`safecopy_stats`).
+    public var states: [SafecopyState] { divisions.map { d in d.lock.withLock { d.state } } }
+
+    /// Record count of division `i`'s main DB.
+    public func recordCount(ofDivision i: Int) -> UInt64 { divisions[i].lock.withLock { divisions[i].main.recordCount } }
+
+    /// File size of division `i`'s main DB.
+    public func fileSize(ofDivision i: Int) -> UInt64 { divisions[i].lock.withLock { divisions[i].main.fileSize } }
+
+    /// Total record count (main DBs).
+    public var totalRecords: UInt64 { (0..<divnum).reduce(0) { $0 + recordCount(ofDivision: $1) } }
+
+    /// Path of the status log in use, if any.
+    public var statusLogPath: String? { statusLog?.currentPath }
+
+    // MARK: - Lifecycle
+
+    /// Syncs and closes every file, keeps cache files (merged at next open), removes `lock`.
+    public func close() throws {
+        try adminLock.withLock {
+            guard !closed else { return }
+            closed = true
+            var firstError: Error?
+            for d in divisions {
+                d.lock.withLock {
+                    do {
+                        try d.main.sync()
+                        try d.main.close()
+                        if let c = d.cache { try c.sync(); try c.close() }
+                    } catch {
+                        if firstError == nil { firstError = error }
+                    }
+                }
+            }
+            lockFile?.release()
+            if let e = firstError { throw e }
+        }
+    }
+
+    /// Syncs every main and cache DB to disk.
+    public func syncAll() throws {
+        for d in divisions {
+            let engines: [StorageEngine] = d.lock.withLock { [d.main, d.cache].compactMap { $0 } }
+            for e in engines { try e.sync() }
+        }
+    }
+
+    // MARK: - Safecopy state machine (R7)
+
+    /// Why a `set_storage_status` request was refused (R7.10).
+    public enum SafecopyRefusal: Error, Equatable, Sendable {
+        case divisionOutOfRange
+        case notNormal(Int)
+        case notFlushed(Int)
+        case cannotChange(Int)
+        case closed
+    }
+
+    func transition(_ i: Int, from: SafecopyState, to: SafecopyState) throws {
+        let d = divisions[i]
+        let ok = d.lock.withLock { () -> Bool in
+            guard d.state == from, from.canMove(to: to) else { return false }
+            d.state = to
+            return true
+        }
+        guard ok else { throw SafecopyRefusal.cannotChange(i) }
+        statusLog?.record(division: i, state: to)
+    }
+
+    /// `normal → safecopy_flushing`: opens the cache DB, then diverts writes to it.
+    /// The caller must then run `flush(division:)` off the event loop.
+    public func beginSafecopy(division i: Int) throws {
+        try adminLock.withLock {
+            guard !closed else { throw SafecopyRefusal.closed }
+            guard i >= 0 && i < divnum else { throw SafecopyRefusal.divisionOutOfRange }
+            let d = divisions[i]
+            guard d.lock.withLock({ d.state }) == .normal else { throw SafecopyRefusal.notNormal(i) }
+            let cache: StorageEngine
+            switch engine {
+            case .memory: cache = MemoryEngine()
+            case .tokyoCabinet(let o):
+                do { cache = try TCEngine(path: cachePath(ofDivision: i)!, options: o) } catch { throw SafecopyRefusal.cannotChange(i) }
+            }
+            let ok = d.lock.withLock { () -> Bool in
+                guard d.state == .normal else { return false }
+                d.cache = cache
+                d.state = .safecopyFlushing
+                return true
+            }
+            guard ok else { throw SafecopyRefusal.cannotChange(i) }
+            statusLog?.record(division: i, state: .safecopyFlushing)
+        }
+    }
+
+    /// The flush process (R7.6): syncs the main DB (no writer touches it now), then
+    /// `safecopy_flushing → safecopy_flushed`. Slow: run it off the event loop.
+    public func flush(division i: Int) throws {
+        let d = divisions[i]
+        let main: StorageEngine? = d.lock.withLock { d.state == .safecopyFlushing ? d.main : nil }
+        guard let main else { return }
+        try main.sync()
+        try adminLock.withLock { try transition(i, from: .safecopyFlushing, to: .safecopyFlushed) }
+    }
+
+    /// `safecopy_flushed → cachecleaning`; the caller must then run `cleanCache(division:)` off the loop.
+    public func beginCacheCleaning(division i: Int) throws {
+        try adminLock.withLock {
+            guard !closed else { throw SafecopyRefusal.closed }
+            guard i >= 0 && i < divnum else { throw SafecopyRefusal.divisionOutOfRange }
+            guard divisions[i].lock.withLock({ divisions[i].state }) == .safecopyFlushed else { throw SafecopyRefusal.notFlushed(i) }
+            try transition(i, from: .safecopyFlushed, to: .cachecleaning)
+        }
+    }
+
+    /// The cache-cleaning process (R7.7, merge rule R2.9): moves cache records into main in
+    /// batches of 100 (each batch under the division lock, so requests interleave), deleting a
+    /// cache entry only after it was merged; when the cache is empty, closes and removes it and
+    /// returns the division to `normal`.
+    public func cleanCache(division i: Int, batch: Int = 100) throws {
+        let d = divisions[i]
+        while true {
+            let drained = try d.lock.withLock { () -> Bool in
+                guard d.state == .cachecleaning, let cache = d.cache else { return true }
+                let keys = try cache.keys(limit: batch)
+                if keys.isEmpty { return true }
+                for key in keys {
+                    try key.withUnsafeBytes { k in
+                        try cache.withValue(forKey: k) { raw in
+                            guard let raw, let incoming = RecordHeader(decoding: raw) else { return }
+                            guard try self.accepts(incoming, into: d.main, key: k) else { return }
+                            let record = incoming.isTombstone ? UnsafeRawBufferPointer(rebasing: raw[..<RecordHeader.size]) : raw
+                            try d.main.put(key: k, value: record)
+                        }
+                        // Only now, after the merge, does the entry leave the cache.
+                        try cache.remove(key: k)
+                    }
+                }
+                return false
+            }
+            if drained { break }
+        }
+        // Finish under the admin lock so the `normal` line is logged before any next transition.
+        try adminLock.withLock {
+            let finished = try d.lock.withLock { () -> Bool in
+                guard d.state == .cachecleaning, let cache = d.cache, try cache.keys(limit: 1).isEmpty else { return false }
+                try d.main.sync()
+                try cache.close()
+                if let p = cache.path { unlink(p) }
+                d.cache = nil
+                d.state = .normal
+                return true
+            }
+            if finished { statusLog?.record(division: i, state: .normal) }
+        }
+    }
+
+    /// R2.9 stream acceptance against the main DB's record.
+    private func accepts(_ incoming: RecordHeader, into main: StorageEngine, key: UnsafeRawBufferPointer) throws -> Bool {
+        try main.withValue(forKey: key) { raw in
+            guard let raw, let existing = RecordHeader(decoding: raw) else { return true }
+            let dt = Int64(incoming.physical) - Int64(existing.physical)
+            if dt < Int64(logicClockExpire) && LogicalClock.compare(incoming.logical, existing.logical) <= 0 { return false }
+            return true
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import CTokyoCabinet
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TokyoCabinet hash database (`TCHDB`) file.
+///
+/// `@unchecked Sendable`: the handle is created with `tchdbsetmutex`, so TokyoCabinet itself
+/// serialises concurrent calls (readers/writers lock inside the library); the Swift object
+/// holds no other mutable state apart from `closed`, which is only changed by `close()`, called
+/// under the owning division's lock after all users are done.
+public final class TCEngine: StorageEngine, @unchecked Sendable {
+    public let path: String?
+    private let hdb: UnsafeMutablePointer<TCHDB>
+    private var closed = false
+
+    /// Opens (creating if needed) the hash DB at `path`, tuned with `options`.
+    /// Opened like ROMA (R6.3): writer, create, no TC file locking — the storage's `lock` file
+    /// guards the directory, and `tchmgr` can inspect live files.
+    public init(path: String, options: TCOptions) throws {
+        guard let h = tchdbnew() else { throw StorageError("tchdbnew failed") }
+        hdb = h
+        self.path = path
+        tchdbsetmutex(hdb)
+        var o: UInt8 = 0
+        for c in options.opts {
+            switch c {
+            case "l": o |= UInt8(HDBTLARGE)
+            case "d": o |= UInt8(HDBTDEFLATE)
+            case "b": o |= UInt8(HDBTBZIP)
+            case "t": o |= UInt8(HDBTTCBS)
+            default: break
+            }
+        }
+        tchdbtune(hdb, options.bnum, options.apow, options.fpow, o)
+        if let x = options.xmsiz { tchdbsetxmsiz(hdb, x) }
+        if let r = options.rcnum { tchdbsetcache(hdb, r) }
+        if let d = options.dfunit { tchdbsetdfunit(hdb, d) }
+        let mode = Int32(HDBOWRITER | HDBOCREAT | HDBONOLCK)
+        if !tchdbopen(hdb, path, mode) {
+            let msg = String(cString: tchdberrmsg(tchdbecode(hdb)))
+            tchdbdel(hdb)
+            throw StorageError("\(path): \(msg)")
+        }
+    }
+
+    deinit {
+        if !closed { tchdbclose(hdb) }
+        tchdbdel(hdb)
+    }
+
+    private func failure(_ what: String) -> StorageError {
+        StorageError("\(what): \(String(cString: tchdberrmsg(tchdbecode(hdb))))")
+    }
+
+    public func withValue<R>(forKey key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        var size: Int32 = 0
+        guard let p = tchdbget(hdb, key.baseAddress, Int32(key.count), &size) else {
+            let ecode = tchdbecode(hdb)
+            if ecode != Int32(TCENOREC) && ecode != Int32(TCESUCCESS) { throw failure("get") }
+            return try body(nil)
+        }
+        defer { tcfree(p) }
+        return try body(UnsafeRawBufferPointer(start: p, count: Int(size)))
+    }
+
+    public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws {
+        // TC wants non-null pointers even for empty buffers.
+        var dummy: UInt8 = 0
+        let ok = withUnsafeMutablePointer(to: &dummy) { d in
+            tchdbput(hdb, key.baseAddress ?? UnsafeRawPointer(d), Int32(key.count),
+                     value.baseAddress ?? UnsafeRawPointer(d), Int32(value.count))
+        }
+        if !ok { throw failure("put") }
+    }
+
+    @discardableResult
+    public func remove(key: UnsafeRawBufferPointer) throws -> Bool {
+        if tchdbout(hdb, key.baseAddress, Int32(key.count)) { return true }
+        if tchdbecode(hdb) == Int32(TCENOREC) { return false }
+        throw failure("out")
+    }
+
+    public func keys(limit: Int) throws -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        guard tchdbiterinit(hdb) else { throw failure("iterinit") }
+        while out.count < limit {
+            var size: Int32 = 0
+            guard let p = tchdbiternext(hdb, &size) else { break }
+            out.append(Array(UnsafeRawBufferPointer(start: p, count: Int(size))))
+            tcfree(p)
+        }
+        return out
+    }
+
+    public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        guard tchdbiterinit(hdb) else { throw failure("iterinit") }
+        while true {
+            var ksize: Int32 = 0
+            guard let kp = tchdbiternext(hdb, &ksize) else { break }
+            defer { tcfree(kp) }
+            var vsize: Int32 = 0
+            guard let vp = tchdbget(hdb, kp, ksize, &vsize) else { continue }
+            defer { tcfree(vp) }
+            if try !body(UnsafeRawBufferPointer(start: kp, count: Int(ksize)), UnsafeRawBufferPointer(start: vp, count: Int(vsize))) {
+                break
+            }
+        }
+    }
+
+    public func sync() throws {
+        if !tchdbsync(hdb) { throw failure("sync") }
+    }
+
+    public func close() throws {
+        guard !closed else { return }
+        closed = true
+        if !tchdbclose(hdb) { throw failure("close") }
+    }
+
+    public var recordCount: UInt64 { tchdbrnum(hdb) }
+    public var fileSize: UInt64 { tchdbfsiz(hdb) }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Dispatch
+import Logging
+import ROMANode
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `romad`: starts one ROMA node (spec R9.2, plus this port's storage flags).
+struct Romad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "romad",
+        abstract: "Start a ROMA node (memcached text protocol, TokyoCabinet division storage).",
+        helpNames: [.long, .customShort("h")]
+    )
+
+    @Argument(help: "Address of this node; the node id is <address>_<port>.")
+    var address: String
+
+    @Option(name: [.customShort("p"), .long], help: "Listening port (default 12000).")
+    var port: String?
+
+    @Option(name: [.customShort("n"), .long], help: "Cluster name returned by whoami (default ROMA).")
+    var name: String?
+
+    @Option(name: .long, help: "Config file (YAML): ROMA's setting names such as STORAGE_DIVNUM, STORAGE_PATH.")
+    var config: String?
+
+    @Option(name: .long, help: "Storage engine: tc (TokyoCabinet files) or memory.")
+    var storage: String?
+
+    @Option(name: .customLong("storage-path"), help: "Parent directory of <address>_<port>/<hash>/ (default .).")
+    var storagePath: String?
+
+    @Option(name: .long, help: "Number of division files per hash (default 10).")
+    var divnum: Int?
+
+    @Option(name: .customLong("storage-option"), help: "TokyoCabinet tuning, e.g. 'bnum=5000000#xmsiz=67108864#opts=l'.")
+    var storageOption: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+
+    @Option(name: .long, help: "Event-loop threads (default: one per core).")
+    var threads: Int?
+
+    @Option(name: .customLong("max-value-size"), help: "Largest value in bytes (default 1048576).")
+    var maxValueSize: Int?
+
+    @Flag(name: [.customShort("d"), .long], help: "Run as a daemon (detach, stdio to /dev/null).")
+    var daemon = false
+
+    @Option(name: [.customShort("j"), .long], help: "Join a cluster through <address:port> (not available in this version).")
+    var join: String?
+
+    @Flag(name: .long, help: "Accepted for compatibility.")
+    var verbose = false
+
+    @Flag(name: .customLong("replication_in_host"), help: "Accepted for compatibility.")
+    var replicationInHost = false
+
+    @Flag(name: .customLong("enabled_repeathost"), help: "Deprecated alias of --replication_in_host.")
+    var enabledRepeathost = false
+
+    @Flag(name: .customLong("disabled_cmd_protect"), help: "Accepted for compatibility (a single node never gates commands).")
+    var disabledCmdProtect = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Print the version.")
+    var version = false
+
+    mutating func run() throws {
+        if version {
+            print("romad.rb 1.3.0")
+            return
+        }
+        var cfg = NodeConfig()
+        if let config { try cfg.apply(configFile: config) }
+        cfg.address = address
+        if let port {
+            guard let p = Int(port) else { throw ValidationError("Port number is not numeric.") }
+            cfg.port = p
+        }
+        if let name { cfg.name = name }
+        if let storage { cfg.storage = try NodeConfig.engine(named: storage, options: cfg.storage) }
+        if let storageOption {
+            let o = try TCOptions(parsing: storageOption)
+            guard case .tokyoCabinet = cfg.storage else { throw ValidationError("--storage-option applies to the tc engine only") }
+            cfg.storage = .tokyoCabinet(o)
+        }
+        if let storagePath { cfg.storagePath = storagePath }
+        if let divnum { cfg.divnum = divnum }
+        if let logLevel { cfg.logLevel = logLevel }
+        if let threads { cfg.threads = threads }
+        if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
+        if let join {
+            let nid = join.replacingFirstColon()
+            guard nid.contains("_"), let last = nid.split(separator: "_").last, Int(last) != nil else {
+                throw ValidationError("[address:port] can not parse.")
+            }
+            throw ValidationError("joining a cluster (-j \(join)) is not supported by this version of romad yet; start a single node without -j")
+        }
+        guard let level = Logger.Level(rawValue: cfg.logLevel.lowercased()) ?? (cfg.logLevel.lowercased() == "warn" ? .warning : nil) else {
+            throw ValidationError("unknown log level '\(cfg.logLevel)': use trace, debug, info, notice, warning, error or critical")
+        }
+        if daemon {
+            guard Glibc.daemon(1, 0) == 0 else { throw ValidationError("cannot daemonize: \(String(cString: strerror(errno)))") }
+        }
+        let started = clock_gettime_ms()
+        let nodeID = cfg.nodeID
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "romad")
+        logger.logLevel = level
+        logger[metadataKey: "node"] = .string(nodeID)
+
+        let node: Node
+        do {
+            node = try Node(config: cfg, logger: logger)
+        } catch {
+            logger.critical("cannot open storage: \(error)")
+            throw ExitCode(1)
+        }
+        do {
+            try node.start()
+        } catch {
+            logger.critical("cannot listen on \(cfg.bindHost ?? cfg.address):\(cfg.port): \(error)")
+            node.shutdown(reason: "start-up failed")
+            node.waitUntilStopped()
+            throw ExitCode(1)
+        }
+        logger.info("ready in \(clock_gettime_ms() - started) ms")
+
+        signal(SIGPIPE, SIG_IGN)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            let label = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP"
+            src.setEventHandler { node.shutdown(reason: label) }
+            src.resume()
+            sources.append(src)
+        }
+        node.waitUntilStopped()
+        logger.info("stopped")
+        _ = sources
+    }
+}
+
+private func clock_gettime_ms() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+extension String {
+    /// ROMA replaces the first `:` of `host:port` by `_` (R1.1).
+    func replacingFirstColon() -> String {
+        guard let i = firstIndex(of: ":") else { return self }
+        var s = self
+        s.replaceSubrange(i...i, with: "_")
+        return s
+    }
+}
+
+Romad.main()
