@@ -46,6 +46,8 @@ let package = Package(
         ),
         // A small blocking text-protocol client for tools and tests.
         .target(name: "ROMAClient", swiftSettings: strict),
+        // Snapshot files: durable copies, manifests with SHA-256, verify, restore, retention.
+        .target(name: "ROMASnapshot", dependencies: ["ROMAStorage"], swiftSettings: strict),
         .executableTarget(
             name: "romad",
             dependencies: ["ROMANode", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
@@ -53,7 +55,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "cpdb",
-            dependencies: ["ROMAClient", "ROMAStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ROMAClient", "ROMASnapshot", "ROMAStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -70,5 +72,6 @@ let package = Package(
         .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),
         .testTarget(name: "ROMAProtocolTests", dependencies: ["ROMAProtocol"], swiftSettings: strict),
         .testTarget(name: "ROMANodeTests", dependencies: ["ROMANode", "ROMAClient"], swiftSettings: strict),
+        .testTarget(name: "ROMASnapshotTests", dependencies: ["ROMASnapshot", "ROMAClient"], swiftSettings: strict),
     ]
 )

@@ -53,6 +53,7 @@ public final class Node: Sendable {
         do {
             try openStorages()
         } catch {
+            stopped.succeed(())
             try? pool.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
             throw error
@@ -180,6 +181,11 @@ public final class Node: Sendable {
             do { try s.close() } catch { logger.error("closing storage \(name): \(error)") }
         }
         logger.info("storages synced and closed")
+    }
+
+    /// The `ROMAD_TEST_SAFECOPY_DELAY_MS` pause (see `NodeConfig.safecopyTestDelayMs`); runs on pool threads only.
+    func testDelay() {
+        if config.safecopyTestDelayMs > 0 { usleep(useconds_t(config.safecopyTestDelayMs) * 1000) }
     }
 
     /// Blocks until `shutdown` has finished, then releases the threads.

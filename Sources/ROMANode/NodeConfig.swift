@@ -39,6 +39,10 @@ public struct NodeConfig: Sendable {
     public var limits = ProtocolLimits()
     /// Seconds a half-received data block may wait before the connection is closed (R3.2).
     public var dataReadTimeout: Double = 10
+    /// Test hook: milliseconds the flush and cache-cleaning processes wait before working, so that
+    /// tests can observe (and kill the node in) `safecopy_flushing` and `cachecleaning`.
+    /// Set from the environment variable `ROMAD_TEST_SAFECOPY_DELAY_MS`; 0 in production.
+    public var safecopyTestDelayMs: Int = 0
     /// Path of the config file, if one was read.
     public var configPath: String?
 

@@ -133,8 +133,9 @@ public final class HashStorage: @unchecked Sendable {
     // MARK: - Writes (R2.7)
 
     /// set / add / replace / append / prepend. `expire` is already converted (R2.4).
+    /// `maxValueSize` bounds the value that append/prepend would produce (NOT_STORED beyond it).
     public func store(_ mode: StoreMode, vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
-                      expire: UInt32, now: UInt32) throws -> StoreResult {
+                      expire: UInt32, now: UInt32, maxValueSize: Int = .max) throws -> StoreResult {
         let d = division(vn)
         return try d.lock.withLock {
             try d.read(key) { old -> StoreResult in
@@ -148,6 +149,7 @@ public final class HashStorage: @unchecked Sendable {
                     clk = old.map { LogicalClock.next($0.header.logical) } ?? 0
                 case .replace, .append, .prepend:
                     guard live, let o = old else { return .notStored }
+                    if mode != .replace && o.value.count + value.count > maxValueSize { return .notStored }
                     clk = LogicalClock.next(o.header.logical)
                 }
                 let h = RecordHeader(vnode: vn, physical: now, logical: clk, expire: expire)
@@ -347,6 +349,34 @@ public final class HashStorage: @unchecked Sendable {
             }
             guard ok else { throw SafecopyRefusal.cannotChange(i) }
             statusLog?.record(division: i, state: .safecopyFlushing)
+        }
+    }
+
+    /// Point-in-time cut: every division goes `normal → safecopy_flushing` at one instant
+    /// (all division locks held together), so the snapshot of the whole storage is consistent.
+    /// Refused, changing nothing, unless every division is `normal`.
+    public func beginSafecopyAll() throws {
+        try adminLock.withLock {
+            guard !closed else { throw SafecopyRefusal.closed }
+            if let busy = states.firstIndex(where: { $0 != .normal }) { throw SafecopyRefusal.notNormal(busy) }
+            var caches: [StorageEngine] = []
+            for i in 0..<divnum {
+                switch engine {
+                case .memory: caches.append(MemoryEngine())
+                case .tokyoCabinet(let o):
+                    do { caches.append(try TCEngine(path: cachePath(ofDivision: i)!, options: o)) } catch {
+                        for c in caches { try? c.close(); if let p = c.path { unlink(p) } }
+                        throw SafecopyRefusal.cannotChange(i)
+                    }
+                }
+            }
+            for d in divisions { d.lock.lock() }
+            for d in divisions {
+                d.cache = caches[d.index]
+                d.state = .safecopyFlushing
+            }
+            for d in divisions.reversed() { d.lock.unlock() }
+            for i in 0..<divnum { statusLog?.record(division: i, state: .safecopyFlushing) }
         }
     }
 

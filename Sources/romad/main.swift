@@ -17,7 +17,7 @@ struct Romad: ParsableCommand {
     )
 
     @Argument(help: "Address of this node; the node id is <address>_<port>.")
-    var address: String
+    var address: String?
 
     @Option(name: [.customShort("p"), .long], help: "Listening port (default 12000).")
     var port: String?
@@ -75,6 +75,7 @@ struct Romad: ParsableCommand {
             print("romad.rb 1.3.0")
             return
         }
+        guard let address else { throw ValidationError("Missing expected argument '<address>'") }
         var cfg = NodeConfig()
         if let config { try cfg.apply(configFile: config) }
         cfg.address = address
@@ -94,6 +95,7 @@ struct Romad: ParsableCommand {
         if let logLevel { cfg.logLevel = logLevel }
         if let threads { cfg.threads = threads }
         if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
+        if let d = getenv("ROMAD_TEST_SAFECOPY_DELAY_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.safecopyTestDelayMs = ms }
         if let join {
             let nid = join.replacingFirstColon()
             guard nid.contains("_"), let last = nid.split(separator: "_").last, Int(last) != nil else {

@@ -155,8 +155,8 @@ struct RoutingFormatTests {
             nodes:
             - ''
             - "-x_1"
-            - '10_20'
             - 1.5_2
+            - '10_20'
             - 'a #b_1'
             - 'a: b_1'
             - a_1

@@ -414,7 +414,7 @@ class Romad:
         _LIVE.discard(self)
         return self.returncode
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.alive():
             os.kill(self.proc.pid, sig)
 

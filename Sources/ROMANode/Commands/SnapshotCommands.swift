@@ -17,12 +17,13 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR hash_name = \(hashName) does not found")
             return .next
         }
+        if r.token(1, is: "all") { return setAllStorageStatus(r, storage: storage, out: &out) }
         let division: Int? = r.withToken(1) { t in
             guard !t.isEmpty, t.count <= 9, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
             return Int(String(decoding: t, as: UTF8.self))
         }
         guard let division else {
-            out.writeLine("CLIENT_ERROR division must be a non-negative integer: \(r.tokenString(1))")
+            out.writeLine("CLIENT_ERROR division must be a non-negative integer or all: \(r.tokenString(1))")
             return .next
         }
         guard division < storage.divnum else {
@@ -41,6 +42,7 @@ extension Dispatcher {
                 return .next
             }
             node.pool.submit { _ in
+                node.testDelay()
                 do { try storage.flush(division: division) } catch {
                     node.logger.error("flush of \(storage.name)[\(division)] failed: \(error); the division stays safecopy_flushing")
                 }
@@ -57,6 +59,7 @@ extension Dispatcher {
                 return .next
             }
             node.pool.submit { _ in
+                node.testDelay()
                 do { try storage.cleanCache(division: division) } catch {
                     node.logger.error("cache cleaning of \(storage.name)[\(division)] failed: \(error); the division stays cachecleaning")
                 }
@@ -65,6 +68,51 @@ extension Dispatcher {
         } else {
             out.writeLine("CLIENT_ERROR status parse error")
         }
+        return .next
+    }
+
+    /// Extension: `set_storage_status all <safecopy|normal> [hash]` moves every division at once
+    /// (one point-in-time cut for `cpdb --consistent`); flushes and merges run in parallel.
+    func setAllStorageStatus(_ r: Request, storage: HashStorage, out: inout ByteBuffer) -> Outcome {
+        let node = self.node
+        if r.token(2, is: "safecopy") {
+            do { try storage.beginSafecopyAll() } catch HashStorage.SafecopyRefusal.notNormal(let i) {
+                out.writeLine("CLIENT_ERROR storage[\(i)] != :normal status")
+                return .next
+            } catch {
+                out.writeLine("CLIENT_ERROR storage[all] status can't changed")
+                return .next
+            }
+            for i in 0..<storage.divnum {
+                node.pool.submit { _ in
+                    node.testDelay()
+                    do { try storage.flush(division: i) } catch {
+                        node.logger.error("flush of \(storage.name)[\(i)] failed: \(error); the division stays safecopy_flushing")
+                    }
+                }
+            }
+        } else if r.token(2, is: "normal") {
+            if let i = storage.states.firstIndex(where: { $0 != .safecopyFlushed }) {
+                out.writeLine("CLIENT_ERROR storage[\(i)] != :safecopy_flushed status")
+                return .next
+            }
+            for i in 0..<storage.divnum {
+                do { try storage.beginCacheCleaning(division: i) } catch {
+                    out.writeLine("CLIENT_ERROR storage[\(i)] status can't changed")
+                    return .next
+                }
+                node.pool.submit { _ in
+                    node.testDelay()
+                    do { try storage.cleanCache(division: i) } catch {
+                        node.logger.error("cache cleaning of \(storage.name)[\(i)] failed: \(error); the division stays cachecleaning")
+                    }
+                }
+            }
+        } else {
+            out.writeLine("CLIENT_ERROR status parse error")
+            return .next
+        }
+        out.writeStaticString(Reply.pushed)
         return .next
     }
 

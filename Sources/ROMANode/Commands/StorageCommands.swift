@@ -54,7 +54,8 @@ extension Dispatcher {
         node.stats.countWrite()
         let result = try withKey(r, 1, session) { storage, key, vn in
             try data.withUnsafeReadableBytes { value in
-                try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now)
+                try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
+                                  maxValueSize: node.config.limits.maxValueSize)
             }
         }
         if !r.noreply { writeStoreResult(result, out: &out) }
