@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "cpdb", targets: ["cpdb"]),
         .executable(name: "mkroute", targets: ["mkroute"]),
         .executable(name: "roma-adm", targets: ["roma-adm"]),
+        .executable(name: "roma-bench", targets: ["roma-bench"]),
         .library(name: "ROMAClient", targets: ["ROMAClient"]),
     ],
     dependencies: [
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // TokyoCabinet's C API (Debian: libtokyocabinet-dev, pkg-config tokyocabinet).
@@ -68,6 +70,22 @@ let package = Package(
             dependencies: ["ROMAClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
+        // Load generator: options, connections, latency histograms, reports.
+        .target(
+            name: "ROMABench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "roma-bench",
+            dependencies: ["ROMABench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ROMABenchTests", dependencies: ["ROMABench"], swiftSettings: strict),
         .testTarget(name: "ROMAStorageTests", dependencies: ["ROMAStorage"], swiftSettings: strict),
         .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),
         .testTarget(name: "ROMAProtocolTests", dependencies: ["ROMAProtocol"], swiftSettings: strict),

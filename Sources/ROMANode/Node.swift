@@ -93,6 +93,9 @@ public final class Node: Sendable {
         storages.withLockedValue { $0[name] }
     }
 
+    /// The port actually bound (useful with port 0 in tests).
+    public var boundPort: Int? { state.withLockedValue { $0.server?.localAddress?.port } }
+
     /// Mounted hash names, sorted.
     var hashNames: [String] { storages.withLockedValue { $0.keys.sorted() } }
 

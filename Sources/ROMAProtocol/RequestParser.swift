@@ -25,6 +25,9 @@ public struct RequestParser {
 
     public var limits: ProtocolLimits
     var state: State = .line
+    /// Token storage reused across requests: once the previous request is gone the array is
+    /// uniquely referenced again, so tokenising allocates nothing in the steady state.
+    var tokenScratch: [Range<Int>] = []
 
     public init(limits: ProtocolLimits = ProtocolLimits()) {
         self.limits = limits
@@ -105,7 +108,9 @@ public struct RequestParser {
         if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
 
         // Tokenise on runs of spaces (memcached; ROMA's empty tokens are never meaningful).
-        var tokens: [Range<Int>] = []
+        var tokens = tokenScratch
+        tokenScratch = []
+        tokens.removeAll(keepingCapacity: true)
         line.withUnsafeReadableBytes { p in
             var i = 0
             let n = p.count
@@ -117,6 +122,7 @@ public struct RequestParser {
                 tokens.append(s..<i)
             }
         }
+        defer { tokenScratch = tokens }
         if tokens.isEmpty { return .some(nil) }  // empty line: no reply (R3.1)
         let command = line.withUnsafeReadableBytes { Command.match(UnsafeRawBufferPointer(rebasing: $0[tokens[0]])) }
         var request = Request(command: command, line: line, tokens: tokens, data: nil)

@@ -120,6 +120,25 @@ struct Romad: ParsableCommand {
         logger.logLevel = level
         logger[metadataKey: "node"] = .string(nodeID)
 
+        // Signals are blocked in every thread (all threads are created after this point and inherit
+        // the mask) and taken by one waiting thread, so a SIGTERM that arrives at any moment —
+        // even during start-up — is queued, never lost and never fatal.
+        let trigger = ShutdownTrigger()
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for sig in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, sig) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+        let waitSet = signals
+        DispatchQueue.global().async {
+            var set = waitSet
+            while true {
+                var sig: Int32 = 0
+                guard sigwait(&set, &sig) == 0 else { continue }
+                trigger.fire(sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP")
+            }
+        }
+
         let node: Node
         do {
             node = try Node(config: cfg, logger: logger)
@@ -136,20 +155,33 @@ struct Romad: ParsableCommand {
             throw ExitCode(1)
         }
         logger.info("ready in \(clock_gettime_ms() - started) ms")
-
-        signal(SIGPIPE, SIG_IGN)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            let label = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP"
-            src.setEventHandler { node.shutdown(reason: label) }
-            src.resume()
-            sources.append(src)
-        }
+        trigger.attach(node)
         node.waitUntilStopped()
         logger.info("stopped")
-        _ = sources
+    }
+}
+
+/// Delivers a shutdown signal to the node, remembering one that arrives before the node exists.
+final class ShutdownTrigger: @unchecked Sendable {
+    // @unchecked Sendable: both fields are only accessed with `lock` held.
+    private let lock = PthreadMutex()
+    private var node: Node?
+    private var pending: String?
+
+    func attach(_ n: Node) {
+        let reason = lock.withLock { () -> String? in
+            node = n
+            return pending
+        }
+        if let reason { n.shutdown(reason: reason) }
+    }
+
+    func fire(_ reason: String) {
+        let n = lock.withLock { () -> Node? in
+            if node == nil { pending = reason }
+            return node
+        }
+        n?.shutdown(reason: reason)
     }
 }
 

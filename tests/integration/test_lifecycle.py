@@ -175,6 +175,30 @@ def test_signal_clean_shutdown(romad_any, sig):
     assert not s.lock_path.exists()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_as_soon_as_listening(romad_factory, sig):
+    """A node that accepts connections must already honour SIGTERM/SIGINT (no window in which
+    the signal kills it uncleanly or is ignored)."""
+    import socket
+    for attempt in range(5):
+        s = romad_factory("tc", start=False)
+        s.expect_clean_exit = False   # asserted below, with a better message
+        s.spawn()
+        deadline = time.monotonic() + 20
+        while True:
+            assert s.alive(), s.log_text()
+            try:
+                socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "romad never listened"
+                time.sleep(0.002)
+        s.send_signal(sig)
+        rc = s.wait_exit(5)
+        assert rc is not None, f"attempt {attempt}: {sig!r} right after listen was ignored (no exit in 5 s)"
+        assert rc == 0, f"attempt {attempt}: exit status {rc} for {sig!r} right after listen:\n{s.log_text()}"
+
+
 def test_sigterm_with_idle_and_half_sent_clients(romad):
     s = romad
     idle = [s.connect() for _ in range(5)]

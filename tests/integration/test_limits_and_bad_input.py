@@ -304,3 +304,18 @@ def test_slow_reader_does_not_block_others(romad, bystander):
     finally:
         hog.close()
     check_after(romad, bystander)
+
+
+def test_stalled_data_block_times_out(romad, bystander):
+    """R3.2: a client that stops in the middle of a data block is disconnected after the 10 s
+    read timeout (a real timer, not only when more bytes arrive); nothing is stored and the
+    server keeps serving everyone else meanwhile."""
+    with romad.connect(timeout=5) as c:
+        c.send(b"set stall 0 0 1000\r\n" + b"s" * 400)
+        t0 = time.monotonic()
+        check_after(romad, bystander)      # served while the stalled upload is pending
+        got = c.read_until_close(timeout=20)
+        waited = time.monotonic() - t0
+        assert 5 <= waited <= 20, f"closed after {waited:.1f}s, expected about 10 s"
+        assert not got.startswith(b"STORED"), got
+    assert romad.raw(b"get stall\r\n") == b"END\r\n"

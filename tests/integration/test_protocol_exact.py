@@ -459,6 +459,12 @@ def test_append_cannot_grow_a_value_beyond_the_limit(romad):
         assert c.read_value_reply(timeout=20) == b"VALUE max 0 1048576\r\n" + big + b"\r\nEND\r\n"
 
 
+def test_commands_after_quit_are_not_executed(romad):
+    got = romad.raw(b"set a 0 0 1\r\n1\r\nquit\r\nset b 0 0 1\r\n2\r\n", expect_close=True)
+    assert got == b"STORED\r\n"
+    assert romad.raw(b"get a b\r\n") == b"VALUE a 0 1\r\n1\r\nEND\r\n"
+
+
 def test_unknown_commands(romad):
     assert romad.raw(b"foobar\r\n") == UNKNOWN_FOOBAR
     assert romad.raw(b"sett k 0 0 1\r\n") == (
@@ -471,8 +477,10 @@ def test_info_commands(romad):
     assert s.raw(b"whoami\r\n") == b"ROMA\r\n"
     assert s.raw(b"nodelist\r\n") == b"127.0.0.1_%d\r\n" % s.port
     assert s.raw(b"hashlist\r\n") == b"roma\r\n"
-    assert s.raw(b"defhash\r\n") == b"roma\r\n"
-    assert s.raw(b"defhash roma\r\n") == b"STORED\r\n"
+    # defhash is a relayed command in ROMA (def_command_with_relay): the reply is the
+    # Ruby-inspect hash of every node's answer, own entry first.
+    assert s.raw(b"defhash\r\n") == b'{"127.0.0.1_%d"=>"roma"}\r\n' % s.port
+    assert s.raw(b"defhash roma\r\n") == b'{"127.0.0.1_%d"=>"STORED"}\r\n' % s.port
     got = s.raw(b"defhash nohash\r\n")
     assert got == b"CLIENT_ERROR nohash does not find.\r\n", got
 

@@ -32,22 +32,20 @@ extension Dispatcher {
         return .next
     }
 
-    /// `defhash [name]`: the connection's default hash (R3.17).
+    /// `defhash [name]`: the connection's default hash (R3.17). A relayed command in ROMA, so the
+    /// reply is the Ruby-inspect hash of every node's answer — here only this node's.
     func defhash(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
-        switch r.count {
-        case 1:
-            out.writeLine(session.defaultHash)
-        case 2:
+        var result = session.defaultHash
+        if r.count == 2 {
             let name = r.tokenString(1)
-            if node.storage(name) != nil {
-                session.defaultHash = name
-                out.writeLine("STORED")
-            } else {
+            guard node.storage(name) != nil else {
                 out.writeLine("CLIENT_ERROR \(name) does not find.")
+                return .next
             }
-        default:
-            out.writeLine("CLIENT_ERROR usage:defhash <name>")
+            session.defaultHash = name
+            result = "STORED"
         }
+        out.writeLine("{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(result))}")
         return .next
     }
 

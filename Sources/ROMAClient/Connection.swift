@@ -1,0 +1,394 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure of a ROMA client connection, with a message fit for an operator.
+public struct ROMAClientError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The TCP connection could not be made (refused, unreachable, unknown host, timeout).
+        case connect
+        /// The server closed the connection.
+        case closed
+        /// No complete answer arrived within the timeout.
+        case timeout
+        /// A socket call failed.
+        case io
+        /// The server answered something this client cannot interpret.
+        case proto
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// A small blocking client for ROMA's text protocol (memcached-compatible), on POSIX sockets.
+///
+/// One connection, used from one thread at a time (the type is deliberately not `Sendable`).
+/// Every read has a deadline (`timeout` seconds), so a silent server cannot hang a tool.
+public final class ROMAConnection {
+    public let host: String
+    public let port: Int
+    /// Seconds each read may wait for the server.
+    public var timeout: Double
+
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    /// `host:port` as shown in messages.
+    public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Connects to `host:port`, trying every address `host` resolves to, each within `connectTimeout`.
+    /// Throws `ROMAClientError(.connect, "cannot connect to host:port: <reason>")`.
+    public init(host: String = "127.0.0.1", port: Int, connectTimeout: Double = 5, timeout: Double = 30) throws {
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        let endpoint = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        guard port > 0 && port < 65536 else {
+            throw ROMAClientError(.connect, "cannot connect to \(endpoint): invalid port number \(port)")
+        }
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let first = list else {
+            throw ROMAClientError(.connect, "cannot connect to \(endpoint): cannot resolve \(host): \(String(cString: gai_strerror(rc)))")
+        }
+        defer { freeaddrinfo(list) }
+        var reason = "no address"
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        var connected: Int32 = -1
+        while let a = ai {
+            ai = a.pointee.ai_next
+            switch ROMAConnection.connect(a.pointee, timeout: connectTimeout) {
+            case .success(let s): connected = s
+            case .failure(let why): reason = why
+            }
+            if connected >= 0 { break }
+        }
+        guard connected >= 0 else {
+            throw ROMAClientError(.connect, "cannot connect to \(endpoint): \(reason)")
+        }
+        fd = connected
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    private enum ConnectResult { case success(Int32), failure(String) }
+
+    private static func connect(_ a: addrinfo, timeout: Double) -> ConnectResult {
+        let s = socket(a.ai_family, a.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), a.ai_protocol)
+        guard s >= 0 else { return .failure(errnoText()) }
+        let flags = fcntl(s, F_GETFL, 0)
+        _ = fcntl(s, F_SETFL, flags | O_NONBLOCK)
+        if Glibc.connect(s, a.ai_addr, a.ai_addrlen) != 0 {
+            guard errno == EINPROGRESS else {
+                let why = errnoText()
+                Glibc.close(s)
+                return .failure(why)
+            }
+            var p = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
+            let n = poll(&p, 1, Int32(max(1, timeout * 1000)))
+            if n == 0 {
+                Glibc.close(s)
+                return .failure("timed out after \(timeout) s")
+            }
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len)
+            if n < 0 || err != 0 {
+                let why = String(cString: strerror(n < 0 ? errno : err))
+                Glibc.close(s)
+                return .failure(why)
+            }
+        }
+        _ = fcntl(s, F_SETFL, flags)
+        var one: Int32 = 1
+        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return .success(s)
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// Closes the connection (idempotent).
+    public func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    // MARK: - Sending
+
+    /// Sends raw bytes.
+    public func send(_ bytes: [UInt8]) throws {
+        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
+        try bytes.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK {
+                        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        if poll(&p, 1, Int32(timeout * 1000)) == 0 {
+                            throw ROMAClientError(.timeout, "timed out sending to \(endpoint)")
+                        }
+                        continue
+                    }
+                    let why = ROMAConnection.errnoText()
+                    if errno == EPIPE || errno == ECONNRESET {
+                        throw ROMAClientError(.closed, "connection to \(endpoint) closed by the server (\(why))")
+                    }
+                    throw ROMAClientError(.io, "send to \(endpoint) failed: \(why)")
+                }
+                off += n
+            }
+        }
+    }
+
+    /// Sends `line` followed by CRLF (as ROMA's tools do).
+    public func sendLine(_ line: String) throws {
+        try send(Array(line.utf8) + [13, 10])
+    }
+
+    // MARK: - Receiving
+
+    /// Reads more bytes into the buffer, waiting at most until `deadline` (monotonic seconds).
+    private func fill(deadline: Double, waitingFor what: String) throws {
+        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
+        while true {
+            let remaining = deadline - ROMAConnection.now()
+            if remaining <= 0 {
+                throw ROMAClientError(.timeout, "no answer from \(endpoint) within \(timeout) s while waiting for \(what)")
+            }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, Int32(min(remaining * 1000 + 1, 1_000_000)))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw ROMAClientError(.io, "poll on \(endpoint) failed: \(ROMAConnection.errnoText())")
+            }
+            if r == 0 { continue }
+            break
+        }
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 65536 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let chunk = 65536
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + old, chunk, 0) }
+        if n <= 0 {
+            let code = errno
+            buffer.removeLast(chunk)
+            if n < 0 && code == EINTR { return }
+            let why = n < 0 ? String(cString: strerror(code)) : "end of stream"
+            throw ROMAClientError(.closed, "connection to \(endpoint) closed by the server while waiting for \(what) (\(why))")
+        }
+        buffer.removeLast(chunk - n)
+    }
+
+    /// Monotonic clock in seconds.
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Reads whatever arrives until the server has been silent for `idle` seconds, closed the
+    /// connection, or `limit` seconds have passed (`roma-adm`'s way of reading an unknown reply).
+    public func readUntilIdle(idle: Double, limit: Double) throws -> (bytes: [UInt8], closed: Bool) {
+        let hardDeadline = ROMAConnection.now() + limit
+        var closed = false
+        while true {
+            let deadline = min(ROMAConnection.now() + idle, hardDeadline)
+            do {
+                try fill(deadline: deadline, waitingFor: "more output")
+            } catch let e as ROMAClientError where e.kind == .timeout {
+                break
+            } catch let e as ROMAClientError where e.kind == .closed {
+                closed = true
+                break
+            }
+            if ROMAConnection.now() >= hardDeadline { break }
+        }
+        let out = Array(buffer[start...])
+        start = buffer.count
+        return (out, closed)
+    }
+
+    /// Reads one line terminated by CRLF; returns its bytes without the terminator.
+    public func readLineBytes() throws -> [UInt8] {
+        let deadline = ROMAConnection.now() + timeout
+        // Bytes after `start` already scanned without finding CR LF (offsets survive compaction).
+        var scanned = 0
+        while true {
+            var i = start + scanned
+            while i + 1 < buffer.count {
+                if buffer[i] == 13 && buffer[i + 1] == 10 {
+                    let line = Array(buffer[start..<i])
+                    start = i + 2
+                    return line
+                }
+                i += 1
+            }
+            scanned = max(0, i - start)
+            try fill(deadline: deadline, waitingFor: "a reply line")
+        }
+    }
+
+    /// Reads one CRLF-terminated line as text (invalid UTF-8 is replaced).
+    public func readLine() throws -> String {
+        String(decoding: try readLineBytes(), as: UTF8.self)
+    }
+
+    /// Reads exactly `n` bytes.
+    public func readExact(_ n: Int) throws -> [UInt8] {
+        let deadline = ROMAConnection.now() + timeout
+        while buffer.count - start < n {
+            try fill(deadline: deadline, waitingFor: "\(n) bytes")
+        }
+        let out = Array(buffer[start..<(start + n)])
+        start += n
+        return out
+    }
+
+    /// Reads lines until the line `END`; returns the lines before it.
+    /// A line starting with `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR` ends the reply as an error.
+    public func readUntilEnd() throws -> [String] {
+        var lines: [String] = []
+        while true {
+            let l = try readLine()
+            if l == "END" { return lines }
+            if lines.isEmpty && ROMAConnection.isErrorReply(l) {
+                throw ROMAClientError(.proto, "\(endpoint) answered: \(l)")
+            }
+            lines.append(l)
+        }
+    }
+
+    /// True for `ERROR…`, `CLIENT_ERROR…` and `SERVER_ERROR…` replies.
+    public static func isErrorReply(_ line: String) -> Bool {
+        line.hasPrefix("ERROR") || line.hasPrefix("CLIENT_ERROR") || line.hasPrefix("SERVER_ERROR")
+    }
+
+    // MARK: - Commands
+
+    /// Sends one command line and returns the single reply line.
+    public func request(_ line: String) throws -> String {
+        try sendLine(line)
+        return try readLine()
+    }
+
+    /// `stat [regexp]` as `(key, value)` pairs, in the server's order.
+    /// The key is everything before the first space, the value everything after it.
+    public func stat(_ regexp: String? = nil) throws -> [(key: String, value: String)] {
+        try sendLine(regexp.map { "stat \($0)" } ?? "stat")
+        return try readUntilEnd().map(ROMAStat.split)
+    }
+
+    /// `set <key> <flags> <exptime> <len>` + data; returns the reply line (`STORED` on success).
+    @discardableResult
+    public func set(_ key: String, _ value: [UInt8], flags: UInt32 = 0, exptime: Int = 0) throws -> String {
+        try store("set", key, value, flags: flags, exptime: exptime)
+    }
+
+    /// Any set-family command (`set add replace append prepend`); returns the reply line.
+    public func store(_ command: String, _ key: String, _ value: [UInt8], flags: UInt32 = 0, exptime: Int = 0) throws -> String {
+        try send(Array("\(command) \(key) \(flags) \(exptime) \(value.count)\r\n".utf8) + value + [13, 10])
+        return try readLine()
+    }
+
+    /// `get <key>`: the value, or nil when the key is absent. Error replies throw.
+    public func get(_ key: String) throws -> [UInt8]? {
+        try gets(key)?.value
+    }
+
+    /// `gets <key>`: value, flags and cas unique, or nil when absent.
+    public func gets(_ key: String) throws -> (value: [UInt8], flags: UInt32, cas: UInt64?)? {
+        try sendLine("gets \(key)")
+        let line = try readLine()
+        if line == "END" { return nil }
+        let parts = line.split(separator: " ")
+        guard parts.count >= 4, parts[0] == "VALUE", let flags = UInt32(parts[2]), let n = Int(parts[3]) else {
+            if ROMAConnection.isErrorReply(line) { throw ROMAClientError(.proto, "\(endpoint) answered: \(line)") }
+            throw ROMAClientError(.proto, "unexpected reply from \(endpoint): \(line)")
+        }
+        let data = try readExact(n + 2)
+        guard data[n] == 13 && data[n + 1] == 10 else {
+            throw ROMAClientError(.proto, "value block from \(endpoint) is not followed by CRLF")
+        }
+        let end = try readLine()
+        guard end == "END" else { throw ROMAClientError(.proto, "expected END from \(endpoint), got: \(end)") }
+        return (Array(data[0..<n]), flags, parts.count >= 5 ? UInt64(parts[4]) : nil)
+    }
+
+    /// `delete <key>`; returns the reply line (`DELETED` / `NOT_FOUND`).
+    @discardableResult
+    public func delete(_ key: String) throws -> String { try request("delete \(key)") }
+
+    /// `incr <key> <delta>`; returns the reply line (the new value or `NOT_FOUND`).
+    @discardableResult
+    public func incr(_ key: String, _ delta: UInt64) throws -> String { try request("incr \(key) \(delta)") }
+
+    /// `decr <key> <delta>`; returns the reply line.
+    @discardableResult
+    public func decr(_ key: String, _ delta: UInt64) throws -> String { try request("decr \(key) \(delta)") }
+
+    /// `version` reply line.
+    public func version() throws -> String { try request("version") }
+}
+
+/// Helpers for ROMA's `stat` output.
+public enum ROMAStat {
+    /// Splits a stat line `name value…` at the first space.
+    public static func split(_ line: String) -> (key: String, value: String) {
+        if let i = line.firstIndex(of: " ") {
+            return (String(line[..<i]), String(line[line.index(after: i)...]))
+        }
+        return (line, "")
+    }
+
+    /// Parses a Ruby inspect array of symbols, e.g. `[:normal, :safecopy_flushed]`, into
+    /// `["normal", "safecopy_flushed"]`; nil when the text is not such an array. (ROMA's cpdb
+    /// `eval`s this text; a parser is the safe equivalent.)
+    public static func symbolArray(_ text: String) -> [String]? {
+        var s = Substring(text)
+        while s.last == " " { s.removeLast() }
+        guard s.first == "[", s.last == "]" else { return nil }
+        s = s.dropFirst().dropLast()
+        if s.allSatisfy({ $0 == " " }) { return [] }
+        var out: [String] = []
+        for item in s.split(separator: ",", omittingEmptySubsequences: false) {
+            let t = item.drop(while: { $0 == " " })
+            let trimmed = t.reversed().drop(while: { $0 == " " }).reversed()
+            let name = String(trimmed)
+            guard name.hasPrefix(":"), name.count > 1,
+                  name.dropFirst().allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
+            out.append(String(name.dropFirst()))
+        }
+        return out
+    }
+
+    /// Escapes `text` for use inside a `stat` regular expression (every non-alphanumeric ASCII
+    /// character gets a backslash).
+    public static func escapeRegex(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if c.isASCII && !(c.isLetter || c.isNumber || c == "_") { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}
