@@ -38,6 +38,8 @@ struct Dispatcher {
             case .version, .whoami, .nodelist, .hashlist, .quit, .verbosity:
                 return simple(command, r, out: &out)
             case .defhash: return defhash(r, session: &session, out: &out)
+            case .createhash, .deletehash, .mounthash, .umounthash:
+                return hashAdmin(command, r, session: session, out: &out)
             case .stat, .stats: return stat(r, out: &out)
             case .balse, .shutdownSelf: return prompt(command, r, session: &session, out: &out)
             case .mklhash, .routingdump, .getKeyInfo: return routingCommand(command, r, session: session, out: &out)

@@ -25,6 +25,8 @@ public final class Node: Sendable {
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
     let pool: NIOThreadPool
     private let storages: NIOLockedValueBox<[String: HashStorage]>
+    /// Hash names in mount order (ROMA lists them in insertion order).
+    private let mountOrder = NIOLockedValueBox<[String]>([])
     private let state = NIOLockedValueBox(RunState())
     private let stopped: EventLoopPromise<Void>
 
@@ -86,6 +88,7 @@ public final class Node: Sendable {
             throw error
         }
         storages.withLockedValue { $0 = opened }
+        mountOrder.withLockedValue { $0 = opened.keys.sorted { a, b in a == "roma" ? b != "roma" : (b == "roma" ? false : a < b) } }
     }
 
     /// The storage of hash `name`, if mounted.
@@ -96,8 +99,63 @@ public final class Node: Sendable {
     /// The port actually bound (useful with port 0 in tests).
     public var boundPort: Int? { state.withLockedValue { $0.server?.localAddress?.port } }
 
-    /// Mounted hash names, sorted.
-    var hashNames: [String] { storages.withLockedValue { $0.keys.sorted() } }
+    /// Result of a hash administration command: the value for the relay hash, or a plain error line.
+    enum HashAdminResult: Sendable {
+        case value(String)
+        case error(String)
+    }
+
+    private func makeStorage(_ name: String) throws -> HashStorage {
+        let map = divisionMap
+        let directory: String?
+        if case .memory = config.storage { directory = nil } else { directory = "\(config.nodeDirectory)/\(name)" }
+        return try HashStorage(name: name, directory: directory, divnum: config.divnum, engine: config.storage,
+                               divisionOf: { map.division(ofVnode: UInt64($0)) })
+    }
+
+    /// `createhash` / `mounthash` (R3.17): open a storage for `name`. Blocking: run off the loop.
+    func openHash(_ name: String, mount: Bool) -> HashAdminResult {
+        let msg = mount ? "MOUNTED" : "CREATED"
+        if mount {
+            if storage(name) != nil { return .error("SERVER_ERROR \(name) already mounted.") }
+            if case .memory = config.storage { return .error("SERVER_ERROR \(name) does not find.") }
+            if !FileSystem.isDirectory("\(config.nodeDirectory)/\(name)") { return .error("SERVER_ERROR \(name) does not find.") }
+        } else if storage(name) != nil {
+            return .value("SERVER_ERROR \(name) already exists.")
+        }
+        do {
+            let s = try makeStorage(name)
+            let added = storages.withLockedValue { m -> Bool in
+                guard m[name] == nil else { return false }
+                m[name] = s
+                return true
+            }
+            if !added { try? s.close(); return .value("SERVER_ERROR \(name) already exists.") }
+            mountOrder.withLockedValue { $0.append(name) }
+            logger.info("\(mount ? "mounthash" : "createhash") \(name)")
+            return .value(msg)
+        } catch {
+            logger.error("\(mount ? "mounthash" : "createhash") \(name): \(error)")
+            return .value("NOT \(msg)")
+        }
+    }
+
+    /// `umounthash` / `deletehash` (R3.17): close (and for delete remove) the storage of `name`.
+    func closeHash(_ name: String, defaultHash: String, delete: Bool) -> HashAdminResult {
+        if !delete && storage(name) == nil { return .error("SERVER_ERROR \(name) does not find.") }
+        if defaultHash == name { return .value("SERVER_ERROR default hash can't unmount.") }
+        guard let s = storages.withLockedValue({ $0.removeValue(forKey: name) }) else {
+            return .value("SERVER_ERROR \(name) does not exists.")
+        }
+        mountOrder.withLockedValue { $0.removeAll { $0 == name } }
+        do { try s.close() } catch { logger.error("closing \(name): \(error)") }
+        if delete, let dir = s.directory { FileSystem.removeTree(dir) }
+        logger.info("\(delete ? "deletehash" : "umounthash") \(name)")
+        return .value(delete ? "DELETED" : "UNMOUNTED")
+    }
+
+    /// Mounted hash names in mount order (`roma` first at boot).
+    var hashNames: [String] { mountOrder.withLockedValue { $0 } }
 
     /// Binds the listening socket. Data commands are served as soon as this returns.
     public func start() throws {

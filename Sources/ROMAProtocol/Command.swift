@@ -5,6 +5,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case setExpt, getExpt, touch
     // Session and information (R3.14–R3.17).
     case version, whoami, nodelist, hashlist, defhash, quit, stat, stats, verbosity, flushAll
+    case createhash, deletehash, mounthash, umounthash
     case balse, shutdownSelf
     // Routing introspection.
     case mklhash, routingdump, getKeyInfo

@@ -108,6 +108,18 @@ public enum FileSystem {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// `rm -rf` (does not follow symbolic links).
+    public static func removeTree(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in list(path) { removeTree("\(path)/\(name)") }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
     /// fsyncs a directory so that renames and creations in it are durable.
     public static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY)

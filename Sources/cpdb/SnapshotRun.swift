@@ -163,6 +163,8 @@ final class SnapshotRun {
 
     private func verbose(_ message: String) { if o.verbose { console.note(message) } }
 
+    private func ms(_ seconds: Double?) -> String { seconds.map { "\(Int(($0 * 1000).rounded())) ms" } ?? "?" }
+
     // MARK: - Protocol helpers
 
     private func connection() throws -> ROMAConnection {
@@ -554,6 +556,7 @@ final class SnapshotRun {
         let t0 = ROMAClockNow()
         try setStatus(h, "all", "safecopy", divisions: all)
         var results: [Result<CopiedFile, SnapshotError>?] = []
+        var phases: [String: Double] = [:]
         try outsideNormal(h, all) {
             let first = try states(of: h)
             if first.contains("normal") {
@@ -563,6 +566,7 @@ final class SnapshotRun {
                 throw Abort()
             }
             try wait(h, all, label: "all", target: "safecopy_flushed", passing: ["safecopy_flushing"])
+            phases["flush"] = ROMAClockNow() - t0
             let ts = uniqueTimestamp { ts in all.map { "\(h.destination)/\(baseName(h.path($0))).\(ts)" } }
             for i in all { console.roma("copy file : \(h.path(i))\n") }
             let slots = CopySlots(all.count)
@@ -570,12 +574,14 @@ final class SnapshotRun {
             let jobs = CopyJobs(run: self, hash: h, timestamp: ts, safecopyAt: safecopyAt, slots: slots, width: width)
             DispatchQueue.concurrentPerform(iterations: width) { w in jobs.work(w) }
             results = slots.all
+            phases["copy"] = ROMAClockNow() - t0
             for case .success(let f)? in results { created.append(f.path) }
             for case .failure(let e)? in results { fail("copy failed: \(e)") }
             try setStatus(h, "all", "normal", divisions: all)
             try wait(h, all, label: "all", target: "normal", passing: ["cachecleaning"])
         }
         let window = ROMAClockNow() - t0
+        verbose("storages[\(h.name)]: all flushed after \(ms(phases["flush"])), copied after \(ms(phases["copy"])), normal after \(ms(window))")
         var failed = false
         for case let res? in results {
             switch res {

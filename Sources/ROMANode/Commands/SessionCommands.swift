@@ -112,3 +112,46 @@ extension Dispatcher {
         return .next
     }
 }
+
+/// Hash administration (R3.17): `createhash`, `deletehash`, `mounthash`, `umounthash`. Relayed
+/// commands in ROMA, so success is reported as the Ruby-inspect hash `{"<node>"=>"<result>"}`.
+/// File work (opening 10 databases, removing a directory) runs on the thread pool.
+extension Dispatcher {
+    func hashAdmin(_ command: Command, _ r: Request, session: Session, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 else {
+            out.writeLine("CLIENT_ERROR usage:\(command.name) <name>")
+            return .next
+        }
+        let name = r.tokenString(1)
+        guard Dispatcher.isValidHashName(name) else {
+            out.writeLine("CLIENT_ERROR invalid hash name '\(name)': use letters, digits, '_', '-' and '.', not starting with '.'")
+            return .next
+        }
+        let node = self.node
+        let defaultHash = session.defaultHash
+        let work = node.pool.runIfActive(eventLoop: node.group.next()) { () -> ByteBuffer in
+            let result: Node.HashAdminResult
+            switch command {
+            case .createhash: result = node.openHash(name, mount: false)
+            case .mounthash: result = node.openHash(name, mount: true)
+            case .umounthash: result = node.closeHash(name, defaultHash: defaultHash, delete: false)
+            default: result = node.closeHash(name, defaultHash: defaultHash, delete: true)
+            }
+            var reply = ByteBuffer()
+            switch result {
+            case .value(let v): reply.writeLine("{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(v))}")
+            case .error(let e): reply.writeLine(e)
+            }
+            return reply
+        }
+        return .deferred(work)
+    }
+
+    /// A hash name becomes a directory name: no separators, no leading dot, no control bytes.
+    static func isValidHashName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 128, !name.hasPrefix(".") else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d || c == 0x2e
+        }
+    }
+}
