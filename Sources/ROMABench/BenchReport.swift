@@ -53,6 +53,8 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var opsPerSec: Double
     public var latencyMicroseconds: LatencySummary
     public var latencyMicrosecondsByOp: [String: LatencySummary]
+    /// Requests issued while the mark was set (SIGUSR1 toggles it); nil if it never was.
+    public var latencyMicrosecondsMarked: LatencySummary?
     public var gets: UInt64
     public var hits: UInt64
     public var misses: UInt64
@@ -81,6 +83,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
         case opsPerSec = "ops_per_sec"
         case latencyMicroseconds = "latency_us"
         case latencyMicrosecondsByOp = "latency_us_by_op"
+        case latencyMicrosecondsMarked = "latency_us_marked"
         case deleteMisses = "delete_misses"
         case errorsTotal = "errors_total"
         case sequentialKeysIssued = "sequential_keys_issued"
@@ -121,6 +124,9 @@ public struct BenchReport: Sendable, Codable, Equatable {
                 if let s = latencyMicrosecondsByOp[op.name], s.count > 0, latencyMicrosecondsByOp.count > 1 {
                     lines.append("  \(op.name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(Self.latencyLine(s))  (\(s.count))")
                 }
+            }
+            if let m = latencyMicrosecondsMarked {
+                lines.append("  marked  \(Self.latencyLine(m))  (\(m.count))")
             }
             lines.append("gets \(gets) (hits \(hits), misses \(misses)), sets \(sets), deletes \(deletes) (not found \(deleteMisses))")
         }

@@ -22,17 +22,32 @@ public enum BenchError: Error, CustomStringConvertible {
     }
 }
 
-/// Set by `requestStop`; connections check it before issuing.
-final class StopSignal: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .relaxed) }
-    func set() { flag.store(true, ordering: .relaxed) }
+/// Flags the runner sets from outside the event loops (signals); connections read them.
+final class RunControl: Sendable {
+    private let stopFlag = Atomic<Bool>(false)
+    private let markFlag = Atomic<Bool>(false)
+    private let markToggles = Atomic<Int>(0)
+
+    /// `requestStop`: connections stop issuing.
+    var isStopped: Bool { stopFlag.load(ordering: .relaxed) }
+    func stop() { stopFlag.store(true, ordering: .relaxed) }
+
+    /// `toggleMark`: requests issued while set are also recorded in the marked histogram.
+    @inline(__always)
+    var isMarking: Bool { markFlag.load(ordering: .relaxed) }
+    /// Whether a mark was ever set (the report then has `latency_us_marked`).
+    var wasMarked: Bool { markToggles.load(ordering: .relaxed) > 0 }
+
+    func toggleMark() -> Bool {
+        _ = markToggles.wrappingAdd(1, ordering: .relaxed)
+        return !markFlag.logicalXor(true, ordering: .relaxed).oldValue
+    }
 }
 
 /// Connects, runs the phases (preload, run or verify) and builds the report.
 public final class BenchRunner: Sendable {
     public let options: BenchOptions
-    private let stop = StopSignal()
+    private let control = RunControl()
     private let channels = Mutex<[Channel]>([])
     private let stopRequests = Atomic<Int>(0)
 
@@ -45,7 +60,7 @@ public final class BenchRunner: Sendable {
     @discardableResult
     public func requestStop() -> Int {
         let n = stopRequests.wrappingAdd(1, ordering: .relaxed).newValue
-        stop.set()
+        control.stop()
         let current = channels.withLock { $0 }
         for channel in current {
             channel.eventLoop.execute {
@@ -53,6 +68,14 @@ public final class BenchRunner: Sendable {
             }
         }
         return n
+    }
+
+    /// Opens or closes the marked window (SIGUSR1): requests issued inside it are also reported
+    /// as `latency_us_marked`, e.g. to isolate the latency while a snapshot runs. Returns whether
+    /// the window is now open.
+    @discardableResult
+    public func toggleMark() -> Bool {
+        control.toggleMark()
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
@@ -144,7 +167,7 @@ public final class BenchRunner: Sendable {
                 PhaseSpec(kind: .preload, connectionIndex: i, connectionCount: connected.count, pipeline: depth, mix: o.mix,
                           keys: o.keys, keyOrder: .sequential, counter: nil, quota: nil, startNs: start, warmupEndNs: start,
                           endNs: start + capNs, intervalNs: nil, firstOffsetNs: 0, drainTimeoutNs: drainNs, seed: baseSeed &+ UInt64(i),
-                          stop: self.stop)
+                          control: self.control)
             }
             let seconds = Double(nowNanoseconds() - start) / 1e9
             preloadSummary = PreloadSummary(keys: o.keys, seconds: seconds, setsPerSec: seconds > 0 ? Double(s.counters.sets) / seconds : 0,
@@ -154,7 +177,7 @@ public final class BenchRunner: Sendable {
             if o.mode == .preloadOnly { snapshot = s; windowSeconds = seconds }
         }
 
-        if o.mode == .verify && !stop.isSet {
+        if o.mode == .verify && !control.isStopped {
             progress("verifying \(o.keys) keys")
             let start = nowNanoseconds()
             let depth = max(o.pipeline, 32)
@@ -162,7 +185,7 @@ public final class BenchRunner: Sendable {
                 PhaseSpec(kind: .verify, connectionIndex: i, connectionCount: connected.count, pipeline: depth, mix: o.mix,
                           keys: o.keys, keyOrder: .sequential, counter: nil, quota: nil, startNs: start, warmupEndNs: start,
                           endNs: start + capNs, intervalNs: nil, firstOffsetNs: 0, drainTimeoutNs: drainNs, seed: baseSeed &+ UInt64(i),
-                          stop: self.stop)
+                          control: self.control)
             }
             windowSeconds = Double(nowNanoseconds() - start) / 1e9
             snapshot = s
@@ -173,7 +196,7 @@ public final class BenchRunner: Sendable {
                                           unchecked: UInt64(o.keys) > checked ? UInt64(o.keys) - checked : 0)
         }
 
-        if o.mode == .run && !stop.isSet {
+        if o.mode == .run && !control.isStopped {
             if o.keyOrder == .sequential { counter = SequenceCounter() }
             let seq = counter
             let start = nowNanoseconds()
@@ -190,7 +213,7 @@ public final class BenchRunner: Sendable {
                 return PhaseSpec(kind: .run, connectionIndex: i, connectionCount: n, pipeline: o.pipeline, mix: o.mix,
                                  keys: o.keys, keyOrder: o.keyOrder, counter: seq, quota: quota, startNs: start, warmupEndNs: warmupEnd,
                                  endNs: end, intervalNs: interval, firstOffsetNs: (interval ?? 0) * Double(i) / Double(n),
-                                 drainTimeoutNs: drainNs, seed: baseSeed &+ UInt64(i) &* 0x9E37_79B9, stop: self.stop)
+                                 drainTimeoutNs: drainNs, seed: baseSeed &+ UInt64(i) &* 0x9E37_79B9, control: self.control)
             }
             snapshot = s
             allErrors.add(s.counters.errors)
@@ -234,6 +257,7 @@ public final class BenchRunner: Sendable {
             opsPerSec: windowSeconds > 0 ? Double(ops) / windowSeconds : 0,
             latencyMicroseconds: snapshot.overall.summary,
             latencyMicrosecondsByOp: byOp,
+            latencyMicrosecondsMarked: control.wasMarked && o.mode == .run ? snapshot.marked.summary : nil,
             gets: c.gets,
             hits: c.hits,
             misses: c.misses,
@@ -246,7 +270,7 @@ public final class BenchRunner: Sendable {
             verify: verifySummary,
             sequentialKeysIssued: counter?.issued,
             clientCPUSeconds: Self.cpuSeconds(),
-            stoppedEarly: stop.isSet
+            stoppedEarly: control.isStopped
         )
     }
 

@@ -60,7 +60,7 @@ struct PhaseSpec: Sendable {
     var firstOffsetNs: Double
     var drainTimeoutNs: UInt64
     var seed: UInt64
-    var stop: StopSignal
+    var control: RunControl
 }
 
 struct ConnectionPhaseResult: Sendable {
@@ -112,6 +112,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     private var verifying = false
 
     private static let measuredBit: UInt8 = 0x80
+    private static let markedBit: UInt8 = 0x40
+    private var control: RunControl?
 
     init(stats: LoopStats, templates: RequestTemplates) {
         self.stats = stats
@@ -188,6 +190,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
             return promise.futureResult
         }
         spec = newSpec
+        control = newSpec.control
         verifying = newSpec.kind == .verify
         self.promise = promise
         rng = FastRandom(seed: newSpec.seed)
@@ -260,7 +263,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
 
     private func issueMore(now: UInt64) {
         guard let spec, !stopped else { return }
-        if spec.stop.isSet {
+        if spec.control.isStopped {
             stopIssuing(at: now)
             return
         }
@@ -338,7 +341,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         templates.write(op, key: key, into: &out)
         let slot = (pHead + pCount) % pSend.count
         pSend[slot] = sendNs
-        pTag[slot] = op.rawValue | (measured ? Self.measuredBit : 0)
+        let marked = control?.isMarking == true ? Self.markedBit : 0
+        pTag[slot] = op.rawValue | (measured ? Self.measuredBit : 0) | marked
         pKey[slot] = key
         pCount += 1
         issuedTotal += 1
@@ -486,7 +490,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         }
         stats.snapshot.counters = c
         if measured {
-            stats.record(op, latency: now > sendNs ? now - sendNs : 0)
+            stats.record(op, latency: now > sendNs ? now - sendNs : 0, marked: tag & Self.markedBit != 0)
         }
         return inSync
     }

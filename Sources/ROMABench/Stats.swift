@@ -77,12 +77,15 @@ public struct StatsSnapshot: Sendable {
     public var overall = LatencyHistogram()
     /// Per operation kind, indexed by `OpKind.rawValue`.
     public var byOp = [LatencyHistogram(), LatencyHistogram(), LatencyHistogram()]
+    /// Requests issued while the mark was set (`BenchRunner.toggleMark`, SIGUSR1).
+    public var marked = LatencyHistogram()
     public var counters = Counters()
 
     public init() {}
 
     public mutating func add(_ o: StatsSnapshot) {
         overall.add(o.overall)
+        marked.add(o.marked)
         for k in 0..<byOp.count { byOp[k].add(o.byOp[k]) }
         counters.add(o.counters)
     }
@@ -97,8 +100,9 @@ final class LoopStats {
     func reset() { snapshot = StatsSnapshot() }
 
     @inline(__always)
-    func record(_ op: OpKind, latency: UInt64) {
+    func record(_ op: OpKind, latency: UInt64, marked: Bool = false) {
         snapshot.overall.record(nanoseconds: latency)
         snapshot.byOp[Int(op.rawValue)].record(nanoseconds: latency)
+        if marked { snapshot.marked.record(nanoseconds: latency) }
     }
 }

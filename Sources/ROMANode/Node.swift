@@ -179,7 +179,42 @@ public final class Node: Sendable {
         }
         let dir: String
         if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
+        scheduleCleanUp()
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
+    }
+
+    // MARK: - Clean-up process (R6.5)
+
+    /// Every 10 s: when `clean_up_interval` has passed since the last pass, purge expired records
+    /// and old delete marks on the thread pool (never on an event loop, never in snapshot states).
+    private func scheduleCleanUp() {
+        guard config.cleanUpInterval > 0 else { return }
+        let loop = group.next()
+        loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [self] task in
+            if isShuttingDown { task.cancel(); return }
+            let now = UInt32(truncatingIfNeeded: time(nil))
+            guard stats.lastCleanUp.load(ordering: .relaxed) &+ UInt32(config.cleanUpInterval) < now,
+                  !stats.cleanUpRunning.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            stats.lastCleanUp.store(now, ordering: .relaxed)
+            pool.submit { [self] _ in
+                defer { stats.cleanUpRunning.store(false, ordering: .releasing) }
+                runCleanUp(now: now)
+            }
+        }
+    }
+
+    /// One clean-up pass over every hash (also callable from tests).
+    func runCleanUp(now: UInt32) {
+        for name in hashNames {
+            guard let s = storage(name) else { continue }
+            do {
+                let n = try s.cleanUp(now: now, delmarkExptime: UInt32(clamping: config.delmarkExptime),
+                                      shouldStop: { [self] in isShuttingDown })
+                if n > 0 { logger.info("clean-up of \(name) removed \(n) expired records and old delete marks") }
+            } catch {
+                logger.error("clean-up of \(name): \(error)")
+            }
+        }
     }
 
     // MARK: - Connections

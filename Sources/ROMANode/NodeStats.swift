@@ -10,10 +10,12 @@ final class NodeStats: Sendable {
     let guiRunSnapshot = Atomic<Bool>(false)
     /// `stats.gui_last_snapshot` (`set_gui_last_snapshot`), nil until set.
     let guiLastSnapshot = Mutex<String?>(nil)
-    /// Start time, shown as `stats.last_clean_up` until a clean-up runs.
-    let lastCleanUp: UInt32
+    /// Start of the last clean-up pass (start time until one ran): `stats.last_clean_up`.
+    let lastCleanUp: Atomic<UInt32>
+    /// `stats.run_storage_clean_up`.
+    let cleanUpRunning = Atomic<Bool>(false)
 
-    init(now: UInt32) { lastCleanUp = now }
+    init(now: UInt32) { lastCleanUp = Atomic(now) }
 
     @inline(__always) func countWrite() { writeCount.add(1, ordering: .relaxed) }
     @inline(__always) func countRead() { readCount.add(1, ordering: .relaxed) }

@@ -16,8 +16,9 @@ import Darwin
 /// `[u32 keyLen][u32 valueLen][key][value]` (native byte order). A slot's class follows from the
 /// lengths it stores, so pages carry no metadata. Freed slots go on their class's intrusive free
 /// list (the first 4 bytes link to the next free slot) and are reused before any new page; a
-/// replacement whose record falls in the slot's class is written in place. Pages are returned
-/// to the system only by `close()` or deinit, as in memcached.
+/// replacement whose record falls in the slot's class is written in place. A dedicated block is
+/// freed as soon as its record goes; slab pages are returned to the system only by `close()` or
+/// deinit (as in memcached, a page stays with its class: there is no rebalancing).
 ///
 /// **Handles.** A slot is named by a 32-bit handle: `pageID << 16 | offset / 16`. Page IDs index a
 /// table of page base addresses (ID 0 is never used, so no handle is 0); a large record uses a

@@ -70,12 +70,12 @@ final class Division: @unchecked Sendable {
     func write(_ key: UnsafeRawBufferPointer, _ header: RecordHeader,
                _ a: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
-        try Division.compose(into: &scratch, header, a, b)
+        Division.compose(into: &scratch, header, a, b)
         let target = writeTarget
         try scratch.withUnsafeBytes { try target.put(key: key, value: $0) }
     }
 
-    static func compose(into buf: inout [UInt8], _ header: RecordHeader, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) throws {
+    static func compose(into buf: inout [UInt8], _ header: RecordHeader, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
         let total = RecordHeader.size + a.count + b.count
         if buf.count != total {
             if buf.capacity >= total {

@@ -256,6 +256,48 @@ public final class HashStorage: @unchecked Sendable {
         return total
     }
 
+    // MARK: - Clean-up (R6.5)
+
+    /// The clean-up process for a node that is primary of every vnode: physically removes expired
+    /// records and delete marks older than `delmarkExptime` seconds. Only `normal` divisions are
+    /// touched — a division in a snapshot state is skipped, so a file being copied never changes
+    /// (ROMA's `out` did change it, §11 item 5). Works in batches under the division lock and
+    /// returns early when `shouldStop` says so. Returns the number of records removed.
+    public func cleanUp(now: UInt32, delmarkExptime: UInt32, batch: Int = 500,
+                        shouldStop: () -> Bool = { false }) throws -> Int {
+        var removed = 0
+        let horizon = now > delmarkExptime ? now - delmarkExptime : 0
+        func stale(_ h: RecordHeader) -> Bool {
+            h.isTombstone ? horizon > h.physical : now > h.expire
+        }
+        for d in divisions {
+            if shouldStop() { break }
+            // Collect candidates while normal, then re-check each one under the lock before removing.
+            var candidates: [[UInt8]] = []
+            try d.lock.withLock {
+                guard d.state == .normal else { return }
+                try d.main.forEach { k, v in
+                    if let h = RecordHeader(decoding: v), stale(h) { candidates.append(Array(k)) }
+                    return true
+                }
+            }
+            var i = 0
+            while i < candidates.count && !shouldStop() {
+                try d.lock.withLock {
+                    guard d.state == .normal else { i = candidates.count; return }
+                    for key in candidates[i..<min(i + batch, candidates.count)] {
+                        try key.withUnsafeBytes { k in
+                            let still = try d.main.withValue(forKey: k) { v in v.flatMap { RecordHeader(decoding: $0) }.map(stale) ?? false }
+                            if still, try d.main.remove(key: k) { removed += 1 }
+                        }
+                    }
+                }
+                i += batch
+            }
+        }
+        return removed
+    }
+
     // MARK: - Introspection (stat)
 
     /// Current state of every division (`safecopy_stats`).

@@ -23,13 +23,13 @@ public final class TCReader {
         self.path = path
         if !tchdbopen(hdb, path, Int32(HDBOREADER | HDBONOLCK)) {
             let msg = String(cString: tchdberrmsg(tchdbecode(hdb)))
-            tchdbdel(hdb)
+            // No tchdbdel here: the object is fully initialised, so deinit runs and frees the handle.
             throw StorageError("\(path): cannot open as a TokyoCabinet hash database: \(msg)")
         }
     }
 
     deinit {
-        tchdbclose(hdb)
+        tchdbclose(hdb)   // harmless (returns false) on a handle that never opened
         tchdbdel(hdb)
     }
 

@@ -27,6 +27,9 @@ struct CPDB: ParsableCommand {
         the default mode keeps only one division at a time out of normal but gives a snapshot \
         whose files were taken at different instants.
 
+        A manifest is written only for a complete run; a failed run removes the snapshot files it \
+        created. Snapshot options: cpdb help snapshot.
+
         Exit status: 0 success, 1 failure, 64 usage error, 130 interrupted (divisions are put back \
         to normal first).
         """,

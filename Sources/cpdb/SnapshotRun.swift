@@ -208,7 +208,7 @@ final class SnapshotRun {
 
     /// Waits until every division in `divisions` is in `target`, printing ROMA's
     /// `waiting for storages[h][label] == target ` line: one `.` when the first poll does not
-    /// already show the state, then one more per further second. Polls every 5 ms.
+    /// already show the state, then one more per further second. Polls every 1–5 ms.
     private func wait(_ hash: HashInfo, _ divisions: [Int], label: String, target: String, passing: Set<String>) throws {
         console.roma("waiting for storages[\(hash.name)][\(label)] == \(target) ")
         let start = ROMAClockNow()
@@ -232,7 +232,8 @@ final class SnapshotRun {
                 throw SnapshotError("timed out after \(Int(o.timeout)) s waiting for storages[\(hash.name)][\(label)] == \(target) (\(late))")
             }
             if interrupted && target != "normal" { throw SnapshotError("interrupted by signal \(interruptSignal.load(ordering: .relaxed))") }
-            usleep(5000)
+            // Transitions usually take a few ms: poll every 1 ms for the first 100 ms, then every 5 ms.
+            usleep(elapsed < 0.1 ? 1000 : 5000)
         }
     }
 
@@ -519,6 +520,10 @@ final class SnapshotRun {
                 fail("interrupted by signal \(interruptSignal.load(ordering: .relaxed)) before storages[\(h.name)][\(i)]")
                 throw Abort()
             }
+            // If a snapshot of this division already carries the current second (a run a moment
+            // ago), wait for the next second now, while the division is still normal.
+            let snapshotPrefix = "\(h.destination)/\(baseName(h.path(i)))."
+            _ = uniqueTimestamp { [snapshotPrefix + $0] }
             let safecopyAt = Timestamp.nowPrecise()
             let t0 = ROMAClockNow()
             try setStatus(h, "\(i)", "safecopy", divisions: [i])
@@ -526,7 +531,7 @@ final class SnapshotRun {
             try outsideNormal(h, [i]) {
                 try wait(h, [i], label: "\(i)", target: "safecopy_flushed", passing: ["safecopy_flushing"])
                 console.roma("copy file : \(h.path(i))\n")
-                let ts = uniqueTimestamp { ["\(h.destination)/\(baseName(h.path(i))).\($0)"] }
+                let ts = uniqueTimestamp { [snapshotPrefix + $0] }
                 copyResult = copyOne(h, division: i, timestamp: ts, safecopyAt: safecopyAt)
                 switch copyResult {
                 case .success(let f): created.append(f.path)
@@ -552,6 +557,8 @@ final class SnapshotRun {
     /// all files are copied in parallel under one timestamp, then all go back to normal.
     private func snapshotConsistent(_ h: HashInfo) throws {
         let all = Array(0..<h.divnum)
+        let names = { (ts: String) in all.map { "\(h.destination)/\(baseName(h.path($0))).\(ts)" } }
+        _ = uniqueTimestamp(names)   // wait out a same-second collision before leaving normal
         let safecopyAt = Timestamp.nowPrecise()
         let t0 = ROMAClockNow()
         try setStatus(h, "all", "safecopy", divisions: all)
@@ -567,7 +574,7 @@ final class SnapshotRun {
             }
             try wait(h, all, label: "all", target: "safecopy_flushed", passing: ["safecopy_flushing"])
             phases["flush"] = ROMAClockNow() - t0
-            let ts = uniqueTimestamp { ts in all.map { "\(h.destination)/\(baseName(h.path($0))).\(ts)" } }
+            let ts = uniqueTimestamp(names)
             for i in all { console.roma("copy file : \(h.path(i))\n") }
             let slots = CopySlots(all.count)
             let width = min(all.count, 4)
@@ -718,6 +725,28 @@ final class SnapshotRun {
         var bytes: UInt64
         var hashes: [HashSummary]
         var retentionDeleted: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case ok, error, errors, node, host, port, mode, startedAt, finishedAt, durationSeconds, bytes, hashes, retentionDeleted
+        }
+
+        /// Like the synthesised encoder, but `error` is always present (`null` on success).
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(ok, forKey: .ok)
+            try c.encode(error, forKey: .error)
+            try c.encode(errors, forKey: .errors)
+            try c.encode(node, forKey: .node)
+            try c.encode(host, forKey: .host)
+            try c.encode(port, forKey: .port)
+            try c.encode(mode, forKey: .mode)
+            try c.encode(startedAt, forKey: .startedAt)
+            try c.encode(finishedAt, forKey: .finishedAt)
+            try c.encode(durationSeconds, forKey: .durationSeconds)
+            try c.encode(bytes, forKey: .bytes)
+            try c.encode(hashes, forKey: .hashes)
+            try c.encode(retentionDeleted, forKey: .retentionDeleted)
+        }
     }
 
     struct HashSummary: Encodable {
@@ -726,6 +755,18 @@ final class SnapshotRun {
         var destination: String
         var manifest: String?
         var files: [FileSummary]
+
+        enum CodingKeys: String, CodingKey { case hash, divnum, destination, manifest, files }
+
+        /// `manifest` is always present (`null` when no manifest was written).
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(hash, forKey: .hash)
+            try c.encode(divnum, forKey: .divnum)
+            try c.encode(destination, forKey: .destination)
+            try c.encode(manifest, forKey: .manifest)
+            try c.encode(files, forKey: .files)
+        }
     }
 
     struct FileSummary: Encodable {

@@ -38,6 +38,10 @@ struct RomaBench: AsyncParsableCommand {
         Keys are <key-prefix><10-digit index>; a value starts with its key's digits, so --verify can check \
         that every key 0..<keys holds exactly what roma-bench wrote.
 
+        Signals: SIGINT/SIGTERM stop the load early and report what was measured (a second one \
+        exits at once); SIGUSR1 opens and closes a marked window whose requests are also reported \
+        separately (latency_us_marked), e.g. the time a snapshot ran.
+
         Exit status: 0 ok, 1 setup failure (connect, resolve, refused target), 2 request or connection \
         errors occurred, 3 --verify found missing or different values.
         """
@@ -137,13 +141,19 @@ struct RomaBench: AsyncParsableCommand {
         let runner = BenchRunner(options: options)
 
         // SIGINT/SIGTERM: stop issuing, wait for outstanding replies, report. A second one exits.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        // SIGUSR1: open/close the marked window (latency_us_marked), e.g. around a snapshot.
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
+            signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if runner.requestStop() > 1 { _exit(130) }
+            if sig == SIGUSR1 {
+                source.setEventHandler {
+                    printError("roma-bench: mark \(runner.toggleMark() ? "on" : "off")")
+                }
+            } else {
+                source.setEventHandler {
+                    if runner.requestStop() > 1 { _exit(130) }
+                }
             }
             source.resume()
             sources.append(source)

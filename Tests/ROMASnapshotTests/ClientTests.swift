@@ -74,8 +74,9 @@ final class CannedServer: Sendable {
         let server = CannedServer(script: [
             ("stat storage", "storages[roma].storage.option \r\nstorages[roma].storage.safecopy_stats [:normal, :safecopy_flushed]\r\nEND\r\n"),
             ("set k 0 0 3", "STORED\r\n"),
-            ("get k", "VALUE k 0 5\r\na\r\nbc\r\nEND\r\n"),
-            ("get nothing", "END\r\n"),
+            ("abc", ""),
+            ("gets k", "VALUE k 0 5\r\na\r\nbc\r\nEND\r\n"),
+            ("gets nothing", "END\r\n"),
             ("stat [", "CLIENT_ERROR invalid regexp: [\r\n"),
             ("version", "VERSION ROMA-1.3.0\r\n"),
         ])

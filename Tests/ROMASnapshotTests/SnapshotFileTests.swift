@@ -133,7 +133,7 @@ import Glibc
         let m = try makeSnapshot(in: d.path)
         let checks = Verifier.verify(m, directory: d.path)
         #expect(checks.count == 3)
-        #expect(checks.allSatisfy(\.ok))
+        #expect(checks.allSatisfy { $0.ok })
         #expect(checks.map(\.records) == [10, 11, 12])
     }
 

@@ -258,8 +258,8 @@ struct ArenaMemoryEngineTests {
             for i in 0..<n { try e.put(key: key(i), value: rng.bytes(100)) }        // class A
             for i in 0..<n { try e.put(key: key(i), value: rng.bytes(600)) }        // moves to class B
             for i in stride(from: 0, to: n, by: 2) { try e.del(key(i)) }
-            for i in 0..<(n / 10) { try e.put(key: key(n + i), value: rng.bytes(200_000)) }  // dedicated blocks
-            for i in 0..<(n / 10) { try e.del(key(n + i)) }
+            for i in 0..<(n / 100) { try e.put(key: key(n + i), value: rng.bytes(200_000)) }  // dedicated blocks
+            for i in 0..<(n / 100) { try e.del(key(n + i)) }
             for i in 0..<n { try e.put(key: key(i), value: rng.bytes(Int.random(in: 0...2000, using: &rng))) }
             for i in 0..<n where i % 3 == 0 { try e.del(key(i)) }
         }

@@ -122,6 +122,17 @@ struct LockFileTests {
         #expect(dir.exists("lock"))
     }
 
+    /// Runs `body` on `n` dedicated threads (not a width-limited pool) and waits for all of them.
+    private func runThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for i in 0..<n {
+            group.enter()
+            let t = Thread { body(i); group.leave() }
+            t.start()
+        }
+        group.wait()
+    }
+
     /// Shared counters for the race tests.
     final class RaceStats: @unchecked Sendable {
         let m = PthreadMutex()
@@ -145,7 +156,7 @@ struct LockFileTests {
         let path = dir.path
         let end = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
         while DispatchTime.now().uptimeNanoseconds < end {
-            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            runThreads(4) { _ in
                 while DispatchTime.now().uptimeNanoseconds < end && !h.m.withLock({ h.wedged }) {
                     let l: LockFile
                     do { l = try LockFile(directory: path) } catch {
@@ -185,13 +196,18 @@ struct LockFileTests {
         defer { root.remove() }
         var wedges = 0
         var wins = 0
-        for round in 0..<400 {
+        var firstError = ""
+        for round in 0..<600 {
             let path = root.file("r\(round)")
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             let h = RaceStats()
-            DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            runThreads(4) { _ in
                 h.m.withLock { h.current += 1 }
-                while h.m.withLock({ h.current }) < 3 {}   // start together
+                while h.m.withLock({ h.current }) < 4 { sched_yield() }   // start together
+                // stagger by a few microseconds so that some openers arrive inside another's
+                // create → flock → write-PID window
+                var spin = UInt64.random(in: 0..<3000)
+                while spin > 0 { spin &-= 1; withExtendedLifetime(spin) {} }
                 if let l = try? LockFile(directory: path) {
                     h.m.withLock { h.acquisitions += 1 }
                     l.release()
@@ -203,10 +219,11 @@ struct LockFileTests {
                 l.release()
             } catch {
                 wedges += 1
+                if firstError.isEmpty { firstError = "\(error)" }
             }
         }
-        #expect(wins >= 400)
-        #expect(wedges == 0, "\(wedges) of 400 directories were left with an empty lock nobody holds")
+        #expect(wins >= 600)
+        #expect(wedges == 0, "\(wedges) of 600 directories were left locked: \(firstError)")
     }
 
     @Test("the memory engine uses no lock file")

@@ -79,22 +79,33 @@ extension Dispatcher {
         }
     }
 
-    /// `mklhash <id>`, `routingdump [json]`, `get_key_info <key>` on the node's routing table.
+    /// `mklhash <id>`, `routingdump [bin|json|yaml|yamlbytes]`, `get_key_info <key>` on the node's routing table.
     func routingCommand(_ command: Command, _ r: Request, session: Session, out: inout ByteBuffer) -> Outcome {
         switch command {
         case .mklhash:
             guard r.count == 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
             out.writeLine(node.routing.mklhash(id: r.tokenString(1)) ?? "")
         case .routingdump:
-            if r.count == 2 && r.token(1, is: "json") {
-                out.writeLine(node.routing.jsonDump())
-                out.writeStaticString(Reply.end)
-            } else if r.count == 2 && r.token(1, is: "yaml") {
-                out.writeString(node.routing.yaml())
+            // R4.8: no argument = Ruby Marshal (what roma-client asks for), bin, json, yaml, yamlbytes.
+            let rt = node.routing
+            if r.count == 1 || (r.count == 2 && r.token(1, is: "bin")) {
+                let dump = r.count == 1 ? rt.marshalDump() : rt.binDump()
+                out.writeLine(String(dump.count))
+                out.writeBytes(dump)
                 out.writeStaticString("\r\n")
                 out.writeStaticString(Reply.end)
+            } else if r.count == 2 && r.token(1, is: "json") {
+                out.writeLine(rt.jsonDump())
+                out.writeStaticString(Reply.end)
+            } else if r.count == 2 && r.token(1, is: "yaml") {
+                out.writeString(rt.yaml())
+                out.writeStaticString("\r\n")
+                out.writeStaticString(Reply.end)
+            } else if r.count == 2 && r.token(1, is: "yamlbytes") {
+                out.writeLine(String(rt.yaml().utf8.count + 7))
+                out.writeStaticString(Reply.end)
             } else {
-                out.writeLine("CLIENT_ERROR this node offers routingdump json and routingdump yaml")
+                out.writeLine("CLIENT_ERROR")
             }
         case .getKeyInfo:
             guard r.count == 2 else { out.writeStaticString(Reply.wrongArguments); return .next }

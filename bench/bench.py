@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""Driver of `make bench` and `make bench-smoke`.
+
+Starts memcached and romad (TokyoCabinet engine, memory engine) on free loopback ports, runs the
+same roma-bench loads against each, compares roma-bench with Debian's memcslap, measures RSS per
+million records, and measures cpdb under write load against a durable plain copy. Prints one
+table per part and (full mode) writes bench/RESULTS.md and bench/results-latest.json.
+
+Every process it starts is stopped and every temporary directory removed on exit, including on
+Ctrl-C or SIGTERM. Standard library only.
+
+    bench.py --bin-dir DIR [--smoke] [--results FILE] [--parts matrix,memcslap,memory,snapshot]
+
+Exit status: 0 when every scenario ran without errors; 1 otherwise (the results are still written).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Settings
+
+class Settings:
+    """Sizes and durations of one mode (full `make bench` or the few-seconds smoke run)."""
+
+    def __init__(self, smoke: bool):
+        self.smoke = smoke
+        self.keys = 1_000 if smoke else 100_000
+        self.value_size = 100
+        self.warmup = 0.0 if smoke else 1.0
+        self.duration = 0.5 if smoke else 8.0
+        # (mix label, mix, connections, pipeline)
+        mixes = [("get 90:10", "90:10"), ("set only", "0:1")]
+        if smoke:
+            self.shapes = [("get 90:10", "90:10", 4, 4)]
+        else:
+            self.shapes = [(label, mix, c, p) for label, mix in mixes for c in (4, 50) for p in (1, 16)]
+        # memcslap: --execute-number per thread, 4 threads; values 50..5000 bytes (mean 2525)
+        self.slap_number = 1_000 if smoke else 50_000
+        self.slap_concurrency = 4
+        self.slap_value = 2525
+        self.slap_tests = ["get"] if smoke else ["get", "set"]
+        # memory: records loaded for the RSS measurement
+        self.memory_records = 20_000 if smoke else 1_000_000
+        # snapshot: records x bytes (full: ~1M x 150 B, about 10 x 20 MB of TokyoCabinet files)
+        self.snap_records = 20_000 if smoke else 1_000_000
+        self.snap_value = 150
+        self.snap_rate = 500 if smoke else 2000
+        self.snap_connections = 4
+        self.snap_duration = 1.5 if smoke else 6.0
+        self.snap_lead = 0.3 if smoke else 1.0
+        self.snap_cap = 60 if smoke else 300
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes and clean-up
+
+CHILDREN: list[subprocess.Popen] = []
+TEMP_DIRS: list[str] = []
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cleanup() -> None:
+    for p in list(CHILDREN):
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    for p in list(CHILDREN):
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    CHILDREN.clear()
+    for d in TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+    TEMP_DIRS.clear()
+
+
+def on_signal(signum, _frame):
+    log(f"signal {signum}: stopping")
+    cleanup()
+    sys.exit(128 + signum)
+
+
+def spawn(cmd: list[str], **kw) -> subprocess.Popen:
+    p = subprocess.Popen(cmd, **kw)
+    CHILDREN.append(p)
+    return p
+
+
+def reap(p: subprocess.Popen) -> None:
+    if p in CHILDREN:
+        CHILDREN.remove(p)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def command(port: int, line: str, timeout: float = 5.0) -> str:
+    """Sends one text-protocol command and returns the reply up to END/VERSION line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(line.encode() + b"\r\n")
+        data = b""
+        while not (data.endswith(b"END\r\n") or data.startswith(b"VERSION") and data.endswith(b"\r\n")):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace")
+
+
+class Server:
+    """memcached or romad on a free loopback port."""
+
+    def __init__(self, name: str, kind: str, bin_dir: str, workdir: str, engine: str | None = None,
+                 address: str = "127.0.0.1"):
+        self.name, self.kind, self.engine, self.address = name, kind, engine, address
+        self.port = free_port()
+        self.workdir = os.path.join(workdir, name)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.log_path = os.path.join(self.workdir, "server.log")
+        if kind == "memcached":
+            cmd = ["memcached", "-p", str(self.port), "-l", "127.0.0.1", "-t", "2", "-U", "0", "-m", "1024"]
+            if os.geteuid() == 0:
+                cmd[1:1] = ["-u", "root"]
+        else:
+            self.data_dir = os.path.join(self.workdir, "data")
+            os.makedirs(self.data_dir, exist_ok=True)
+            cmd = [os.path.join(bin_dir, "romad"), address, "-p", str(self.port), "--storage", engine,
+                   "--storage-path", self.data_dir, "--log-level", "warning"]
+        self.cmd = cmd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        self.logf = open(self.log_path, "ab")
+        self.proc = spawn(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                if command(self.port, "version", timeout=1).startswith("VERSION"):
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer `version` within 20 s: {self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    def stop(self) -> int | None:
+        if not self.proc:
+            return None
+        p, self.proc = self.proc, None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        reap(p)
+        self.logf.close()
+        return p.returncode
+
+    def division_files(self) -> list[str]:
+        """romad TC: the main division files <data>/<address>_<port>/<hash>/<i>.tc."""
+        pattern = os.path.join(self.data_dir, f"*_{self.port}", "*", "*.tc")
+        return sorted((f for f in glob.glob(pattern) if re.fullmatch(r"\d+\.tc", os.path.basename(f))),
+                      key=lambda f: (os.path.dirname(f), int(os.path.basename(f).split(".")[0])))
+
+
+# ----------------------------------------------------------------------------------------------
+# roma-bench, memcslap, cpdb
+
+class Runner:
+    def __init__(self, bin_dir: str, settings: Settings):
+        self.bin_dir = bin_dir
+        self.s = settings
+        self.bench = os.path.join(bin_dir, "roma-bench")
+        self.failures: list[str] = []
+        self.runs: list[dict] = []
+
+    def fail(self, what: str) -> None:
+        log(f"FAILED: {what}")
+        self.failures.append(what)
+
+    def roma_bench(self, label: str, port: int, args: list[str], timeout: float, host: str = "127.0.0.1",
+                   expect_clean: bool = True) -> dict | None:
+        cmd = [self.bench, "--host", host, "--port", str(port), "--json", "--seed", "1"] + args
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{label}: roma-bench did not finish within {timeout:.0f} s")
+            return None
+        return self._bench_result(label, cmd, p.returncode, p.stdout, p.stderr, expect_clean)
+
+    def _bench_result(self, label, cmd, rc, out, err, expect_clean) -> dict | None:
+        try:
+            r = json.loads(out)
+        except ValueError:
+            self.fail(f"{label}: roma-bench exit {rc}, no report: {err.strip()[-500:]}")
+            return None
+        r["label"] = label
+        r["exit_status"] = rc
+        r["command"] = " ".join(cmd)
+        self.runs.append(r)
+        if expect_clean and r.get("errors_total", 0) > 0:
+            self.fail(f"{label}: {r['errors_total']} errors {r['errors']}")
+        if expect_clean and r.get("verify") and (r["verify"]["missing"] or r["verify"]["mismatched"] or r["verify"]["unchecked"]):
+            self.fail(f"{label}: verify {r['verify']}")
+        return r
+
+    def start_bench(self, port: int, args: list[str], host: str = "127.0.0.1") -> tuple[subprocess.Popen, list[str]]:
+        cmd = [self.bench, "--host", host, "--port", str(port), "--json", "--seed", "1"] + args
+        return spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd
+
+    def finish_bench(self, label: str, p: subprocess.Popen, cmd: list[str], timeout: float) -> dict | None:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            reap(p)
+            self.fail(f"{label}: roma-bench did not finish within {timeout:.0f} s")
+            return None
+        reap(p)
+        return self._bench_result(label, cmd, p.returncode, out, err, True)
+
+    def memcslap(self, label: str, port: int, test: str) -> dict | None:
+        n, c = self.s.slap_number, self.s.slap_concurrency
+        cmd = ["memcslap", f"--servers=127.0.0.1:{port}", f"--concurrency={c}", f"--execute-number={n}", f"--test={test}"]
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(["/usr/bin/time", "-f", "time: %e s wall, %U user %S sys"] + cmd,
+                               capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{label}: memcslap timed out")
+            return None
+        text = p.stdout + p.stderr
+        m = re.search(r"Time to %s\s+(\d+) keys by\s+(\d+) threads:\s+([\d.]+) seconds" % test, text)
+        if p.returncode != 0 or not m:
+            self.fail(f"{label}: memcslap exit {p.returncode}: {text.strip()[-500:]}")
+            return None
+        done, threads, sec = int(m.group(1)), int(m.group(2)), float(m.group(3))
+        cpu = re.search(r"time: ([\d.]+) s wall, ([\d.]+) user ([\d.]+) sys", text)
+        r = {"label": label, "test": test, "threads": threads, "per_thread": n, "reported_keys": done,
+             "seconds": sec, "ops_per_sec": threads * n / sec if sec > 0 else 0,
+             "client_cpu_s": float(cpu.group(2)) + float(cpu.group(3)) if cpu else None,
+             "wall_s": time.monotonic() - t0, "command": " ".join(cmd)}
+        if done < threads * n:
+            r["note"] = f"memcslap reported {done} successful of {threads * n}"
+        return r
+
+    def cpdb(self, port: int, consistent: bool, timeout: float) -> dict:
+        cmd = [os.path.join(self.bin_dir, "cpdb")] + (["--consistent"] if consistent else []) + [str(port)]
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, out, err = None, e.stdout or "", e.stderr or ""
+        return {"command": " ".join(cmd), "exit_status": rc, "seconds": time.monotonic() - t0,
+                "stdout_tail": (out if isinstance(out, str) else out.decode(errors="replace"))[-400:],
+                "stderr_tail": (err if isinstance(err, str) else err.decode(errors="replace"))[-400:]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Parts
+
+def part_matrix(r: Runner, servers: list[Server]) -> list[dict]:
+    s = r.s
+    log(f"preloading {s.keys} keys of {s.value_size} B into {', '.join(x.name for x in servers)}")
+    for srv in servers:
+        r.roma_bench(f"preload {srv.name}", srv.port,
+                     ["--preload-only", "--keys", str(s.keys), "--value-size", str(s.value_size),
+                      "--connections", "4", "--pipeline", "32"], timeout=600)
+    rows = []
+    for label, mix, conns, pipe in s.shapes:
+        row = {"load": label, "mix": mix, "connections": conns, "pipeline": pipe, "results": {}}
+        for srv in servers:
+            args = ["--mix", mix, "--connections", str(conns), "--pipeline", str(pipe), "--keys", str(s.keys),
+                    "--value-size", str(s.value_size), "--duration", str(s.duration), "--warmup", str(s.warmup)]
+            res = r.roma_bench(f"{label} c{conns} p{pipe} {srv.name}", srv.port, args,
+                               timeout=s.duration + s.warmup + 60)
+            row["results"][srv.name] = res
+            if res:
+                log(f"{label:9} c{conns:<3} p{pipe:<3} {srv.name:13} {res['ops_per_sec']:>10.0f} ops/s  "
+                    f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
+        rows.append(row)
+    return rows
+
+
+def part_memcslap(r: Runner, servers: list[Server]) -> list[dict]:
+    s = r.s
+    rows = []
+    for test in s.slap_tests:
+        for srv in servers:
+            slap = r.memcslap(f"memcslap {test} c{s.slap_concurrency} {srv.name}", srv.port, test)
+            # roma-bench in memcslap's shape: same connections, one request in flight each, as many
+            # requests in total, keys preloaded for gets, values of memcslap's mean size.
+            mix = "1:0" if test == "get" else "0:1"
+            args = ["--mix", mix, "--connections", str(s.slap_concurrency), "--pipeline", "1",
+                    "--keys", str(s.slap_number), "--value-size", str(s.slap_value), "--key-prefix", "slap:",
+                    "--requests", str(s.slap_concurrency * s.slap_number)]
+            if test == "get":
+                args.append("--preload")
+            rb = r.roma_bench(f"roma-bench {test} c{s.slap_concurrency} {srv.name} (memcslap shape)", srv.port, args,
+                              timeout=600)
+            rows.append({"test": test, "server": srv.name, "memcslap": slap, "roma_bench": rb})
+            if slap and rb:
+                log(f"{test} c{s.slap_concurrency} {srv.name:13} memcslap {slap['ops_per_sec']:>9.0f} ops/s   "
+                    f"roma-bench {rb['ops_per_sec']:>9.0f} ops/s  ({rb['ops_per_sec'] / slap['ops_per_sec']:.2f}x)")
+    return rows
+
+
+def part_memory(r: Runner, bin_dir: str, workdir: str) -> list[dict]:
+    s = r.s
+    rows = []
+    for name, kind, engine in (("memcached", "memcached", None), ("romad-memory", "romad", "memory")):
+        srv = Server(f"rss-{name}", kind, bin_dir, workdir, engine).start()
+        try:
+            time.sleep(0.3)
+            before = rss_kib(srv.pid)
+            res = r.roma_bench(f"memory load {name}", srv.port,
+                               ["--preload-only", "--keys", str(s.memory_records), "--value-size", "100",
+                                "--connections", "4", "--pipeline", "64"], timeout=900)
+            time.sleep(1.0)
+            after = rss_kib(srv.pid)
+        finally:
+            srv.stop()
+        per_million_mib = (after - before) / 1024 * 1_000_000 / s.memory_records
+        rows.append({"server": name, "records": s.memory_records, "rss_before_kib": before, "rss_after_kib": after,
+                     "mib_per_million": per_million_mib,
+                     "bytes_per_record": (after - before) * 1024 / s.memory_records,
+                     "load_sets_per_sec": res["preload"]["sets_per_sec"] if res and res.get("preload") else None})
+        log(f"RSS {name}: {before} KiB -> {after} KiB after {s.memory_records} records = "
+            f"{per_million_mib:.0f} MiB per million ({(after - before) * 1024 / s.memory_records:.0f} B/record)")
+    return rows
+
+
+def durable_copy(files: list[str], dest: str) -> float:
+    """`cp` of the division files into `dest`, then fsync of every copy (coreutils `sync FILE...`)."""
+    os.makedirs(dest, exist_ok=True)
+    t0 = time.monotonic()
+    subprocess.run(["cp"] + files + [dest + "/"], check=True)
+    copies = [os.path.join(dest, os.path.basename(f)) for f in files]
+    subprocess.run(["sync"] + copies + [dest], check=True)
+    return time.monotonic() - t0
+
+
+def remove_snapshot_files(srv: Server) -> None:
+    base = os.path.join(srv.data_dir, f"*_{srv.port}", "*")
+    for f in glob.glob(os.path.join(base, "*")):
+        name = os.path.basename(f)
+        if re.fullmatch(r"\d+\.tc\.\d+.*", name) or re.fullmatch(r"snapshot-.*\.json", name):
+            os.remove(f)
+
+
+def safecopy_states(port: int) -> str:
+    try:
+        reply = command(port, "stat safecopy")
+    except OSError as e:
+        return f"? ({e})"
+    m = re.search(r"safecopy_stats (\[.*\])", reply)
+    return m.group(1) if m else reply.strip()[:200]
+
+
+def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
+    s = r.s
+    cpdb_bin = os.path.join(bin_dir, "cpdb")
+    if not os.access(cpdb_bin, os.X_OK):
+        msg = f"snapshot scenario skipped: cpdb binary not found at {cpdb_bin}"
+        log(msg)
+        return {"skipped": msg}
+    out: dict = {"records": s.snap_records, "value_size": s.snap_value, "write_rate": s.snap_rate,
+                 "writer_connections": s.snap_connections, "phase_seconds": s.snap_duration}
+    # cpdb talks to "localhost" like ROMA's cpdb, so the node is localhost_<port>.
+    srv = Server("snapshot-romad-tc", "romad", bin_dir, workdir, "tc", address="localhost").start()
+    try:
+        log(f"snapshot: loading {s.snap_records} records of {s.snap_value} B")
+        load = r.roma_bench("snapshot load", srv.port,
+                            ["--preload-only", "--keys", str(s.snap_records), "--value-size", str(s.snap_value),
+                             "--key-prefix", "snap:", "--connections", "4", "--pipeline", "64"], timeout=1200,
+                            host="localhost")
+        out["load_sets_per_sec"] = load["preload"]["sets_per_sec"] if load and load.get("preload") else None
+        files = srv.division_files()
+        sizes = [os.path.getsize(f) for f in files]
+        out["division_files"] = len(files)
+        out["division_mb"] = [round(x / 1e6, 1) for x in sizes]
+        out["total_mb"] = round(sum(sizes) / 1e6, 1)
+        log(f"snapshot: {len(files)} division files, {out['total_mb']} MB")
+
+        writer_args = ["--mix", "0:1", "--rate", str(s.snap_rate), "--connections", str(s.snap_connections),
+                       "--key-order", "sequential", "--keys", "100000000", "--value-size", str(s.snap_value)]
+        prefixes: list[tuple[str, dict | None]] = []
+
+        # 1. writers alone
+        before = r.roma_bench("writers before snapshot", srv.port,
+                              writer_args + ["--key-prefix", "wb:", "--duration", str(s.snap_duration)],
+                              timeout=s.snap_duration + 60, host="localhost")
+        prefixes.append(("wb:", before))
+        out["before"] = summarize_writer(before)
+
+        def overlapped(label: str, prefix: str, action):
+            """Writers running; `action` starts after a lead time; the writers stop once the action is done
+            and at least the phase duration has passed (SIGINT: roma-bench reports what it measured)."""
+            p, cmd = r.start_bench(srv.port, writer_args + ["--key-prefix", prefix, "--duration", str(s.snap_cap)],
+                                   host="localhost")
+            t0 = time.monotonic()
+            time.sleep(s.snap_lead)
+            result = action()
+            remaining = s.snap_duration - (time.monotonic() - t0)
+            time.sleep(max(0.2, remaining))
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+            w = r.finish_bench(label, p, cmd, timeout=60)
+            prefixes.append((prefix, w))
+            return result, w
+
+        copy_dir = os.path.join(srv.workdir, "plain-copy")
+
+        def plain_copy():
+            shutil.rmtree(copy_dir, ignore_errors=True)
+            seconds = durable_copy(files, copy_dir)
+            shutil.rmtree(copy_dir, ignore_errors=True)
+            return seconds
+
+        # 2. durable plain copy with the same writers running
+        cp1, w_cp = overlapped("writers during cp+fsync", "wc:", plain_copy)
+        out["cp_fsync_seconds"] = [cp1]
+        out["during_cp"] = summarize_writer(w_cp)
+        log(f"snapshot: cp + fsync of {len(files)} files: {cp1:.2f} s")
+
+        # 3. cpdb, both modes, writers running
+        out["cpdb"] = {}
+        for mode, consistent, prefix in (("default", False, "wd:"), ("consistent", True, "wk:")):
+            res, w = overlapped(f"writers during cpdb {mode}", prefix,
+                                lambda: r.cpdb(srv.port, consistent, timeout=s.snap_cap))
+            res["states_after"] = safecopy_states(srv.port)
+            manifests = glob.glob(os.path.join(srv.data_dir, f"*_{srv.port}", "*", "snapshot-*.json"))
+            if manifests:
+                v = subprocess.run([cpdb_bin, "verify", manifests[0]], capture_output=True, text=True, timeout=300)
+                res["verify_exit_status"] = v.returncode
+                res["verify_tail"] = (v.stdout + v.stderr)[-300:]
+                if v.returncode != 0:
+                    r.fail(f"cpdb verify ({mode}) exit {v.returncode}: {res['verify_tail']}")
+            else:
+                res["verify_exit_status"] = None
+            res["writers"] = summarize_writer(w)
+            out["cpdb"][mode] = res
+            if res["exit_status"] != 0:
+                r.fail(f"cpdb {mode} exit {res['exit_status']}: {res['stderr_tail'] or res['stdout_tail']}")
+            states = re.findall(r":(\w+)", res["states_after"])
+            if not states or any(x != "normal" for x in states):
+                r.fail(f"cpdb {mode}: divisions not back to normal: {res['states_after']}")
+            log(f"snapshot: cpdb {mode}: {res['seconds']:.2f} s (exit {res['exit_status']}), "
+                f"write p99 {out['cpdb'][mode]['writers'].get('p99_us')} µs vs {out['before'].get('p99_us')} µs before")
+            remove_snapshot_files(srv)
+
+        # 4. the plain copy again (page-cache and disk state now like the cpdb runs had)
+        cp2, w_cp2 = overlapped("writers during cp+fsync (2)", "wc2:", plain_copy)
+        out["cp_fsync_seconds"].append(cp2)
+        out["cp_fsync_mean"] = sum(out["cp_fsync_seconds"]) / len(out["cp_fsync_seconds"])
+        log(f"snapshot: cp + fsync again: {cp2:.2f} s")
+
+        # 5. every acknowledged write is there
+        lost_total = 0
+        out["verify"] = []
+        for prefix, w in prefixes:
+            if not w or not w.get("sequential_keys_issued"):
+                continue
+            n = w["sequential_keys_issued"]
+            v = r.roma_bench(f"verify writes {prefix}", srv.port,
+                             ["--verify", "--keys", str(n), "--key-prefix", prefix, "--value-size", str(s.snap_value),
+                              "--connections", "4", "--pipeline", "32"], timeout=600, host="localhost")
+            if v and v.get("verify"):
+                lost = v["verify"]["missing"] + v["verify"]["mismatched"] + v["verify"]["unchecked"]
+                lost_total += lost
+                out["verify"].append({"prefix": prefix, "acknowledged": n, "failed": w["errors_total"], **v["verify"]})
+        out["writes_lost"] = lost_total
+        out["writes_failed"] = sum(w["errors_total"] for _, w in prefixes if w)
+    finally:
+        rc = srv.stop()
+        out["romad_exit_status"] = rc
+    if rc not in (0, None):
+        r.fail(f"snapshot romad exited with {rc} after SIGTERM: {srv.tail()[-500:]}")
+    return out
+
+
+def summarize_writer(w: dict | None) -> dict:
+    if not w:
+        return {}
+    lat = w["latency_us"]
+    return {"ops": w["ops"], "seconds": w["duration_s"], "ops_per_sec": w["ops_per_sec"], "p50_us": lat["p50"],
+            "p99_us": lat["p99"], "p99_9_us": lat["p99.9"], "max_us": lat["max"], "errors": w["errors_total"],
+            "acknowledged": w.get("sequential_keys_issued")}
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+
+def machine_facts() -> dict:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            mem = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+    commit = out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+    dirty = out(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
+    mc = out(["memcached", "-V"])
+    return {"nproc": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(), "memory": mem,
+            "os": out(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]), "memcached": mc,
+            "commit": commit + (" (uncommitted changes)" if dirty else ""),
+            "loadavg_start": open("/proc/loadavg").read().split()[:3]}
+
+
+def fmt_ops(x) -> str:
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def fmt_us(x) -> str:
+    return "n/a" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.1f}")
+
+
+def ratio(a, b) -> str:
+    return "n/a" if not a or not b else f"{a / b:.2f}×"
+
+
+def matrix_table(rows: list[dict], romads: list[str]) -> list[str]:
+    head = "| load | conns | pipeline | memcached ops/s | memcached p99 µs |"
+    sep = "|---|---:|---:|---:|---:|"
+    for name in romads:
+        head += f" {name} ops/s | ×memcached | {name} p99 µs | ×memcached |"
+        sep += "---:|---:|---:|---:|"
+    lines = [head, sep]
+    for row in rows:
+        mc = row["results"].get("memcached")
+        mc_ops = mc["ops_per_sec"] if mc else None
+        mc_p99 = mc["latency_us"]["p99"] if mc else None
+        line = f"| {row['load']} | {row['connections']} | {row['pipeline']} | {fmt_ops(mc_ops)} | {fmt_us(mc_p99)} |"
+        for name in romads:
+            x = row["results"].get(name)
+            ops = x["ops_per_sec"] if x else None
+            p99 = x["latency_us"]["p99"] if x else None
+            err = f" ({x['errors_total']} errors)" if x and x["errors_total"] else ""
+            line += f" {fmt_ops(ops)}{err} | {ratio(ops, mc_ops)} | {fmt_us(p99)} | {ratio(p99, mc_p99)} |"
+        lines.append(line)
+    return lines
+
+
+def slap_table(rows: list[dict]) -> list[str]:
+    lines = ["| test | server | memcslap ops/s | memcslap CPU s | roma-bench ops/s | roma-bench CPU s | roma-bench p99 µs | roma-bench ÷ memcslap |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        sl, rb = row["memcslap"], row["roma_bench"]
+        so = sl["ops_per_sec"] if sl else None
+        ro = rb["ops_per_sec"] if rb else None
+        slap_cpu = f"{sl['client_cpu_s']:.2f}" if sl and sl["client_cpu_s"] is not None else "n/a"
+        rb_cpu = f"{rb['client_cpu_s']:.2f}" if rb else "n/a"
+        rb_p99 = fmt_us(rb["latency_us"]["p99"]) if rb else "n/a"
+        lines.append(f"| {row['test']} | {row['server']} | {fmt_ops(so)} | {slap_cpu} | {fmt_ops(ro)} | {rb_cpu} | {rb_p99} | {ratio(ro, so)} |")
+    return lines
+
+
+def memory_table(rows: list[dict]) -> list[str]:
+    lines = ["| server | records | VmRSS before | VmRSS after | MiB per million records | bytes per record |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for x in rows:
+        lines.append(f"| {x['server']} | {x['records']:,} | {x['rss_before_kib'] / 1024:.1f} MiB | {x['rss_after_kib'] / 1024:.1f} MiB | "
+                     f"{x['mib_per_million']:.0f} | {x['bytes_per_record']:.0f} |")
+    if len(rows) == 2 and rows[0]["mib_per_million"] > 0:
+        lines.append("")
+        lines.append(f"romad memory engine / memcached: {rows[1]['mib_per_million'] / rows[0]['mib_per_million']:.2f}×")
+    return lines
+
+
+def snapshot_lines(snap: dict) -> list[str]:
+    if not snap:
+        return ["(not run)"]
+    if "skipped" in snap:
+        return [snap["skipped"]]
+    lines = [f"Node: romad TokyoCabinet, {snap.get('division_files')} division files, {snap.get('total_mb')} MB in total "
+             f"({snap['records']:,} records of {snap['value_size']} B; sizes MB: {snap.get('division_mb')}). "
+             f"Writers: roma-bench open loop, {snap['write_rate']} sets/s over {snap['writer_connections']} connections, "
+             f"new key per set; each phase about {snap['phase_seconds']:.0f} s.",
+             ""]
+    cp = snap.get("cp_fsync_mean")
+    before = snap.get("before", {}).get("p99_us")
+    lines += ["| copy | wall s | ÷ cp+fsync (target ≤ 1.5) | write p99 µs during | ÷ p99 before (target ≤ 2) | write p99.9 µs | writes failed | exit |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if cp is not None:
+        dc = snap.get("during_cp", {})
+        lines.append(f"| cp + fsync (runs: {', '.join(f'{x:.2f}' for x in snap['cp_fsync_seconds'])}) | {cp:.2f} | 1.00 | "
+                     f"{fmt_us(dc.get('p99_us'))} | {ratio(dc.get('p99_us'), before)} | {fmt_us(dc.get('p99_9_us'))} | {dc.get('errors', 'n/a')} | 0 |")
+    for mode, res in snap.get("cpdb", {}).items():
+        w = res.get("writers", {})
+        lines.append(f"| cpdb{' --consistent' if mode == 'consistent' else ''} | {res['seconds']:.2f} | {ratio(res['seconds'], cp)} | "
+                     f"{fmt_us(w.get('p99_us'))} | {ratio(w.get('p99_us'), before)} | {fmt_us(w.get('p99_9_us'))} | {w.get('errors', 'n/a')} | {res['exit_status']} |")
+    b = snap.get("before", {})
+    lines += ["", f"Write p99 before any copy: {fmt_us(before)} µs (p99.9 {fmt_us(b.get('p99_9_us'))} µs, {b.get('ops', 0):,} sets, errors {b.get('errors', 'n/a')}).",
+              f"Writes failed (all phases): {snap.get('writes_failed', 'n/a')}. Writes lost (acknowledged sets read back afterwards: "
+              f"{sum(v['acknowledged'] for v in snap.get('verify', [])):,} keys): {snap.get('writes_lost', 'n/a')}."]
+    for mode, res in snap.get("cpdb", {}).items():
+        lines.append(f"cpdb {mode}: divisions after: {res.get('states_after')}; `cpdb verify` exit {res.get('verify_exit_status')}.")
+    return lines
+
+
+def render(facts: dict, settings: Settings, parts: dict, romads: list[str], failures: list[str], elapsed: float) -> str:
+    s = settings
+    out = ["# SwiftROMA benchmark results" + (" (smoke run)" if s.smoke else ""), "",
+           f"Written by `{'make bench-smoke' if s.smoke else 'make bench'}` (`bench/bench.py`) on "
+           f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} in {elapsed / 60:.1f} min; "
+           f"commit {facts['commit']}. {facts['build'].capitalize()} builds; every server and roma-bench on this machine, loopback only.", "",
+           "## Machine", "",
+           "| nproc | CPU model | kernel | memory | OS | memcached | load average at start |",
+           "|---:|---|---|---|---|---|---|",
+           f"| {facts['nproc']} | {facts['cpu_model']} | {facts['kernel']} | {facts['memory']} | {facts['os']} | {facts['memcached']} | "
+           f"{' '.join(facts['loadavg_start'])} |", "",
+           "Client and servers share these cores; memcached runs with `-t 2`, romad with its default event-loop "
+           "threads (one per core), roma-bench with one event-loop thread. For context: ROMA 1.3.0 (Ruby) on this "
+           "kind of machine reached about 8–11 k gets/s and 7–8 k sets/s where memcached reached 44–55 k (memcslap, "
+           "shared/reference).", ""]
+    if "matrix" in parts:
+        out += ["## Throughput and p99 latency, same loads against each server", "",
+                f"roma-bench closed loop, {s.keys:,} keys preloaded, {s.value_size}-byte values, {s.duration:g} s measured "
+                f"after {s.warmup:g} s warmup per run; all servers up at once and each load run against them back to back. "
+                "Ratios are romad ÷ memcached from this run (ops/s: higher is better; p99: lower is better).", ""]
+        out += matrix_table(parts["matrix"], romads) + [""]
+    if "memcslap" in parts:
+        out += ["## roma-bench is not the bottleneck: memcslap vs roma-bench", "",
+                f"Debian's `memcslap --concurrency={s.slap_concurrency} --execute-number={s.slap_number} --test=get|set` "
+                f"(threads × execute-number operations; values 50–5000 B) and roma-bench in the same shape "
+                f"(`--connections {s.slap_concurrency} --pipeline 1 --requests {s.slap_concurrency * s.slap_number}`, "
+                f"{s.slap_value}-byte values = memcslap's mean, gets on preloaded keys). CPU = the client process's user+system seconds.", ""]
+        out += slap_table(parts["memcslap"]) + [""]
+    if "memory" in parts:
+        out += ["## Memory: RSS per million 100-byte records", "",
+                f"Fresh server, VmRSS from /proc/<pid>/status before and 1 s after `roma-bench --preload-only` of "
+                f"{s.memory_records:,} keys (`key:` + 10 digits) with 100-byte values.", ""]
+        out += memory_table(parts["memory"]) + [""]
+    if "snapshot" in parts:
+        out += ["## Online snapshot under write load (cpdb)", ""] + snapshot_lines(parts["snapshot"]) + [""]
+    out += ["## Problems", ""]
+    out += [f"- {f}" for f in failures] if failures else ["None: every run finished without errors."]
+    out += ["", "Raw reports of every run: `bench/results-latest.json`." if not s.smoke else "", ""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir", required=True, help="directory with romad, roma-bench (and cpdb)")
+    ap.add_argument("--smoke", action="store_true", help="few-seconds mode: tiny sizes, one scenario each")
+    ap.add_argument("--results", default=None, help="write the Markdown report here (full mode default: bench/RESULTS.md)")
+    ap.add_argument("--parts", default="matrix,memcslap,memory,snapshot")
+    args = ap.parse_args()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    settings = Settings(args.smoke)
+    bin_dir = os.path.abspath(args.bin_dir)
+    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    for tool in ("romad", "roma-bench"):
+        if not os.access(os.path.join(bin_dir, tool), os.X_OK):
+            print(f"bench: {tool} not found in {bin_dir} (build first)", file=sys.stderr)
+            return 1
+    for tool in ("memcached", "memcslap"):
+        if not shutil.which(tool):
+            print(f"bench: {tool} not installed (make deps)", file=sys.stderr)
+            return 1
+
+    t0 = time.monotonic()
+    facts = machine_facts()
+    facts["build"] = "release" if "release" in bin_dir.split(os.sep)[-1] or bin_dir.rstrip("/").endswith("release") else \
+        ("debug" if bin_dir.rstrip("/").endswith("debug") else bin_dir)
+    log(f"{facts['nproc']} × {facts['cpu_model']}, kernel {facts['kernel']}, load {' '.join(facts['loadavg_start'])}"
+        + (" — smoke mode" if settings.smoke else ""))
+    workdir = tempfile.mkdtemp(prefix="roma-bench-")
+    TEMP_DIRS.append(workdir)
+    runner = Runner(bin_dir, settings)
+    parts: dict = {}
+    romads = ["romad-tc", "romad-memory"]
+    try:
+        if "matrix" in wanted or "memcslap" in wanted:
+            servers = [Server("memcached", "memcached", bin_dir, workdir),
+                       Server("romad-tc", "romad", bin_dir, workdir, "tc"),
+                       Server("romad-memory", "romad", bin_dir, workdir, "memory")]
+            try:
+                for srv in servers:
+                    srv.start()
+                if "matrix" in wanted:
+                    parts["matrix"] = part_matrix(runner, servers)
+                if "memcslap" in wanted:
+                    slap_servers = servers if not settings.smoke else servers[:2]
+                    parts["memcslap"] = part_memcslap(runner, slap_servers)
+            finally:
+                for srv in servers:
+                    rc = srv.stop()
+                    if srv.kind == "romad" and rc not in (0, None):
+                        runner.fail(f"{srv.name} exited with {rc} after SIGTERM: {srv.tail()[-500:]}")
+        if "memory" in wanted:
+            parts["memory"] = part_memory(runner, bin_dir, workdir)
+        if "snapshot" in wanted:
+            parts["snapshot"] = part_snapshot(runner, bin_dir, workdir)
+            snap = parts["snapshot"]
+            if "skipped" not in snap:
+                if snap.get("writes_lost"):
+                    runner.fail(f"snapshot: {snap['writes_lost']} acknowledged writes lost")
+    except RuntimeError as e:
+        runner.fail(str(e))
+    finally:
+        cleanup()
+
+    elapsed = time.monotonic() - t0
+    facts["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    report = render(facts, settings, parts, romads, runner.failures, elapsed)
+    print()
+    print(report)
+    results = args.results or (None if settings.smoke else os.path.join(HERE, "RESULTS.md"))
+    if results:
+        with open(results, "w") as f:
+            f.write(report)
+        with open(os.path.join(os.path.dirname(os.path.abspath(results)), "results-latest.json"), "w") as f:
+            json.dump({"machine": facts, "smoke": settings.smoke, "elapsed_s": elapsed, "parts": parts,
+                       "failures": runner.failures, "runs": runner.runs}, f, indent=1, default=str)
+        log(f"wrote {results}")
+    log(f"done in {elapsed:.0f} s, {len(runner.failures)} problem(s)")
+    return 1 if runner.failures else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        cleanup()
