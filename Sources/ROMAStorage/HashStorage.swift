@@ -84,7 +84,14 @@ public final class HashStorage: @unchecked Sendable {
                 lock.release()
                 throw error
             }
-            try recoverCaches(options: options)
+            do {
+                try recoverCaches(options: options)
+            } catch {
+                // Leave nothing behind: close what was opened (the cache file stays for a later try).
+                for d in divisions { d.lock.withLock { try? d.cache?.close(); try? d.main.close() } }
+                lock.release()
+                throw error
+            }
         }
     }
 
@@ -439,6 +446,16 @@ public final class HashStorage: @unchecked Sendable {
             guard i >= 0 && i < divnum else { throw SafecopyRefusal.divisionOutOfRange }
             guard divisions[i].lock.withLock({ divisions[i].state }) == .safecopyFlushed else { throw SafecopyRefusal.notFlushed(i) }
             try transition(i, from: .safecopyFlushed, to: .cachecleaning)
+        }
+    }
+
+    /// `safecopy_flushed → cachecleaning` for every division at once, or for none: refused
+    /// (changing nothing) unless all are `safecopy_flushed`.
+    public func beginCacheCleaningAll() throws {
+        try adminLock.withLock {
+            guard !closed else { throw SafecopyRefusal.closed }
+            if let i = states.firstIndex(where: { $0 != .safecopyFlushed }) { throw SafecopyRefusal.notFlushed(i) }
+            for i in 0..<divnum { try transition(i, from: .safecopyFlushed, to: .cachecleaning) }
         }
     }
 

@@ -39,9 +39,9 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         if let d = options.dfunit { tchdbsetdfunit(hdb, d) }
         let mode = Int32(HDBOWRITER | HDBOCREAT | HDBONOLCK)
         if !tchdbopen(hdb, path, mode) {
-            let msg = String(cString: tchdberrmsg(tchdbecode(hdb)))
-            tchdbdel(hdb)
-            throw StorageError("\(path): \(msg)")
+            // Fully initialised already, so deinit runs and frees the handle (once).
+            closed = true
+            throw StorageError("\(path): \(String(cString: tchdberrmsg(tchdbecode(hdb))))")
         }
     }
 

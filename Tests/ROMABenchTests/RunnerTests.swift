@@ -236,6 +236,30 @@ struct RunnerTests {
         #expect(r.errorsTotal == 0)
     }
 
+    @Test func markedWindowIsReportedSeparately() async throws {
+        let server = FakeServer()
+        let port = try await server.start()
+        let runner = BenchRunner(options: options(port: port) { $0.duration = 0.9; $0.rate = 1000 })
+        let task = Task { try await runner.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(runner.toggleMark())
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!runner.toggleMark())
+        let r = try await task.value
+        await server.stop()
+        let marked = try #require(r.latencyMicrosecondsMarked)
+        #expect(marked.count > 200 && marked.count < 400)
+        #expect(r.latencyMicroseconds.count > marked.count)
+    }
+
+    @Test func noMarkNoMarkedLatency() async throws {
+        let server = FakeServer()
+        let port = try await server.start()
+        let r = try await BenchRunner(options: options(port: port) { $0.requests = 100 }).run()
+        await server.stop()
+        #expect(r.latencyMicrosecondsMarked == nil)
+    }
+
     @Test func refusesRemoteTargets() async {
         var o = BenchOptions()
         o.host = "192.0.2.1"

@@ -493,6 +493,26 @@ struct ParserTests {
         #expect(p.nextRawLine(&buf).map { String(buffer: $0) } == "no")
     }
 
+    @Test("requests stay valid after the receive buffer is compacted and refilled")
+    func requestsOutliveBuffer() {
+        var p = RequestParser()
+        var buf = ByteBuffer()
+        buf.writeString("set key 0 0 5\r\nvalue\r\nget other\r\n")
+        var held: [Request] = []
+        while let e = p.next(&buf) {
+            if case .request(let r) = e { held.append(r) }
+        }
+        buf.discardReadBytes()
+        for i in 0..<2000 { buf.writeString("overwrite \(i) ") }
+        buf.clear()
+        buf.writeString(String(repeating: "Z", count: 10_000))
+        #expect(held.count == 2)
+        #expect(held[0].tokenString(1) == "key")
+        #expect(held[0].data.map { String(buffer: $0) } == "value")
+        #expect(held[0].lineString == "set key 0 0 5")
+        #expect(held[1].tokenString(1) == "other")
+    }
+
     @Test("Request accessors")
     func requestAccessors() throws {
         var p = RequestParser()

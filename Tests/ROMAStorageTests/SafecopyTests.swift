@@ -584,3 +584,41 @@ struct SafecopyTests {
         #expect(s.openNotes.count == 4)
     }
 }
+
+@Suite("Opening a TC storage with damaged files")
+struct DamagedOpenTests {
+    @Test("a corrupt main file: open fails with a StorageError and leaves no lock behind")
+    func corruptMain() throws {
+        let dir = TempDir("badmain")
+        defer { dir.remove() }
+        let s = try openStorage(.tc, dir: dir)
+        try s.close()
+        dir.write("2.tc", String(repeating: "not a tokyo cabinet file ", count: 40))
+        #expect(throws: StorageError.self) { try openStorage(.tc, dir: dir) }
+        #expect(!dir.exists("lock"))
+    }
+
+    @Test("a corrupt leftover cache: open fails, keeps the cache file, and leaves no lock behind")
+    func corruptCache() throws {
+        let dir = TempDir("badcache")
+        defer { dir.remove() }
+        let s = try openStorage(.tc, dir: dir)
+        try s.put("k", "v", vn: 1)
+        try s.close()
+        let junk = String(repeating: "not a tokyo cabinet file ", count: 40)
+        dir.write("1.cache.tc", junk)
+        var message = ""
+        do { _ = try openStorage(.tc, dir: dir) } catch { message = "\(error)" }
+        #expect(message.contains("1.cache.tc"))
+        // the leftover may hold acknowledged writes: never deleted by a failed open
+        #expect(dir.text("1.cache.tc") == junk)
+        // a failed open must not leave the directory looking locked (nor hand the next
+        // opener a "stale lock left by PID <our own, running PID>" note)
+        #expect(!dir.exists("lock"))
+        do {
+            _ = try openStorage(.tc, dir: dir)
+        } catch {
+            #expect(!"\(error)".contains("Lock file"), "second attempt: \(error)")
+        }
+    }
+}

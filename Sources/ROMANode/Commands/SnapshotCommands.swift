@@ -92,15 +92,14 @@ extension Dispatcher {
                 }
             }
         } else if r.token(2, is: "normal") {
-            if let i = storage.states.firstIndex(where: { $0 != .safecopyFlushed }) {
+            do { try storage.beginCacheCleaningAll() } catch HashStorage.SafecopyRefusal.notFlushed(let i) {
                 out.writeLine("CLIENT_ERROR storage[\(i)] != :safecopy_flushed status")
+                return .next
+            } catch {
+                out.writeLine("CLIENT_ERROR storage[all] status can't changed")
                 return .next
             }
             for i in 0..<storage.divnum {
-                do { try storage.beginCacheCleaning(division: i) } catch {
-                    out.writeLine("CLIENT_ERROR storage[\(i)] status can't changed")
-                    return .next
-                }
                 node.pool.submit { _ in
                     node.testDelay()
                     do { try storage.cleanCache(division: i) } catch {
