@@ -8,7 +8,7 @@ PORT ?= 10001
 ADDRESS ?= localhost
 RUN_DIR ?= run
 
-.PHONY: deps run build release test unit-test integration-test clean bench bench-smoke
+.PHONY: deps run build release test clean
 
 ## Install what is missing: Debian packages (one apt-get update first) and the Python test venv.
 deps: .deps-apt $(VENV)/.ok
@@ -38,12 +38,16 @@ run: release
 	@echo "romad $(ADDRESS) -p $(PORT) --storage tc --storage-path $(RUN_DIR)   (Ctrl-C stops it cleanly)"
 	exec $$($(SWIFT) build -c release --show-bin-path)/romad $(ADDRESS) -p $(PORT) --storage tc --storage-path $(RUN_DIR)
 
-## Every test: Swift unit tests, then integration tests against real romad processes.
+## Every test: Swift unit tests, integration tests against real romad processes, bench smoke run.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	ROMAD_BIN=$$($(SWIFT) build --show-bin-path)/romad CPDB_BIN=$$($(SWIFT) build --show-bin-path)/cpdb \
-	  $(PY) -m pytest -q tests/integration
+	BIN=$$($(SWIFT) build --show-bin-path); \
+	  ROMAD_BIN=$$BIN/romad CPDB_BIN=$$BIN/cpdb ROMA_ADM_BIN=$$BIN/roma-adm \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	$(MAKE) --no-print-directory bench-smoke
+
+include bench/bench.mk
 
 clean:
 	rm -rf .build $(RUN_DIR)

@@ -513,7 +513,7 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
             res["writers"] = summarize_writer(w)
             out["cpdb"][mode] = res
             if res["exit_status"] != 0:
-                r.fail(f"cpdb {mode} exit {res['exit_status']}: {res['stderr_tail'] or res['stdout_tail']}")
+                r.fail(f"cpdb {mode} exit {res['exit_status']}: {(res['stderr_tail'] or res['stdout_tail']).strip()}")
             states = re.findall(r":(\w+)", res["states_after"])
             if not states or any(x != "normal" for x in states):
                 r.fail(f"cpdb {mode}: divisions not back to normal: {res['states_after']}")

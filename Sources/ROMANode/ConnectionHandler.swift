@@ -117,6 +117,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .error(let line):
                 output.writeLine(line)
                 continue
+            case .fatal(let line):
+                output.writeLine(line)
+                outcome = .close
             case .request(let request):
                 outcome = dispatcher.execute(request, session: &session, out: &output)
             }

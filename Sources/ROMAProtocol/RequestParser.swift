@@ -6,6 +6,9 @@ public enum ParseEvent {
     case request(Request)
     /// A protocol error to send as one reply line (without CR LF); parsing goes on, in sync.
     case error(String)
+    /// An error after which the stream cannot be resynchronised in reasonable time: send the
+    /// line, then close the connection.
+    case fatal(String)
 }
 
 /// Incremental parser of ROMA's text protocol (spec R3.1) working in place on the connection's
@@ -148,6 +151,10 @@ public struct RequestParser {
         guard let bytes else {
             let negative = request.withToken(4) { $0.first == UInt8(ascii: "-") && $0.count > 1 && $0.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
             return .error(negative ? "CLIENT_ERROR Wrong value size." : "CLIENT_ERROR bad command line format")
+        }
+        // A data block far beyond any acceptable size cannot be skipped in reasonable time.
+        if bytes > max(limits.maxValueSize.multipliedReportingOverflow(by: 8).partialValue, 16 << 20) {
+            return .fatal("CLIENT_ERROR object too large for cache (\(bytes) > \(limits.maxValueSize) bytes); closing connection")
         }
         let noreply = n == base + 1 && request.token(base, is: "noreply")
         request.noreply = noreply

@@ -25,6 +25,7 @@ private extension String {
 private func describe(_ e: ParseEvent) -> String {
     switch e {
     case .error(let m): return "ERR " + m
+    case .fatal(let m): return "FATAL " + m
     case .request(let r):
         let name = r.command?.name ?? "?"
         let toks = (0..<r.count).map { show(r.tokenBytes($0)) }.joined(separator: "|")
@@ -531,5 +532,18 @@ struct ParserTests {
         #expect(!r.token(6, is: "noreply"))
         #expect(r.lineString == "set key 7 0 3 noreply")
         #expect(r.data.map { String(buffer: $0) } == "abc")
+    }
+}
+
+
+@Suite struct ParserHugeDeclarationTests {
+    @Test func absurdByteCountClosesInsteadOfSwallowingForever() {
+        var parser = RequestParser()
+        var buf = ByteBuffer(string: "set k 0 0 999999999999 extra\r\nget k\r\n")
+        guard case .fatal(let line)? = parser.next(&buf) else {
+            Issue.record("expected a fatal error")
+            return
+        }
+        #expect(line.hasPrefix("CLIENT_ERROR object too large for cache"))
     }
 }

@@ -207,10 +207,10 @@ struct LockFileTests {
             }.start()
         }
         defer { noise.m.withLock { noise.wedged = true } }
-        // Up to 3000 rounds or 6 s; stops at the first wedged directory.
-        let end = DispatchTime.now().uptimeNanoseconds + 6_000_000_000
+        // Up to 2000 rounds or 4 s; stops at the first wedged directory.
+        let end = DispatchTime.now().uptimeNanoseconds + 4_000_000_000
         var rounds = 0
-        for round in 0..<3000 where wedges == 0 && DispatchTime.now().uptimeNanoseconds < end {
+        for round in 0..<2000 where wedges == 0 && DispatchTime.now().uptimeNanoseconds < end {
             rounds += 1
             let path = root.file("r\(round)")
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

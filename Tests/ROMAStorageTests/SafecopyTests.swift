@@ -385,6 +385,34 @@ struct SafecopyTests {
         }
     }
 
+    @Test("beginCacheCleaningAll: all flushed → all cachecleaning; otherwise refused, changing nothing", arguments: engines)
+    func cacheCleaningAll(engine: EngineChoice) throws {
+        try withStorage(engine) { (s, dir) throws in
+            #expect(throws: HashStorage.SafecopyRefusal.notFlushed(0)) { try s.beginCacheCleaningAll() }
+            try s.beginSafecopyAll()
+            for i in 0..<8 { try s.put("k\(i)", "v", vn: UInt32(i)) }
+            try s.flush(division: 0)
+            try s.flush(division: 1)
+            try s.flush(division: 3)
+            let logBefore = dir?.text("status.log.1")
+            #expect(throws: HashStorage.SafecopyRefusal.notFlushed(2)) { try s.beginCacheCleaningAll() }
+            #expect(s.states == [.safecopyFlushed, .safecopyFlushed, .safecopyFlushing, .safecopyFlushed])
+            #expect(dir?.text("status.log.1") == logBefore)
+            try s.flush(division: 2)
+            try s.beginCacheCleaningAll()
+            #expect(s.states == Array(repeating: .cachecleaning, count: 4))
+            for i in 0..<4 { try s.cleanCache(division: i) }
+            #expect(s.states == Array(repeating: .normal, count: 4))
+            for i in 0..<8 { #expect(try s.mainHeader("k\(i)", vn: UInt32(i))?.logical == 0) }
+            if let dir {
+                #expect(Array(statusEvents(dir.text("status.log.1")).suffix(8)) ==
+                        (0..<4).map { "\($0) cachecleaning" } + (0..<4).map { "\($0) normal" })
+            }
+            try s.close()
+            #expect(throws: HashStorage.SafecopyRefusal.closed) { try s.beginCacheCleaningAll() }
+        }
+    }
+
     @Test("beginSafecopyAll is a consistent cut under concurrent writers", arguments: engines)
     func safecopyAllConsistentCut(engine: EngineChoice) throws {
         // A writer sets k0, k1, k2, k3 (one per division) to the same sequence number in order.
