@@ -11,6 +11,26 @@ import Glibc
 /// Command families live in `Commands/…` extensions.
 struct Dispatcher {
     let node: Node
+    /// The last storage looked up by name on this connection (event-loop confined).
+    let cache = StorageCache()
+
+    /// Caches one name → storage lookup, invalidated when hashes are mounted or unmounted.
+    final class StorageCache {
+        var name = ""
+        var storage: HashStorage?
+        var version = -1
+    }
+
+    /// The storage of `name`, from the connection's cache when still valid.
+    @inline(__always) func storage(named name: String) -> HashStorage? {
+        let v = node.storageVersion.load(ordering: .acquiring)
+        if cache.version == v && cache.name == name { return cache.storage }
+        let s = node.storage(name)
+        cache.name = name
+        cache.storage = s
+        cache.version = v
+        return s
+    }
 
     /// Runs one request and writes its reply into `out`.
     func execute(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
@@ -79,7 +99,7 @@ struct Dispatcher {
                 key = UnsafeRawBufferPointer(rebasing: token[..<esc])
                 hashName = String(decoding: token[(esc + 1)...], as: UTF8.self)
             }
-            storage = node.storage(hashName)
+            storage = self.storage(named: hashName)
             guard let storage else { return .noHash(hashName) }
             let vn = UInt32(truncatingIfNeeded: node.space.vnode(ofKey: key))
             return .ok(try body(storage, key, vn))

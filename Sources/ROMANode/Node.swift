@@ -5,6 +5,7 @@ import NIOPosix
 import ROMAProtocol
 import ROMARouting
 import ROMAStorage
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,8 @@ public final class Node: Sendable {
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
     let pool: NIOThreadPool
     private let storages: NIOLockedValueBox<[String: HashStorage]>
+    /// Bumped whenever a hash is mounted or unmounted, so connections can cache storage lookups.
+    let storageVersion = Atomic<Int>(0)
     /// Hash names in mount order (ROMA lists them in insertion order).
     private let mountOrder = NIOLockedValueBox<[String]>([])
     private let state = NIOLockedValueBox(RunState())
@@ -132,6 +135,7 @@ public final class Node: Sendable {
             }
             if !added { try? s.close(); return .value("SERVER_ERROR \(name) already exists.") }
             mountOrder.withLockedValue { $0.append(name) }
+            storageVersion.add(1, ordering: .releasing)
             logger.info("\(mount ? "mounthash" : "createhash") \(name)")
             return .value(msg)
         } catch {
@@ -148,6 +152,7 @@ public final class Node: Sendable {
             return .value("SERVER_ERROR \(name) does not exists.")
         }
         mountOrder.withLockedValue { $0.removeAll { $0 == name } }
+        storageVersion.add(1, ordering: .releasing)
         do { try s.close() } catch { logger.error("closing \(name): \(error)") }
         if delete, let dir = s.directory { FileSystem.removeTree(dir) }
         logger.info("\(delete ? "deletehash" : "umounthash") \(name)")

@@ -35,28 +35,44 @@ public enum Command: UInt8, CaseIterable, Sendable {
         }
     }
 
-    /// Table used to match token 0 (most frequent first).
-    static let table: [(bytes: [UInt8], command: Command)] =
-        [Command.get, .set, .gets, .delete, .incr, .decr, .add, .replace, .append, .prepend, .cas]
-            .map { (Array($0.name.utf8), $0) }
-            + Command.allCases.filter { !$0.isHot }.map { (Array($0.name.utf8), $0) }
+    /// Every command keyed by its lower-case name packed into a UInt64 (names ≤ 8 bytes), and
+    /// the longer names as byte arrays.
+    static let shortTable: [(Int, UInt64, Command)] = Command.allCases.compactMap { c in
+        let b = Array(c.name.utf8)
+        return b.count <= 8 ? (b.count, pack(b), c) : nil
+    }
+    static let longTable: [([UInt8], Command)] = Command.allCases.compactMap { c in
+        let b = Array(c.name.utf8)
+        return b.count > 8 ? (b, c) : nil
+    }
 
-    private var isHot: Bool {
-        switch self {
-        case .get, .set, .gets, .delete, .incr, .decr, .add, .replace, .append, .prepend, .cas: return true
-        default: return false
+    @inline(__always) static func pack<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        for var c in bytes {
+            if c >= 0x41 && c <= 0x5a { c |= 0x20 }
+            v |= UInt64(c) << shift
+            shift &+= 8
         }
+        return v
     }
 
     /// Matches a command token case-insensitively (R3.1).
     public static func match(_ token: UnsafeRawBufferPointer) -> Command? {
-        outer: for entry in table where entry.bytes.count == token.count {
-            for i in 0..<token.count {
-                var c = token[i]
-                if c >= 0x41 && c <= 0x5a { c |= 0x20 }
-                if c != entry.bytes[i] { continue outer }
+        let n = token.count
+        if n == 0 { return nil }
+        if n <= 8 {
+            let v = pack(token)
+            for (len, k, c) in shortTable where k == v && len == n { return c }
+            return nil
+        }
+        outer: for (bytes, c) in longTable where bytes.count == n {
+            for i in 0..<n {
+                var b = token[i]
+                if b >= 0x41 && b <= 0x5a { b |= 0x20 }
+                if b != bytes[i] { continue outer }
             }
-            return entry.command
+            return c
         }
         return nil
     }

@@ -180,11 +180,24 @@ public struct RequestParser {
     }
 
     /// Checks a key token (`key` or `key\x1Bhash`).
+    @inlinable
     public static func keyProblem(_ t: UnsafeRawBufferPointer, limits: ProtocolLimits) -> String? {
-        var keyLength = t.count
-        for (i, c) in t.enumerated() {
-            if c == 0x1b { keyLength = min(keyLength, i); continue }
-            if c < 0x20 || c == 0x7f { return "CLIENT_ERROR bad key: control characters are not allowed" }
+        let n = t.count
+        guard n > 0, let base = t.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            return "CLIENT_ERROR bad key: empty"
+        }
+        var keyLength = n
+        var i = 0
+        while i < n {
+            let c = base[i]
+            if c < 0x20 || c == 0x7f {
+                if c == 0x1b {
+                    if keyLength == n { keyLength = i }
+                } else {
+                    return "CLIENT_ERROR bad key: control characters are not allowed"
+                }
+            }
+            i &+= 1
         }
         if keyLength == 0 { return "CLIENT_ERROR bad key: empty" }
         if keyLength > limits.maxKeyLength { return "CLIENT_ERROR bad key: longer than \(limits.maxKeyLength) bytes" }

@@ -547,3 +547,18 @@ struct ParserTests {
         #expect(line.hasPrefix("CLIENT_ERROR object too large for cache"))
     }
 }
+
+@Suite struct CommandMatchTests {
+    @Test func matchesCaseInsensitivelyAndExactlyByLength() {
+        func m(_ s: [UInt8]) -> Command? { s.withUnsafeBytes { Command.match($0) } }
+        #expect(m(Array("GET".utf8)) == .get)
+        #expect(m(Array("get".utf8) + [0]) == nil)
+        #expect(m([0] + Array("get".utf8)) == nil)
+        #expect(m(Array("set_storage_status".utf8)) == .setStorageStatus)
+        #expect(m(Array("SET_STORAGE_STATUS".utf8)) == .setStorageStatus)
+        #expect(m(Array("set_storage_statu".utf8)) == nil)
+        #expect(m(Array("flush_all".utf8)) == .flushAll)
+        #expect(m([]) == nil)
+        for c in Command.allCases { #expect(m(Array(c.name.utf8)) == c) }
+    }
+}
