@@ -79,11 +79,7 @@ public final class BenchRunner: Sendable {
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
-        do {
-            try options.validate()
-        } catch {
-            throw error
-        }
+        try options.validate()
         let o = options
         let address: SocketAddress
         do {

@@ -38,6 +38,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var output: ByteBuffer
     private var session = Session()
     private var paused = false
+    /// The client is not reading its replies: stop reading and parsing until it catches up.
+    private var writeBlocked = false
     private var closed = false
     private var shuttingDown = false
     private var context: ChannelHandlerContext?
@@ -103,7 +105,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             updateDataTimeout(context: context)
         }
-        while !paused && !closed {
+        while !paused && !closed && !writeBlocked {
             if let prompt = session.prompt {
                 guard let answer = parser.nextRawLine(&buffer) else { return }
                 session.prompt = nil
@@ -124,6 +126,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 outcome = dispatcher.execute(request, session: &session, out: &output)
             }
             if !apply(outcome, context: context) { return }
+            // Large replies: hand them to the socket now rather than growing one huge buffer.
+            if output.readableBytes >= 256 * 1024 { flushOutput(context: context) }
         }
     }
 
@@ -173,6 +177,21 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         let out = output
         output = context.channel.allocator.buffer(capacity: 1024)
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if !context.channel.isWritable && !writeBlocked {
+            // Backpressure: replies pile up unread, so read no more requests for now.
+            writeBlocked = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && writeBlocked {
+            writeBlocked = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            process(context: context)
+            flushOutput(context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// R3.2 with a real timer: a data block that stalls for longer than the read timeout closes
