@@ -4,4 +4,13 @@
 #include <stdint.h>
 #include <tcutil.h>
 #include <tchdb.h>
+
+/* glibc's sync_file_range(2) is only declared with _GNU_SOURCE, which Swift's Glibc module is not
+   built with; declare it here (same signature as glibc's) for the snapshot copy. */
+extern int sync_file_range(int fd, long offset, long nbytes, unsigned int flags);
+
+/* Starts writeback of [offset, offset + nbytes) of fd without waiting (SYNC_FILE_RANGE_WRITE). */
+static inline int roma_start_writeback(int fd, long offset, long nbytes) {
+    return sync_file_range(fd, offset, nbytes, 2u);
+}
 #endif

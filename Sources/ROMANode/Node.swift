@@ -51,7 +51,7 @@ public final class Node: Sendable {
         stats = NodeStats(now: UInt32(truncatingIfNeeded: time(nil)))
         let threads = config.threads > 0 ? config.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        pool = NIOThreadPool(numberOfThreads: 2)
+        pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         stopped = group.next().makePromise()
         storages = NIOLockedValueBox([:])
@@ -282,6 +282,26 @@ public final class Node: Sendable {
             do { try s.close() } catch { logger.error("closing storage \(name): \(error)") }
         }
         logger.info("storages synced and closed")
+    }
+
+    /// Queues the flush process of a division (R7.6) on the thread pool.
+    func startFlush(_ storage: HashStorage, _ division: Int) {
+        pool.submit { [self] _ in
+            testDelay()
+            do { try storage.flush(division: division) } catch {
+                logger.error("flush of \(storage.name)[\(division)] failed: \(error); the division stays safecopy_flushing")
+            }
+        }
+    }
+
+    /// Queues the cache-cleaning process of a division (R7.7) on the thread pool.
+    func startCacheCleaning(_ storage: HashStorage, _ division: Int) {
+        pool.submit { [self] _ in
+            testDelay()
+            do { try storage.cleanCache(division: division) } catch {
+                logger.error("cache cleaning of \(storage.name)[\(division)] failed: \(error); the division stays cachecleaning")
+            }
+        }
     }
 
     /// The `ROMAD_TEST_SAFECOPY_DELAY_MS` pause (see `NodeConfig.safecopyTestDelayMs`); runs on pool threads only.

@@ -67,6 +67,9 @@ public enum DurableFile {
                     if n > 0 { try writeAll(dst, buffer, count: n, path: tmpPath) }
                 }
                 if n == 0 { break }
+                // Start writeback of this chunk now: the final fsync is then short and the disk
+                // sees a steady stream instead of one burst that stalls the node's own writes.
+                FileSystem.startWriteback(dst, offset: Int64(total), length: Int64(n))
                 total += UInt64(n)
                 progress?(n)
             }

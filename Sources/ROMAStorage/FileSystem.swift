@@ -1,3 +1,5 @@
+import CTokyoCabinet
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -118,6 +120,12 @@ public enum FileSystem {
         } else {
             unlink(path)
         }
+    }
+
+    /// Starts writing back a range of a file without waiting for it (`sync_file_range`), so that
+    /// a later fsync is short and the disk sees a steady stream rather than one burst.
+    public static func startWriteback(_ fd: Int32, offset: Int64, length: Int64) {
+        _ = roma_start_writeback(fd, Int(offset), Int(length))
     }
 
     /// fsyncs a directory so that renames and creations in it are durable.

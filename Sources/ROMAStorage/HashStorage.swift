@@ -349,8 +349,10 @@ public final class HashStorage: @unchecked Sendable {
     /// Syncs every main and cache DB to disk.
     public func syncAll() throws {
         for d in divisions {
-            let engines: [StorageEngine] = d.lock.withLock { [d.main, d.cache].compactMap { $0 } }
-            for e in engines { try e.sync() }
+            try d.lock.withLock {
+                try d.main.sync()
+                try d.cache?.sync()
+            }
         }
     }
 

@@ -6,10 +6,13 @@ import Glibc
 
 /// A TokyoCabinet hash database (`TCHDB`) file.
 ///
-/// `@unchecked Sendable`: the handle is created with `tchdbsetmutex`, so TokyoCabinet itself
-/// serialises concurrent calls (readers/writers lock inside the library); the Swift object
-/// holds no other mutable state apart from `closed`, which is only changed by `close()`, called
-/// under the owning division's lock after all users are done.
+/// `@unchecked Sendable`: the handle has no TokyoCabinet mutex (`tchdbsetmutex` would make the
+/// flush's `sync` hold a write lock that stalls every read of the division for the whole fsync).
+/// Instead the storage serialises all calls with the division lock, with one exception: the
+/// flush process calls `sync()` outside the lock while the division is `safecopy_flushing`, when
+/// no writer touches this DB and readers only read; `tchdbsync` then only writes the header copy
+/// and msyncs/fsyncs, which does not disturb concurrent lookups. `closed` is only changed by
+/// `close()`, under the division lock.
 public final class TCEngine: StorageEngine, @unchecked Sendable {
     public let path: String?
     private let hdb: UnsafeMutablePointer<TCHDB>
@@ -22,7 +25,6 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         guard let h = tchdbnew() else { throw StorageError("tchdbnew failed") }
         hdb = h
         self.path = path
-        tchdbsetmutex(hdb)
         var o: UInt8 = 0
         for c in options.opts {
             switch c {

@@ -30,89 +30,68 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR divnum <= \(division)")
             return .next
         }
-        let node = self.node
-        if r.token(2, is: "safecopy") {
-            do {
-                try storage.beginSafecopy(division: division)
-            } catch HashStorage.SafecopyRefusal.notNormal {
-                out.writeLine("CLIENT_ERROR storage[\(division)] != :normal status")
-                return .next
-            } catch {
-                out.writeLine("CLIENT_ERROR storage[\(division)] status can't changed")
-                return .next
-            }
-            node.pool.submit { _ in
-                node.testDelay()
-                do { try storage.flush(division: division) } catch {
-                    node.logger.error("flush of \(storage.name)[\(division)] failed: \(error); the division stays safecopy_flushing")
-                }
-            }
-            out.writeStaticString(Reply.pushed)
-        } else if r.token(2, is: "normal") {
-            do {
-                try storage.beginCacheCleaning(division: division)
-            } catch HashStorage.SafecopyRefusal.notFlushed {
-                out.writeLine("CLIENT_ERROR storage[\(division)] != :safecopy_flushed status")
-                return .next
-            } catch {
-                out.writeLine("CLIENT_ERROR storage[\(division)] status can't changed")
-                return .next
-            }
-            node.pool.submit { _ in
-                node.testDelay()
-                do { try storage.cleanCache(division: division) } catch {
-                    node.logger.error("cache cleaning of \(storage.name)[\(division)] failed: \(error); the division stays cachecleaning")
-                }
-            }
-            out.writeStaticString(Reply.pushed)
-        } else {
+        guard r.token(2, is: "safecopy") || r.token(2, is: "normal") else {
             out.writeLine("CLIENT_ERROR status parse error")
+            return .next
         }
-        return .next
+        let safecopy = r.token(2, is: "safecopy")
+        return offLoop { node in
+            if safecopy {
+                do { try storage.beginSafecopy(division: division) } catch HashStorage.SafecopyRefusal.notNormal {
+                    return "CLIENT_ERROR storage[\(division)] != :normal status"
+                } catch {
+                    return "CLIENT_ERROR storage[\(division)] status can't changed"
+                }
+                node.startFlush(storage, division)
+            } else {
+                do { try storage.beginCacheCleaning(division: division) } catch HashStorage.SafecopyRefusal.notFlushed {
+                    return "CLIENT_ERROR storage[\(division)] != :safecopy_flushed status"
+                } catch {
+                    return "CLIENT_ERROR storage[\(division)] status can't changed"
+                }
+                node.startCacheCleaning(storage, division)
+            }
+            return "PUSHED"
+        }
+    }
+
+    /// Runs a state change on the thread pool (it creates cache files and fsyncs status.log) and
+    /// replies with the line it returns; the connection waits, other connections do not.
+    func offLoop(_ body: @escaping @Sendable (Node) -> String) -> Outcome {
+        let node = self.node
+        return .deferred(node.pool.runIfActive(eventLoop: node.group.next()) {
+            var reply = ByteBuffer()
+            reply.writeLine(body(node))
+            return reply
+        })
     }
 
     /// Extension: `set_storage_status all <safecopy|normal> [hash]` moves every division at once
     /// (one point-in-time cut for `cpdb --consistent`); flushes and merges run in parallel.
     func setAllStorageStatus(_ r: Request, storage: HashStorage, out: inout ByteBuffer) -> Outcome {
-        let node = self.node
-        if r.token(2, is: "safecopy") {
-            do { try storage.beginSafecopyAll() } catch HashStorage.SafecopyRefusal.notNormal(let i) {
-                out.writeLine("CLIENT_ERROR storage[\(i)] != :normal status")
-                return .next
-            } catch {
-                out.writeLine("CLIENT_ERROR storage[all] status can't changed")
-                return .next
-            }
-            for i in 0..<storage.divnum {
-                node.pool.submit { _ in
-                    node.testDelay()
-                    do { try storage.flush(division: i) } catch {
-                        node.logger.error("flush of \(storage.name)[\(i)] failed: \(error); the division stays safecopy_flushing")
-                    }
-                }
-            }
-        } else if r.token(2, is: "normal") {
-            do { try storage.beginCacheCleaningAll() } catch HashStorage.SafecopyRefusal.notFlushed(let i) {
-                out.writeLine("CLIENT_ERROR storage[\(i)] != :safecopy_flushed status")
-                return .next
-            } catch {
-                out.writeLine("CLIENT_ERROR storage[all] status can't changed")
-                return .next
-            }
-            for i in 0..<storage.divnum {
-                node.pool.submit { _ in
-                    node.testDelay()
-                    do { try storage.cleanCache(division: i) } catch {
-                        node.logger.error("cache cleaning of \(storage.name)[\(i)] failed: \(error); the division stays cachecleaning")
-                    }
-                }
-            }
-        } else {
+        guard r.token(2, is: "safecopy") || r.token(2, is: "normal") else {
             out.writeLine("CLIENT_ERROR status parse error")
             return .next
         }
-        out.writeStaticString(Reply.pushed)
-        return .next
+        let safecopy = r.token(2, is: "safecopy")
+        return offLoop { node in
+            if safecopy {
+                do { try storage.beginSafecopyAll() } catch HashStorage.SafecopyRefusal.notNormal(let i) {
+                    return "CLIENT_ERROR storage[\(i)] != :normal status"
+                } catch {
+                    return "CLIENT_ERROR storage[all] status can't changed"
+                }
+                for i in 0..<storage.divnum { node.startFlush(storage, i) }
+            } else {
+                do { try storage.beginCacheCleaningAll() } catch HashStorage.SafecopyRefusal.notFlushed(let i) {
+                    return "CLIENT_ERROR storage[\(i)] != :safecopy_flushed status"
+                } catch {
+                    return "CLIENT_ERROR storage[all] status can't changed"
+                }
+                for i in 0..<storage.divnum { node.startCacheCleaning(storage, i) }
+            }
+            return "PUSHED"
+        }
     }
 
     /// `set_gui_run_snapshot <true|false>` → STORED.

@@ -7,20 +7,21 @@ import ROMAStorage
 /// a regular expression on the name when exactly one argument is given.
 extension Dispatcher {
     func stat(_ r: Request, out: inout ByteBuffer) -> Outcome {
-        var filter: Regex<AnyRegexOutput>?
+        var filter: StatFilter?
         if r.count == 2 {
             let pattern = r.tokenString(1)
             if pattern == "noreply" {
                 out.writeLine("CLIENT_ERROR stats does not take noreply. Usage: stats [regexp]")
                 return .next
             }
-            do { filter = try Regex(pattern) } catch {
+            guard let f = StatFilter(pattern) else {
                 out.writeLine("CLIENT_ERROR invalid regexp: \(pattern)")
                 return .next
             }
+            filter = f
         }
         for (name, value) in statLines() {
-            if let filter, (try? filter.firstMatch(in: name)) == nil { continue }
+            if let filter, !filter.matches(name) { continue }
             out.writeString(name)
             out.writeStaticString(" ")
             out.writeString(value)
