@@ -150,7 +150,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = nowNanoseconds()
         var incoming = unwrapInboundIn(data)
-        var fatal: Bool
+        let fatal: Bool
         if pendingBytes.readableBytes == 0 {
             fatal = process(&incoming, now: now)
             if incoming.readableBytes > 0 { pendingBytes = incoming }

@@ -98,6 +98,7 @@ public final class ArenaMemoryEngine: StorageEngine, @unchecked Sendable {
     }
 
     public func sync() throws {}
+    public func flushToFile() throws {}
 
     /// Frees every page, record and the index; the engine is then empty (and still usable).
     public func close() throws { core.pointee.reset() }

@@ -431,13 +431,17 @@ public final class HashStorage: @unchecked Sendable {
         }
     }
 
-    /// The flush process (R7.6): syncs the main DB (no writer touches it now), then
-    /// `safecopy_flushing → safecopy_flushed`. Slow: run it off the event loop.
+    /// The flush process (R7.6): writes the main DB's buffered data and header into its file (no
+    /// writer touches it now), then `safecopy_flushing → safecopy_flushed`. Run it off the loop.
+    ///
+    /// Unlike ROMA it does not fsync the live file: the snapshot copy is read through the page
+    /// cache, so the file only has to be complete there; the copy itself is fsynced by cpdb. The
+    /// fsync of a live file bought nothing for the snapshot and stalled writers for its duration.
     public func flush(division i: Int) throws {
         let d = divisions[i]
         let main: StorageEngine? = d.lock.withLock { d.state == .safecopyFlushing ? d.main : nil }
         guard let main else { return }
-        try main.sync()
+        try main.flushToFile()
         try adminLock.withLock { try transition(i, from: .safecopyFlushing, to: .safecopyFlushed) }
     }
 
@@ -492,7 +496,9 @@ public final class HashStorage: @unchecked Sendable {
         try adminLock.withLock {
             let finished = try d.lock.withLock { () -> Bool in
                 guard d.state == .cachecleaning, let cache = d.cache, try cache.keys(limit: 1).isEmpty else { return false }
-                try d.main.sync()
+                // No fsync of main here: it would stall the division's requests for the whole
+                // fsync. Merged records are in the page cache, which survives a process crash;
+                // main is synced at the next flush and at close.
                 try cache.close()
                 if let p = cache.path { unlink(p) }
                 d.cache = nil

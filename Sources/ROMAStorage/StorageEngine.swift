@@ -25,6 +25,9 @@ public protocol StorageEngine: AnyObject, Sendable {
     func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws
     /// Writes buffered data and fsyncs (TC `sync`).
     func sync() throws
+    /// Writes buffered data and headers into the file (page cache) without forcing them to disk:
+    /// enough for a copy read through the page cache to be a consistent database file.
+    func flushToFile() throws
     /// Closes the engine; further calls fail.
     func close() throws
     /// Number of records.
@@ -34,6 +37,9 @@ public protocol StorageEngine: AnyObject, Sendable {
 }
 
 extension StorageEngine {
+    /// Engines without a separate in-file step fall back to a full sync.
+    public func flushToFile() throws { try sync() }
+
     /// Convenience copy of a stored value.
     public func value(forKey key: [UInt8]) throws -> [UInt8]? {
         try key.withUnsafeBytes { k in try withValue(forKey: k) { $0.map { Array($0) } } }

@@ -115,6 +115,10 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         if !tchdbsync(hdb) { throw failure("sync") }
     }
 
+    public func flushToFile() throws {
+        if !tchdbmemsync(hdb, false) { throw failure("memsync") }
+    }
+
     public func close() throws {
         guard !closed else { return }
         closed = true

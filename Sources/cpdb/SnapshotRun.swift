@@ -232,9 +232,9 @@ final class SnapshotRun {
                 throw SnapshotError("timed out after \(Int(o.timeout)) s waiting for storages[\(hash.name)][\(label)] == \(target) (\(late))")
             }
             if interrupted && target != "normal" { throw SnapshotError("interrupted by signal \(interruptSignal.load(ordering: .relaxed))") }
-            // Transitions usually take a few ms: poll every 2 ms for the first 20 ms, then every
-            // 10 ms (each wait still ends within ~10 ms of the change, well inside 50 ms).
-            usleep(elapsed < 0.02 ? 2000 : 10_000)
+            // Transitions take a few ms and `stat <name>` is cheap: poll every 2 ms for the first
+            // 200 ms, then every 10 ms (a wait ends within 10 ms of the change, inside 50 ms).
+            usleep(elapsed < 0.2 ? 2000 : 10_000)
         }
     }
 
