@@ -33,6 +33,12 @@ let package = Package(
             pkgConfig: "tokyocabinet",
             providers: [.apt(["libtokyocabinet-dev"])]
         ),
+        // OpenSSL's libcrypto (Debian: libssl-dev, pkg-config libcrypto): hardware SHA-256.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Storage: record codec, engines, divisions, safecopy state machine. No networking.
         .target(name: "ROMAStorage", dependencies: ["CTokyoCabinet"], swiftSettings: strict),
         // Routing: SHA-1 digest, vnodes, division map, routing table, mkroute.
@@ -54,7 +60,7 @@ let package = Package(
         // A small blocking text-protocol client for tools and tests.
         .target(name: "ROMAClient", swiftSettings: strict),
         // Snapshot files: durable copies, manifests with SHA-256, verify, restore, retention.
-        .target(name: "ROMASnapshot", dependencies: ["ROMAStorage"], swiftSettings: strict),
+        .target(name: "ROMASnapshot", dependencies: ["ROMAStorage", "CCrypto"], swiftSettings: strict),
         .executableTarget(
             name: "romad",
             dependencies: ["ROMANode", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],

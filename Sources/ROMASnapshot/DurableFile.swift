@@ -1,3 +1,4 @@
+import CCrypto
 import ROMAStorage
 
 #if canImport(Glibc)
@@ -192,13 +193,16 @@ public enum DurableFile {
         return UInt64(s.f_bavail) * UInt64(s.f_frsize)
     }
 
-    /// SHA-256 and size of the file at `path` (read in 1 MiB chunks).
+    /// SHA-256 and size of the file at `path` (read in 1 MiB chunks), computed with libcrypto,
+    /// which uses the CPU's SHA instructions: hashing is then cheaper than reading the file.
     public static func sha256(of path: String) throws -> (digest: String, size: UInt64) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SnapshotError("cannot open \(path): \(errorText(errno))") }
         defer { close(fd) }
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        var h = SHA256()
+        guard let ctx = EVP_MD_CTX_new() else { throw SnapshotError("libcrypto: cannot allocate a digest context") }
+        defer { EVP_MD_CTX_free(ctx) }
+        guard EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1 else { throw SnapshotError("libcrypto: SHA-256 unavailable") }
         var size: UInt64 = 0
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
@@ -209,10 +213,15 @@ public enum DurableFile {
                 throw SnapshotError("cannot read \(path): \(errorText(errno))")
             }
             if n == 0 { break }
-            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+            guard EVP_DigestUpdate(ctx, buf.baseAddress, n) == 1 else { throw SnapshotError("libcrypto: SHA-256 update failed") }
             size += UInt64(n)
         }
-        return (SHA256.hex(h.finalize()), size)
+        var digest = [UInt8](repeating: 0, count: SHA256.digestSize)
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(ctx, &digest, &length) == 1, length == 32 else {
+            throw SnapshotError("libcrypto: SHA-256 final failed")
+        }
+        return (SHA256.hex(digest), size)
     }
 
     /// Size of a regular file, nil when it does not exist.

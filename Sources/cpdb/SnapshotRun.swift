@@ -63,7 +63,8 @@ struct Abort: Error {}
 ///
 /// `@unchecked Sendable`: `results` is only accessed under `lock`; the queue and group are thread-safe.
 final class Checksums: @unchecked Sendable {
-    private let queue = DispatchQueue(label: "cpdb.checksum", attributes: .concurrent)
+    /// Serial: one file is hashed at a time, so cpdb never takes both cores from the node.
+    private let queue = DispatchQueue(label: "cpdb.checksum")
     private let group = DispatchGroup()
     private let lock = PthreadMutex()
     private var results: [String: Result<(String, UInt64), SnapshotError>] = [:]
@@ -129,6 +130,9 @@ final class SnapshotRun {
     /// Runs everything; returns the exit status.
     func run() -> Int32 {
         var status: Int32 = 0
+        // The node serves clients while we copy and hash: give it the CPU first. (On Linux the
+        // nice value is per thread and inherited by the threads created from here on.)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
         do {
             try body()
         } catch is Abort {
