@@ -1,4 +1,3 @@
-import CCrypto
 import ROMAStorage
 
 #if canImport(Glibc)
@@ -200,9 +199,7 @@ public enum DurableFile {
         guard fd >= 0 else { throw SnapshotError("cannot open \(path): \(errorText(errno))") }
         defer { close(fd) }
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        guard let ctx = EVP_MD_CTX_new() else { throw SnapshotError("libcrypto: cannot allocate a digest context") }
-        defer { EVP_MD_CTX_free(ctx) }
-        guard EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1 else { throw SnapshotError("libcrypto: SHA-256 unavailable") }
+        var hash = SHA256()
         var size: UInt64 = 0
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
@@ -213,14 +210,10 @@ public enum DurableFile {
                 throw SnapshotError("cannot read \(path): \(errorText(errno))")
             }
             if n == 0 { break }
-            guard EVP_DigestUpdate(ctx, buf.baseAddress, n) == 1 else { throw SnapshotError("libcrypto: SHA-256 update failed") }
+            hash.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
             size += UInt64(n)
         }
-        var digest = [UInt8](repeating: 0, count: SHA256.digestSize)
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(ctx, &digest, &length) == 1, length == 32 else {
-            throw SnapshotError("libcrypto: SHA-256 final failed")
-        }
+        let digest = hash.finalize()
         return (SHA256.hex(digest), size)
     }
 
