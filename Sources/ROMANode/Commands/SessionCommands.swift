@@ -138,9 +138,8 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR invalid hash name '\(name)': use letters, digits, '_', '-' and '.', not starting with '.'")
             return .next
         }
-        let node = self.node
         let defaultHash = session.defaultHash
-        let work = node.pool.runIfActive(eventLoop: node.group.next()) { () -> ByteBuffer in
+        return offLoop { node in
             let result: Node.HashAdminResult
             switch command {
             case .createhash: result = node.openHash(name, mount: false)
@@ -148,14 +147,11 @@ extension Dispatcher {
             case .umounthash: result = node.closeHash(name, defaultHash: defaultHash, delete: false)
             default: result = node.closeHash(name, defaultHash: defaultHash, delete: true)
             }
-            var reply = ByteBuffer()
             switch result {
-            case .value(let v): reply.writeLine("{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(v))}")
-            case .error(let e): reply.writeLine(e)
+            case .value(let v): return "{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(v))}"
+            case .error(let e): return e
             }
-            return reply
         }
-        return .deferred(work)
     }
 
     /// A hash name becomes a directory name: no separators, no leading dot, no control bytes.

@@ -135,26 +135,17 @@ extension Dispatcher {
 
     /// `set_expt <key> <exptime>` → STORED | NOT_STORED.
     func setExpt(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
-        let noreply = hasNoreply(r) && r.count == 4
-        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
-        guard checkKey(r, 1, out: &out) else { return .next }
-        let now = Dispatcher.now()
-        let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
-        node.stats.countWrite()
-        let result = try withKey(r, 1, session) { storage, key, vn in
-            try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
-        }
-        guard !noreply else { return .next }
-        switch result {
-        case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
-        case .ok(true): out.writeStaticString(Reply.stored)
-        case .ok(false): out.writeStaticString(Reply.notStored)
-        }
-        return .next
+        try newExpire(r, session: session, out: &out, done: Reply.stored, missing: Reply.notStored)
     }
 
     /// memcached `touch <key> <exptime> [noreply]` → TOUCHED | NOT_FOUND.
     func touch(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        try newExpire(r, session: session, out: &out, done: Reply.touched, missing: Reply.notFound)
+    }
+
+    /// `set_expt` and `touch`: a new expire time on a live record, value kept (R2.7).
+    private func newExpire(_ r: Request, session: Session, out: inout ByteBuffer,
+                           done: StaticString, missing: StaticString) throws -> Outcome {
         let noreply = hasNoreply(r) && r.count == 4
         guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
@@ -167,8 +158,8 @@ extension Dispatcher {
         guard !noreply else { return .next }
         switch result {
         case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
-        case .ok(true): out.writeStaticString(Reply.touched)
-        case .ok(false): out.writeStaticString(Reply.notFound)
+        case .ok(true): out.writeStaticString(done)
+        case .ok(false): out.writeStaticString(missing)
         }
         return .next
     }
