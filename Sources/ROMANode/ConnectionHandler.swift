@@ -8,7 +8,7 @@ struct Session {
     /// A confirmation prompt waiting for its answer line (`balse`, `shutdown_self`).
     var prompt: Prompt?
 
-    enum Prompt { case balse, shutdownSelf }
+    enum Prompt { case balse, shutdown, shutdownSelf }
 }
 
 /// What the dispatcher asks the connection to do after a request.

@@ -61,7 +61,7 @@ struct Dispatcher {
             case .createhash, .deletehash, .mounthash, .umounthash:
                 return hashAdmin(command, r, session: session, out: &out)
             case .stat, .stats: return stat(r, out: &out)
-            case .balse, .shutdownSelf: return prompt(command, r, session: &session, out: &out)
+            case .balse, .shutdown, .shutdownSelf: return prompt(command, r, session: &session, out: &out)
             case .mklhash, .routingdump, .getKeyInfo: return routingCommand(command, r, session: session, out: &out)
             case .setStorageStatus: return setStorageStatus(r, out: &out)
             case .setGuiRunSnapshot: return setGuiRunSnapshot(r, out: &out)

@@ -6,7 +6,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Session and information (R3.14–R3.17).
     case version, whoami, nodelist, hashlist, defhash, quit, stat, stats, verbosity, flushAll
     case createhash, deletehash, mounthash, umounthash
-    case balse, shutdownSelf
+    case balse, shutdown, shutdownSelf
     // Routing introspection.
     case mklhash, routingdump, getKeyInfo
     // Safecopy and snapshot (R7.10, R7.11).

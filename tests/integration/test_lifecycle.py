@@ -344,3 +344,16 @@ def test_cli_name_option(romad_factory):
     s = romad_factory("tc", extra_args=["-n", "MYCLUSTER"])
     assert s.raw(b"whoami\r\n") == b"MYCLUSTER\r\n"
     assert b"stats.name MYCLUSTER\r\n" in s.raw(b"stats name\r\n")
+
+
+def test_shutdown_yes_stops_the_node(romad):
+    """`shutdown` (R3.16): ROMA's cluster-wide stop; on one node it stops this node."""
+    s = romad
+    with s.connect() as c:
+        c.send(b"shutdown\r\n")
+        assert c.read_line() == b"*** ARE YOU REALLY SURE TO SHUTDOWN? *** (yes/no)\r\n"
+        c.send(b"yes\r\n")
+        got = c.read_until_close(10)
+    assert got == b'{"127.0.0.1_%d"=>"BYE"}\r\n' % s.port, got
+    assert s.wait_exit(10) == 0
+    assert not s.lock_path.exists()

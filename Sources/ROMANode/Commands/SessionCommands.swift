@@ -49,7 +49,7 @@ extension Dispatcher {
         return .next
     }
 
-    /// `balse [reason]` and `shutdown_self` (R3.16): ask, then act on the answer line.
+    /// `balse [reason]`, `shutdown [reason]` and `shutdown_self` (R3.16): ask, then act on the answer line.
     func prompt(_ command: Command, _ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
         if command == .shutdownSelf {
             guard r.count == 1 else {
@@ -59,6 +59,9 @@ extension Dispatcher {
             let rule = String(repeating: "=", count: 65)
             out.writeString("\r\n\(rule)\r\nCAUTION!!: \r\n\tThis command kill the instance!\r\n\tThere is some possibility of occuring redundancy down!\r\n\(rule)\r\n\r\nAre you sure to shutdown this instance?(yes/no)\r\n")
             session.prompt = .shutdownSelf
+        } else if command == .shutdown {
+            out.writeLine("*** ARE YOU REALLY SURE TO SHUTDOWN? *** (yes/no)")
+            session.prompt = .shutdown
         } else {
             out.writeLine("Are you sure?(yes/no)")
             session.prompt = .balse
@@ -70,9 +73,10 @@ extension Dispatcher {
     func answer(_ prompt: Session.Prompt, line: ByteBuffer, node: Node, out: inout ByteBuffer) -> Outcome {
         guard line.readableBytesView.elementsEqual("yes".utf8) else { return .close }
         switch prompt {
-        case .balse:
+        case .balse, .shutdown:
+            // Broadcast commands in ROMA (rbalse / rshutdown to every peer): here only this node.
             out.writeLine("{\(RubyInspect.string(node.nodeID))=>\"BYE\"}")
-            return .closeAndStopNode("balse")
+            return .closeAndStopNode(prompt == .balse ? "balse" : "shutdown")
         case .shutdownSelf:
             out.writeStaticString(Reply.bye)
             return .closeAndStopNode("shutdown_self")
