@@ -32,6 +32,25 @@ public enum DurableFile {
     @discardableResult
     public static func copy(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
                             progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> UInt64 {
+        try copy(from: source, toDirectory: directory, name: name, replace: replace, progress: progress,
+                 shouldStop: shouldStop, hasher: nil)
+    }
+
+    /// `copy` that also computes the copy's SHA-256 in the same pass (read, hash, write), so the
+    /// file is not read a second time; parallel copies then hash in parallel too.
+    public static func copyHashing(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
+                                   progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> (size: UInt64, sha256: String) {
+        var hash = SHA256()
+        let size = try withUnsafeMutablePointer(to: &hash) { h in
+            try copy(from: source, toDirectory: directory, name: name, replace: replace, progress: progress,
+                     shouldStop: shouldStop, hasher: h)
+        }
+        return (size, SHA256.hex(hash.finalize()))
+    }
+
+    private static func copy(from source: String, toDirectory directory: String, name: String, replace: Bool,
+                             progress: ((Int) -> Void)?, shouldStop: (() -> Bool)?,
+                             hasher: UnsafeMutablePointer<SHA256>?) throws -> UInt64 {
         let src = open(source, O_RDONLY | O_CLOEXEC)
         guard src >= 0 else { throw SnapshotError("cannot open \(source): \(errorText(errno))") }
         defer { close(src) }
@@ -41,7 +60,7 @@ public enum DurableFile {
         let expected = UInt64(st.st_size)
         let copied = try withTemporaryFile(directory: directory, name: name, replace: replace) { dst, tmpPath in
             var total: UInt64 = 0
-            var useSendfile = true
+            var useSendfile = hasher == nil
             var buffer: [UInt8] = []
             while true {
                 if let shouldStop, shouldStop() { throw SnapshotError("copy of \(source) interrupted") }
@@ -64,7 +83,10 @@ public enum DurableFile {
                         if errno == EINTR { continue }
                         throw SnapshotError("cannot read \(source): \(errorText(errno))")
                     }
-                    if n > 0 { try writeAll(dst, buffer, count: n, path: tmpPath) }
+                    if n > 0 {
+                        if let hasher { buffer.withUnsafeBytes { hasher.pointee.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
+                        try writeAll(dst, buffer, count: n, path: tmpPath)
+                    }
                 }
                 if n == 0 { break }
                 // Start writeback of this chunk now: the final fsync is then short and the disk

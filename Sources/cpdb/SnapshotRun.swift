@@ -69,11 +69,12 @@ final class Checksums: @unchecked Sendable {
     private let lock = PthreadMutex()
     private var results: [String: Result<(String, UInt64), SnapshotError>] = [:]
 
-    func submit(_ path: String) {
+    /// Computes the record count, and the SHA-256 unless the copy already did (`digest`).
+    func submit(_ path: String, digest known: String = "") {
         queue.async(group: group) { [self] in
             let r: Result<(String, UInt64), SnapshotError>
             do {
-                let (digest, _) = try DurableFile.sha256(of: path)
+                let digest = known.isEmpty ? try DurableFile.sha256(of: path).digest : known
                 let records = try TCReader(path: path).recordCount
                 r = .success((digest, records))
             } catch {
@@ -465,17 +466,31 @@ final class SnapshotRun {
         }
     }
 
-    fileprivate func copyOne(_ h: HashInfo, division i: Int, timestamp ts: String, safecopyAt: Double) -> Result<CopiedFile, SnapshotError> {
+    /// Copies division `i`. With `hashing` the SHA-256 is computed in the same pass (used by
+    /// `--consistent`, whose copies run in parallel); otherwise it is computed afterwards, off the
+    /// division's safecopy window.
+    fileprivate func copyOne(_ h: HashInfo, division i: Int, timestamp ts: String, safecopyAt: Double,
+                             hashing: Bool = false) -> Result<CopiedFile, SnapshotError> {
         let source = h.path(i)
         let name = "\(baseName(source)).\(ts)"
         let t0 = ROMAClockNow()
         let copiedAt = Timestamp.nowPrecise()
         do {
-            let size = try DurableFile.copy(from: source, toDirectory: h.destination, name: name,
+            var size: UInt64
+            var digest = ""
+            if hashing {
+                (size, digest) = try DurableFile.copyHashing(from: source, toDirectory: h.destination, name: name,
+                                                             progress: { [console] n in console.progress(n) },
+                                                             shouldStop: { interrupted })
+            } else {
+                size = try DurableFile.copy(from: source, toDirectory: h.destination, name: name,
                                             progress: { [console] n in console.progress(n) },
                                             shouldStop: { interrupted })
-            return .success(CopiedFile(division: i, source: source, name: name, path: "\(h.destination)/\(name)", size: size,
-                                       safecopyAt: safecopyAt, copiedAt: copiedAt, copySeconds: ROMAClockNow() - t0))
+            }
+            var f = CopiedFile(division: i, source: source, name: name, path: "\(h.destination)/\(name)", size: size,
+                               safecopyAt: safecopyAt, copiedAt: copiedAt, copySeconds: ROMAClockNow() - t0)
+            f.sha256 = digest
+            return .success(f)
         } catch let e as SnapshotError {
             return .failure(e)
         } catch {
@@ -537,7 +552,7 @@ final class SnapshotRun {
                 try wait(h, [i], label: "\(i)", target: "safecopy_flushed", passing: ["safecopy_flushing"])
                 console.roma("copy file : \(h.path(i))\n")
                 let ts = uniqueTimestamp { [snapshotPrefix + $0] }
-                copyResult = copyOne(h, division: i, timestamp: ts, safecopyAt: safecopyAt)
+                copyResult = copyOne(h, division: i, timestamp: ts, safecopyAt: safecopyAt, hashing: true)
                 switch copyResult {
                 case .success(let f): created.append(f.path)
                 case .failure(let e): fail("copy of \(h.path(i)) failed: \(e)")
@@ -549,7 +564,7 @@ final class SnapshotRun {
             case .success(var f):
                 f.windowSeconds = ROMAClockNow() - t0
                 copied[h.name, default: []].append(f)
-                checksums.submit(f.path)
+                checksums.submit(f.path, digest: f.sha256)
                 verbose("storages[\(h.name)][\(i)]: \(f.size) bytes copied in \(String(format: "%.3f", f.copySeconds)) s, outside normal for \(String(format: "%.3f", f.windowSeconds)) s")
             case .failure:
                 note("storages[\(h.name)][\(i)] is back to normal; stopping")
@@ -582,7 +597,7 @@ final class SnapshotRun {
             let ts = uniqueTimestamp(names)
             for i in all { console.roma("copy file : \(h.path(i))\n") }
             let slots = CopySlots(all.count)
-            let width = min(all.count, 4)
+            let width = min(all.count, 2)  // two copy+hash threads: one per core of a small node, at nice 10
             let jobs = CopyJobs(run: self, hash: h, timestamp: ts, safecopyAt: safecopyAt, slots: slots, width: width)
             DispatchQueue.concurrentPerform(iterations: width) { w in jobs.work(w) }
             results = slots.all
@@ -600,7 +615,7 @@ final class SnapshotRun {
             case .success(var f):
                 f.windowSeconds = window
                 copied[h.name, default: []].append(f)
-                checksums.submit(f.path)
+                checksums.submit(f.path, digest: f.sha256)
             case .failure:
                 failed = true
             }
@@ -636,7 +651,7 @@ final class SnapshotRun {
         func work(_ w: Int) {
             var i = w
             while i < hash.divnum {
-                slots.set(i, run.copyOne(hash, division: i, timestamp: timestamp, safecopyAt: safecopyAt))
+                slots.set(i, run.copyOne(hash, division: i, timestamp: timestamp, safecopyAt: safecopyAt, hashing: true))
                 i += width
             }
         }
