@@ -235,6 +235,22 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     // MARK: Issuing
 
     @inline(__always)
+    /// The next key to request, or nil (and issuing stopped) when the request quota or the key
+    /// sequence is exhausted.
+    private func nextKeyWithinQuota(_ spec: PhaseSpec, measured: Bool, now: UInt64) -> Int? {
+        if measured, let quota = spec.quota, issuedMeasured >= quota {
+            quotaDone = true
+            stopIssuing(at: now)
+            return nil
+        }
+        guard let key = nextKey(spec) else {
+            quotaDone = true
+            stopIssuing(at: now)
+            return nil
+        }
+        return key
+    }
+
     private func nextKey(_ spec: PhaseSpec) -> Int? {
         switch spec.kind {
         case .preload, .verify:
@@ -281,16 +297,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         }
         let measured = now >= spec.warmupEndNs
         while pCount < spec.pipeline {
-            if measured, let quota = spec.quota, issuedMeasured >= quota {
-                quotaDone = true
-                stopIssuing(at: now)
-                return
-            }
-            guard let key = nextKey(spec) else {
-                quotaDone = true
-                stopIssuing(at: now)
-                return
-            }
+            guard let key = nextKeyWithinQuota(spec, measured: measured, now: now) else { return }
             issue(nextOp(spec), key: key, sendNs: now, measured: measured)
         }
     }
@@ -307,16 +314,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
                 return
             }
             let measured = intended >= spec.warmupEndNs
-            if measured, let quota = spec.quota, issuedMeasured >= quota {
-                quotaDone = true
-                stopIssuing(at: now)
-                return
-            }
-            guard let key = nextKey(spec) else {
-                quotaDone = true
-                stopIssuing(at: now)
-                return
-            }
+            guard let key = nextKeyWithinQuota(spec, measured: measured, now: now) else { return }
             // Latency counts from the intended send time: a late send (server stalled, window
             // full) is charged to the server, not hidden (no coordinated omission).
             issue(nextOp(spec), key: key, sendNs: intended, measured: measured)

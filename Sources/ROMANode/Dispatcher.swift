@@ -85,7 +85,13 @@ struct Dispatcher {
     // MARK: - Helpers shared by the families
 
     /// Current UNIX time as ROMA's 32-bit clock.
-    @inline(__always) static func now() -> UInt32 { UInt32(truncatingIfNeeded: time(nil)) }
+    /// Read with `CLOCK_REALTIME`: glibc's `time()` uses the coarse clock, which can still show
+    /// the previous second for a few milliseconds after clients' clocks have moved on.
+    @inline(__always) static func now() -> UInt32 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt32(truncatingIfNeeded: ts.tv_sec)
+    }
 
     /// Resolves token `i` as `key[\x1Bhash]`: calls `body` with the storage, the bare key and its vnode.
     /// Returns nil (without calling) when the hash is not mounted; `hash` then names it.
@@ -110,6 +116,9 @@ struct Dispatcher {
         case ok(R)
         case noHash(String)
     }
+
+    /// See `Node.relayReply`.
+    func relayReply(_ value: String) -> String { node.relayReply(value) }
 
     /// Whether the last token is `noreply`.
     func hasNoreply(_ r: Request) -> Bool { r.count > 1 && r.token(r.count - 1, is: "noreply") }

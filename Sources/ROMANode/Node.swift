@@ -99,6 +99,12 @@ public final class Node: Sendable {
         storages.withLockedValue { $0[name] }
     }
 
+    /// The reply of a command ROMA relays to every node: the Ruby-inspect hash of each node's
+    /// answer, own entry first — on a single node `{"<node id>"=>"<value>"}`.
+    func relayReply(_ value: String) -> String {
+        "{\(RubyInspect.string(nodeID))=>\(RubyInspect.string(value))}"
+    }
+
     /// The port actually bound (useful with port 0 in tests).
     public var boundPort: Int? { state.withLockedValue { $0.server?.localAddress?.port } }
 

@@ -378,6 +378,15 @@ public final class HashStorage: @unchecked Sendable {
         statusLog?.record(division: i, state: to)
     }
 
+    /// Opens (creates) division `i`'s cache DB; a failure is a refused transition.
+    private func makeCache(division i: Int) throws -> StorageEngine {
+        switch engine {
+        case .memory: return MemoryEngine()
+        case .tokyoCabinet(let o):
+            do { return try TCEngine(path: cachePath(ofDivision: i)!, options: o) } catch { throw SafecopyRefusal.cannotChange(i) }
+        }
+    }
+
     /// `normal → safecopy_flushing`: opens the cache DB, then diverts writes to it.
     /// The caller must then run `flush(division:)` off the event loop.
     public func beginSafecopy(division i: Int) throws {
@@ -386,12 +395,7 @@ public final class HashStorage: @unchecked Sendable {
             guard i >= 0 && i < divnum else { throw SafecopyRefusal.divisionOutOfRange }
             let d = divisions[i]
             guard d.lock.withLock({ d.state }) == .normal else { throw SafecopyRefusal.notNormal(i) }
-            let cache: StorageEngine
-            switch engine {
-            case .memory: cache = MemoryEngine()
-            case .tokyoCabinet(let o):
-                do { cache = try TCEngine(path: cachePath(ofDivision: i)!, options: o) } catch { throw SafecopyRefusal.cannotChange(i) }
-            }
+            let cache = try makeCache(division: i)
             let ok = d.lock.withLock { () -> Bool in
                 guard d.state == .normal else { return false }
                 d.cache = cache
@@ -412,13 +416,9 @@ public final class HashStorage: @unchecked Sendable {
             if let busy = states.firstIndex(where: { $0 != .normal }) { throw SafecopyRefusal.notNormal(busy) }
             var caches: [StorageEngine] = []
             for i in 0..<divnum {
-                switch engine {
-                case .memory: caches.append(MemoryEngine())
-                case .tokyoCabinet(let o):
-                    do { caches.append(try TCEngine(path: cachePath(ofDivision: i)!, options: o)) } catch {
-                        for c in caches { try? c.close(); if let p = c.path { unlink(p) } }
-                        throw SafecopyRefusal.cannotChange(i)
-                    }
+                do { caches.append(try makeCache(division: i)) } catch {
+                    for c in caches { try? c.close(); if let p = c.path { unlink(p) } }
+                    throw error
                 }
             }
             for d in divisions { d.lock.lock() }

@@ -45,7 +45,7 @@ extension Dispatcher {
             session.defaultHash = name
             result = "STORED"
         }
-        out.writeLine("{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(result))}")
+        out.writeLine(relayReply(result))
         return .next
     }
 
@@ -75,7 +75,7 @@ extension Dispatcher {
         switch prompt {
         case .balse, .shutdown:
             // Broadcast commands in ROMA (rbalse / rshutdown to every peer): here only this node.
-            out.writeLine("{\(RubyInspect.string(node.nodeID))=>\"BYE\"}")
+            out.writeLine(relayReply("BYE"))
             return .closeAndStopNode(prompt == .balse ? "balse" : "shutdown")
         case .shutdownSelf:
             out.writeStaticString(Reply.bye)
@@ -152,7 +152,7 @@ extension Dispatcher {
             default: result = node.closeHash(name, defaultHash: defaultHash, delete: true)
             }
             switch result {
-            case .value(let v): return "{\(RubyInspect.string(node.nodeID))=>\(RubyInspect.string(v))}"
+            case .value(let v): return node.relayReply(v)
             case .error(let e): return e
             }
         }

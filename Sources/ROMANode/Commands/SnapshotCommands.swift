@@ -124,7 +124,7 @@ extension Dispatcher {
             return .next
         }
         node.stats.guiLastSnapshot.withLock { $0 = value }
-        out.writeLine("{\(RubyInspect.string(node.nodeID))=>\"PUSHED\"}")
+        out.writeLine(relayReply("PUSHED"))
         return .next
     }
 
