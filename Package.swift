@@ -61,9 +61,11 @@ let package = Package(
         .target(name: "ROMAClient", swiftSettings: strict),
         // Snapshot files: durable copies, manifests with SHA-256, verify, restore, retention.
         .target(name: "ROMASnapshot", dependencies: ["ROMAStorage", "CCrypto"], swiftSettings: strict),
+        // romad's no-op sched_yield (see no_yield.c): TokyoCabinet's hashing loop yields the CPU.
+        .target(name: "CTokyoCabinetNoYield"),
         .executableTarget(
             name: "romad",
-            dependencies: ["ROMANode", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ROMANode", "CTokyoCabinetNoYield", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(

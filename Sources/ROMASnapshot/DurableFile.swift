@@ -11,6 +11,13 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable
     public var description: String { message }
 }
 
+/// Seconds on the monotonic clock.
+@inline(__always) func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 /// `strerror` text of an errno value.
 @inline(__always) func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
 
@@ -32,44 +39,187 @@ public enum DurableFile {
     @discardableResult
     public static func copy(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
                             progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> UInt64 {
-        try copy(from: source, toDirectory: directory, name: name, replace: replace, progress: progress,
-                 shouldStop: shouldStop, hasher: nil)
+        let pending = PendingFile(directory: directory, name: name, replace: replace)
+        let size = try copy(from: source, to: pending, progress: progress, shouldStop: shouldStop)
+        try commit([pending])
+        return size
     }
 
-    /// `copy` that also computes the copy's SHA-256 in the same pass (read, hash, write), so the
-    /// file is not read a second time; parallel copies then hash in parallel too.
+    /// `copy` that also computes the copy's SHA-256 in the same pass: each chunk is read once,
+    /// hashed, and written by a second thread while the next chunk is read (`SnapshotWriter`,
+    /// with direct I/O where the filesystem has it).
     public static func copyHashing(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
+                                   directIO: Bool = true,
                                    progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> (size: UInt64, sha256: String) {
-        var hash = SHA256()
-        let size = try withUnsafeMutablePointer(to: &hash) { h in
-            try copy(from: source, toDirectory: directory, name: name, replace: replace, progress: progress,
-                     shouldStop: shouldStop, hasher: h)
-        }
-        return (size, SHA256.hex(hash.finalize()))
+        let writer = SnapshotWriter(depth: 2, directIO: directIO)
+        defer { writer.stop() }
+        let r = try copyHashingDeferred(from: source, toDirectory: directory, name: name, replace: replace,
+                                        writer: writer, progress: progress, shouldStop: shouldStop)
+        try commit([r.pending])
+        return (r.size, r.sha256)
     }
 
-    private static func copy(from source: String, toDirectory directory: String, name: String, replace: Bool,
-                             progress: ((Int) -> Void)?, shouldStop: (() -> Bool)?,
-                             hasher: UnsafeMutablePointer<SHA256>?) throws -> UInt64 {
-        let src = open(source, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { throw SnapshotError("cannot open \(source): \(errorText(errno))") }
-        defer { close(src) }
+    /// Reads `source` once, hashing it and handing its chunks to `writer`, which writes them to
+    /// a temporary name in `directory`. Returns as soon as the last byte is read: the source
+    /// may change from then on, while the writer may still be writing the copy's tail. The
+    /// copy is neither fsynced nor named yet: `commit` waits for the writer, then does both, for
+    /// many files at once (one journal commit instead of one per file); on a failure here the
+    /// temporary file is removed. A snapshot thus releases each division as soon as it is read.
+    public static func copyHashingDeferred(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
+                                           writer: SnapshotWriter,
+                                           progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil)
+    throws -> (size: UInt64, sha256: String, pending: PendingFile) {
+        var pending = PendingFile(directory: directory, name: name, replace: replace)
+        let src = try openSource(source)
+        defer { close(src.fd) }
+        let out = writer.begin(fd: try createTemporary(pending), path: pending.temporaryPath)
+        var hash = SHA256()
+        var total: UInt64 = 0
+        do {
+            var starvation = BackgroundScheduling.StarvationGuard()
+            while true {
+                if let shouldStop, shouldStop() { throw SnapshotError("copy of \(source) interrupted") }
+                let t0 = monotonicSeconds()
+                if let e = writer.failure(of: out) { throw e }
+                let (index, buffer) = writer.acquire()
+                var n: Int
+                repeat { n = pread(src.fd, buffer.baseAddress, buffer.count, off_t(total)) } while n < 0 && errno == EINTR
+                if n <= 0 {
+                    writer.release(index)
+                    if n < 0 { throw SnapshotError("cannot read \(source): \(errorText(errno))") }
+                    break
+                }
+                hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                writer.submit(out, buffer: index, count: n, offset: Int64(total))
+                total += UInt64(n)
+                starvation.chunkDone(seconds: monotonicSeconds() - t0, bytes: n)
+                progress?(n)
+            }
+            try checkUnchanged(source, src.size, copied: total)
+        } catch {
+            writer.end(out, size: nil)
+            try? out.completion.wait()
+            pending.discard()
+            throw error
+        }
+        writer.end(out, size: total)
+        pending.completion = out.completion
+        return (total, SHA256.hex(hash.finalize()), pending)
+    }
+
+    /// Opens a regular file for copying; returns its descriptor and size.
+    private static func openSource(_ source: String) throws -> (fd: Int32, size: UInt64) {
+        let fd = open(source, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SnapshotError("cannot open \(source): \(errorText(errno))") }
         var st = stat()
-        guard fstat(src, &st) == 0 else { throw SnapshotError("cannot stat \(source): \(errorText(errno))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SnapshotError("\(source) is not a regular file") }
-        let expected = UInt64(st.st_size)
-        let copied = try withTemporaryFile(directory: directory, name: name, replace: replace) { dst, tmpPath in
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw SnapshotError("cannot stat \(source): \(errorText(code))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw SnapshotError("\(source) is not a regular file")
+        }
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        return (fd, UInt64(st.st_size))
+    }
+
+    /// Fails when the source's size moved during the copy (its division was not quiescent).
+    private static func checkUnchanged(_ source: String, _ expected: UInt64, copied total: UInt64) throws {
+        var after = stat()
+        if stat(source, &after) == 0, UInt64(after.st_size) != total {
+            throw SnapshotError("\(source) changed size during the copy (\(expected) → \(after.st_size) bytes, copied \(total)); the node is writing to a division that should be quiescent")
+        }
+    }
+
+    /// A copy written under its temporary name, waiting for `commit`.
+    public struct PendingFile: Sendable {
+        public let directory: String
+        public let name: String
+        public let replace: Bool
+        /// When set, the file is still being written by a `SnapshotWriter`.
+        public var completion: WriteCompletion?
+        public var finalPath: String { "\(directory)/\(name)" }
+        public var temporaryPath: String { "\(directory)/\(DurableFile.temporaryName(for: name))" }
+
+        /// Removes the temporary file.
+        public func discard() { unlink(temporaryPath) }
+    }
+
+    /// Makes pending copies durable and gives them their final names: fsync of every temporary
+    /// file, then the names (link, or rename with `replace`), then an fsync of each directory.
+    /// On failure every temporary file not yet named is removed and the error names the file.
+    /// `named` is called for each file once it carries its final name (so that a caller can
+    /// remove exactly those after a later failure).
+    public static func commit(_ files: [PendingFile], named onNamed: ((PendingFile) -> Void)? = nil) throws {
+        var named = 0
+        do {
+            // Every file completely written first (a write error fails the whole commit).
+            var writeError: Error?
+            for f in files {
+                do { try f.completion?.wait() } catch { if writeError == nil { writeError = error } }
+            }
+            if let writeError { throw writeError }
+            for f in files {
+                let fd = open(f.temporaryPath, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw SnapshotError("cannot open \(f.temporaryPath): \(errorText(errno))") }
+                let rc = fsync(fd)
+                let code = errno
+                close(fd)
+                if rc != 0 { throw SnapshotError("cannot fsync \(f.temporaryPath): \(errorText(code))") }
+            }
+            for f in files {
+                try name(f.temporaryPath, as: f.finalPath, replace: f.replace)
+                named += 1
+                onNamed?(f)
+            }
+            for d in Set(files.map(\.directory)).sorted() { try syncDirectory(d) }
+        } catch {
+            for f in files.dropFirst(named) { f.discard() }
+            throw error
+        }
+    }
+
+    /// Gives the complete, fsynced `tmpPath` its final name. Without `replace` an existing file is
+    /// never clobbered (link fails with EEXIST instead).
+    private static func name(_ tmpPath: String, as finalPath: String, replace: Bool) throws {
+        if replace {
+            if rename(tmpPath, finalPath) != 0 { throw SnapshotError("cannot rename \(tmpPath) to \(finalPath): \(errorText(errno))") }
+            return
+        }
+        if link(tmpPath, finalPath) != 0 {
+            let code = errno
+            if code == EEXIST { throw SnapshotError("\(finalPath) already exists") }
+            if code == EPERM || code == EOPNOTSUPP || code == EXDEV {
+                // Filesystem without hard links: check-then-rename.
+                if FileSystem.exists(finalPath) { throw SnapshotError("\(finalPath) already exists") }
+                if rename(tmpPath, finalPath) != 0 { throw SnapshotError("cannot rename \(tmpPath) to \(finalPath): \(errorText(errno))") }
+                return
+            }
+            throw SnapshotError("cannot link \(tmpPath) to \(finalPath): \(errorText(code))")
+        }
+        unlink(tmpPath)
+    }
+
+    /// Copies `source` to `pending`'s temporary name (not fsynced, not named; removed on
+    /// failure): `sendfile`, or buffered read/write where the filesystem has no in-kernel copy.
+    private static func copy(from source: String, to pending: PendingFile,
+                             progress: ((Int) -> Void)?, shouldStop: (() -> Bool)?) throws -> UInt64 {
+        let src = try openSource(source)
+        defer { close(src.fd) }
+        return try withTemporaryFile(pending) { dst, tmpPath in
             var total: UInt64 = 0
-            var useSendfile = hasher == nil
-            var buffer: [UInt8] = []
+            var useSendfile = true
+            var buffer: UnsafeMutableRawBufferPointer? = nil
+            defer { buffer?.deallocate() }
             while true {
                 if let shouldStop, shouldStop() { throw SnapshotError("copy of \(source) interrupted") }
                 var n: Int
                 if useSendfile {
-                    n = sendfile(dst, src, nil, chunkSize)
+                    n = sendfile(dst, src.fd, nil, chunkSize)
                     if n < 0 && total == 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-                        // Filesystem without in-kernel copy: fall back to buffered read/write.
-                        useSendfile = false
+                        useSendfile = false   // no in-kernel copy on this filesystem
                         continue
                     }
                     if n < 0 {
@@ -77,31 +227,19 @@ public enum DurableFile {
                         throw SnapshotError("cannot copy \(source) to \(tmpPath): \(errorText(errno))")
                     }
                 } else {
-                    if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: 1 << 20) }
-                    n = buffer.withUnsafeMutableBytes { read(src, $0.baseAddress, $0.count) }
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw SnapshotError("cannot read \(source): \(errorText(errno))")
-                    }
-                    if n > 0 {
-                        if let hasher { buffer.withUnsafeBytes { hasher.pointee.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
-                        try writeAll(dst, buffer, count: n, path: tmpPath)
-                    }
+                    if buffer == nil { buffer = .allocate(byteCount: 1 << 20, alignment: 4096) }
+                    repeat { n = read(src.fd, buffer!.baseAddress, buffer!.count) } while n < 0 && errno == EINTR
+                    if n < 0 { throw SnapshotError("cannot read \(source): \(errorText(errno))") }
+                    if n > 0 { try writeAll(dst, UnsafeRawBufferPointer(rebasing: buffer![0..<n]), path: tmpPath) }
                 }
                 if n == 0 { break }
-                // Start writeback of this chunk now: the final fsync is then short and the disk
-                // sees a steady stream instead of one burst that stalls the node's own writes.
                 FileSystem.startWriteback(dst, offset: Int64(total), length: Int64(n))
                 total += UInt64(n)
                 progress?(n)
             }
-            var after = stat()
-            if fstat(src, &after) == 0, UInt64(after.st_size) != total {
-                throw SnapshotError("\(source) changed size during the copy (\(expected) → \(after.st_size) bytes, copied \(total)); the node is writing to a division that should be quiescent")
-            }
+            try checkUnchanged(source, src.size, copied: total)
             return total
         }
-        return copied
     }
 
     /// Writes `bytes` to `directory/name` durably (temporary file, fsync, link/rename, directory fsync).
@@ -113,26 +251,43 @@ public enum DurableFile {
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], count: Int, path: String) throws {
         try bytes.withUnsafeBytes { raw in
-            var off = 0
-            while off < count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw SnapshotError("cannot write \(path): \(errorText(errno))")
-                }
-                off += n
-            }
+            try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[0..<count]), path: path)
         }
     }
 
-    /// Creates the temporary file, runs `body` on it, fsyncs and closes it, gives it its final
-    /// name and fsyncs the directory. Any failure removes the temporary file.
-    @discardableResult
-    static func withTemporaryFile<R>(directory: String, name: String, replace: Bool,
-                                     _ body: (Int32, String) throws -> R) throws -> R {
-        let finalPath = "\(directory)/\(name)"
-        let tmpPath = "\(directory)/\(temporaryName(for: name))"
-        if !replace && FileSystem.exists(finalPath) { throw SnapshotError("\(finalPath) already exists") }
+    static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws {
+        var off = 0
+        while off < raw.count {
+            let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SnapshotError("cannot write \(path): \(errorText(errno))")
+            }
+            off += n
+        }
+    }
+
+    /// Creates `pending`'s temporary file and runs `body` on it, then closes it (no fsync, no
+    /// name: see `commit`). Any failure removes the temporary file.
+    static func withTemporaryFile<R>(_ pending: PendingFile, _ body: (Int32, String) throws -> R) throws -> R {
+        let tmpPath = pending.temporaryPath
+        var fd = try createTemporary(pending)
+        do {
+            let result = try body(fd, tmpPath)
+            if close(fd) != 0 { fd = -1; throw SnapshotError("cannot close \(tmpPath): \(errorText(errno))") }
+            return result
+        } catch {
+            if fd >= 0 { close(fd) }
+            unlink(tmpPath)
+            throw error
+        }
+    }
+
+    /// Creates `pending`'s temporary file for writing (refusing when the final name exists and
+    /// may not be replaced). Returns its descriptor.
+    static func createTemporary(_ pending: PendingFile) throws -> Int32 {
+        let tmpPath = pending.temporaryPath
+        if !pending.replace && FileSystem.exists(pending.finalPath) { throw SnapshotError("\(pending.finalPath) already exists") }
         var fd = open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 && errno == EEXIST {
             // Left by an earlier crashed process with our PID: it is ours to remove.
@@ -140,37 +295,18 @@ public enum DurableFile {
             fd = open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         }
         guard fd >= 0 else { throw SnapshotError("cannot create \(tmpPath): \(errorText(errno))") }
-        var open = true
-        do {
-            let result = try body(fd, tmpPath)
-            if fsync(fd) != 0 { throw SnapshotError("cannot fsync \(tmpPath): \(errorText(errno))") }
-            let rc = close(fd)
-            open = false
-            if rc != 0 { throw SnapshotError("cannot close \(tmpPath): \(errorText(errno))") }
-            if replace {
-                if rename(tmpPath, finalPath) != 0 { throw SnapshotError("cannot rename \(tmpPath) to \(finalPath): \(errorText(errno))") }
-            } else {
-                // link() fails with EEXIST instead of replacing: an existing file is never clobbered.
-                if link(tmpPath, finalPath) != 0 {
-                    let code = errno
-                    if code == EEXIST { throw SnapshotError("\(finalPath) already exists") }
-                    if code == EPERM || code == EOPNOTSUPP || code == EXDEV {
-                        // Filesystem without hard links: check-then-rename.
-                        if FileSystem.exists(finalPath) { throw SnapshotError("\(finalPath) already exists") }
-                        if rename(tmpPath, finalPath) != 0 { throw SnapshotError("cannot rename \(tmpPath) to \(finalPath): \(errorText(errno))") }
-                    } else {
-                        throw SnapshotError("cannot link \(tmpPath) to \(finalPath): \(errorText(code))")
-                    }
-                }
-                unlink(tmpPath)
-            }
-            try syncDirectory(directory)
-            return result
-        } catch {
-            if open { close(fd) }
-            unlink(tmpPath)
-            throw error
-        }
+        return fd
+    }
+
+    /// Creates the temporary file, runs `body` on it, then fsyncs it, gives it its final name
+    /// and fsyncs the directory (`commit`). Any failure removes the temporary file.
+    @discardableResult
+    static func withTemporaryFile<R>(directory: String, name: String, replace: Bool,
+                                     _ body: (Int32, String) throws -> R) throws -> R {
+        let pending = PendingFile(directory: directory, name: name, replace: replace)
+        let result = try withTemporaryFile(pending, body)
+        try commit([pending])
+        return result
     }
 
     /// fsyncs `directory`, so that names created or removed in it are durable.

@@ -128,6 +128,13 @@ public enum FileSystem {
         _ = roma_start_writeback(fd, Int(offset), Int(length))
     }
 
+    /// Switches `fd` to direct I/O (`O_DIRECT`: writes go from the caller's buffer to the device,
+    /// bypassing the page cache; offsets, lengths and buffers must be block-aligned). False when
+    /// the filesystem does not support it (tmpfs, some overlay setups).
+    public static func enableDirectIO(_ fd: Int32) -> Bool {
+        roma_enable_direct_io(fd) == 0
+    }
+
     /// fsyncs a directory so that renames and creations in it are durable.
     public static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY)

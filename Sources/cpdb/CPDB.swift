@@ -68,6 +68,12 @@ struct SnapshotCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Give up waiting for a division state after SECONDS.", valueName: "SECONDS"))
     var timeout: Double = 600
 
+    @Option(help: ArgumentHelp("CPU scheduling of the copy and hashing threads: idle (Linux SCHED_IDLE: only CPU time the node and its clients leave unused; a starved copy moves to nice 10 where the kernel allows), low (nice 10) or normal.", valueName: "idle|low|normal"))
+    var priority: String = "idle"
+
+    @Flag(name: .customLong("no-direct-io"), help: "Write the copies through the page cache (with early writeback) instead of with O_DIRECT.")
+    var noDirectIO = false
+
     @Flag(name: .customLong("no-space-check"), help: "Skip the free-space check of the destination.")
     var noSpaceCheck = false
 
@@ -79,7 +85,7 @@ struct SnapshotCommand: ParsableCommand {
 
     static let usage = """
     cpdb [port]
-    usage: cpdb [--consistent] [--dest DIR] [--keep N] [--hash NAME] [--host HOST] [--json] <port>
+    usage: cpdb [--consistent] [--dest DIR] [--keep N] [--hash NAME] [--host HOST] [--priority P] [--json] <port>
            cpdb verify <manifest>
            cpdb restore <manifest> [--storage-path DIR] [--yes]
     (cpdb --help for details; unlike ROMA's cpdb.rb this exits with status 64)
@@ -103,7 +109,13 @@ struct SnapshotCommand: ParsableCommand {
             Console.write(2, "cpdb: --timeout must be positive\n")
             throw ExitCode(64)
         }
+        guard let scheduling = BackgroundScheduling(rawValue: priority) else {
+            Console.write(2, "cpdb: --priority must be idle, low or normal, not '\(priority)'\n")
+            throw ExitCode(64)
+        }
         var o = SnapshotOptions()
+        o.scheduling = scheduling
+        o.directIO = !noDirectIO
         o.host = host
         o.port = p
         o.consistent = consistent

@@ -21,6 +21,9 @@ struct SnapshotOptions: Sendable {
     var spaceCheck = true
     var progress = false
     var verbose = false
+    var scheduling: BackgroundScheduling = .idle
+    /// Write the copies with direct I/O where the filesystem has it.
+    var directIO = true
 }
 
 /// What `stat storage` says about one hash.
@@ -53,6 +56,8 @@ struct CopiedFile: Sendable {
     var windowSeconds = 0.0
     var sha256 = ""
     var records: UInt64 = 0
+    /// The copy under its temporary name until `commitCopies` makes it durable and names it.
+    var pending: DurableFile.PendingFile?
 }
 
 /// A failure whose explanation was already printed.
@@ -108,6 +113,8 @@ final class SnapshotRun {
     private var guiRunSet = false
     private(set) var errors: [String] = []
     private var created: [String] = []
+    /// Copies written but not yet fsynced and named (see `commitCopies`).
+    private var pendingCopies: [DurableFile.PendingFile] = []
     private var copied: [String: [CopiedFile]] = [:]
     private var hashes: [HashInfo] = []
     private var nodeID = ""
@@ -117,6 +124,8 @@ final class SnapshotRun {
     private var retentionDeleted: [String] = []
     private var totalBytes: UInt64 = 0
     private let checksums = Checksums()
+    /// Writes every copy of the run (see `SnapshotWriter`); stopped when the run ends.
+    fileprivate let writer: SnapshotWriter
     /// Set once the manifests are written: from then on the snapshot is complete and kept.
     private var committed = false
 
@@ -126,14 +135,16 @@ final class SnapshotRun {
     init(options: SnapshotOptions) {
         o = options
         console = Console(romaLinesOnStdout: !options.json, progress: options.progress)
+        writer = SnapshotWriter(directIO: options.directIO, scheduling: options.scheduling)
     }
 
     /// Runs everything; returns the exit status.
     func run() -> Int32 {
         var status: Int32 = 0
-        // The node serves clients while we copy and hash: give it the CPU first. (On Linux the
-        // nice value is per thread and inherited by the threads created from here on.)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        // The node serves clients while we copy and hash: give it the CPU first. This thread only
+        // talks to the node (nice 10); the copies run on threads of their own under
+        // `o.scheduling` (SCHED_IDLE by default).
+        if o.scheduling != .normal { BackgroundScheduling.low.apply() }
         do {
             try body()
         } catch is Abort {
@@ -142,6 +153,7 @@ final class SnapshotRun {
             fail("\(error)")
             status = 1
         }
+        writer.stop()
         if guiRunSet, let c = conn {
             // ROMA's `ensure`: always clear the GUI's "snapshot running" marker.
             if (try? c.request("set_gui_run_snapshot false")) == nil {
@@ -318,6 +330,7 @@ final class SnapshotRun {
             if o.consistent { try snapshotConsistent(h) } else { try snapshotSequential(h) }
         }
         console.finishProgress()
+        try commitCopies()
         try finishChecksums()
         try writeManifests()
         committed = true
@@ -466,30 +479,22 @@ final class SnapshotRun {
         }
     }
 
-    /// Copies division `i`. With `hashing` the SHA-256 is computed in the same pass (used by
-    /// `--consistent`, whose copies run in parallel); otherwise it is computed afterwards, off the
-    /// division's safecopy window.
-    fileprivate func copyOne(_ h: HashInfo, division i: Int, timestamp ts: String, safecopyAt: Double,
-                             hashing: Bool = false) -> Result<CopiedFile, SnapshotError> {
+    /// Copies division `i` through the run's writer, computing its SHA-256 on the way; returns
+    /// once the source is completely read (the copy is durable and named later, by
+    /// `commitCopies`).
+    fileprivate func copyOne(_ h: HashInfo, division i: Int, timestamp ts: String, safecopyAt: Double) -> Result<CopiedFile, SnapshotError> {
         let source = h.path(i)
         let name = "\(baseName(source)).\(ts)"
         let t0 = ROMAClockNow()
         let copiedAt = Timestamp.nowPrecise()
         do {
-            var size: UInt64
-            var digest = ""
-            if hashing {
-                (size, digest) = try DurableFile.copyHashing(from: source, toDirectory: h.destination, name: name,
-                                                             progress: { [console] n in console.progress(n) },
-                                                             shouldStop: { interrupted })
-            } else {
-                size = try DurableFile.copy(from: source, toDirectory: h.destination, name: name,
-                                            progress: { [console] n in console.progress(n) },
-                                            shouldStop: { interrupted })
-            }
-            var f = CopiedFile(division: i, source: source, name: name, path: "\(h.destination)/\(name)", size: size,
+            let r = try DurableFile.copyHashingDeferred(from: source, toDirectory: h.destination, name: name, writer: writer,
+                                                        progress: { [console] n in console.progress(n) },
+                                                        shouldStop: { interrupted })
+            var f = CopiedFile(division: i, source: source, name: name, path: "\(h.destination)/\(name)", size: r.size,
                                safecopyAt: safecopyAt, copiedAt: copiedAt, copySeconds: ROMAClockNow() - t0)
-            f.sha256 = digest
+            f.sha256 = r.sha256
+            f.pending = r.pending
             return .success(f)
         } catch let e as SnapshotError {
             return .failure(e)
@@ -548,13 +553,18 @@ final class SnapshotRun {
             let t0 = ROMAClockNow()
             try setStatus(h, "\(i)", "safecopy", divisions: [i])
             var copyResult: Result<CopiedFile, SnapshotError> = .failure(SnapshotError("not copied"))
+            var flushedAfter = 0.0
             try outsideNormal(h, [i]) {
                 try wait(h, [i], label: "\(i)", target: "safecopy_flushed", passing: ["safecopy_flushing"])
+                flushedAfter = ROMAClockNow() - t0
                 console.roma("copy file : \(h.path(i))\n")
                 let ts = uniqueTimestamp { [snapshotPrefix + $0] }
-                copyResult = copyOne(h, division: i, timestamp: ts, safecopyAt: safecopyAt, hashing: true)
+                let slot = CopySlots(h.divnum)
+                let job = CopyJobs(run: self, hash: h, divisions: [i], timestamp: ts, safecopyAt: safecopyAt, slots: slot, width: 1)
+                o.scheduling.runOnThreads(1) { job.work($0) }
+                copyResult = slot.all[i] ?? .failure(SnapshotError("copy of \(h.path(i)) did not run"))
                 switch copyResult {
-                case .success(let f): created.append(f.path)
+                case .success(let f): if let p = f.pending { pendingCopies.append(p) } else { created.append(f.path) }
                 case .failure(let e): fail("copy of \(h.path(i)) failed: \(e)")
                 }
                 try setStatus(h, "\(i)", "normal", divisions: [i])
@@ -564,8 +574,7 @@ final class SnapshotRun {
             case .success(var f):
                 f.windowSeconds = ROMAClockNow() - t0
                 copied[h.name, default: []].append(f)
-                checksums.submit(f.path, digest: f.sha256)
-                verbose("storages[\(h.name)][\(i)]: \(f.size) bytes copied in \(String(format: "%.3f", f.copySeconds)) s, outside normal for \(String(format: "%.3f", f.windowSeconds)) s")
+                verbose("storages[\(h.name)][\(i)]: flushed after \(ms(flushedAfter)), \(f.size) bytes read in \(ms(f.copySeconds)), outside normal for \(ms(f.windowSeconds))")
             case .failure:
                 note("storages[\(h.name)][\(i)] is back to normal; stopping")
                 throw Abort()
@@ -597,12 +606,14 @@ final class SnapshotRun {
             let ts = uniqueTimestamp(names)
             for i in all { console.roma("copy file : \(h.path(i))\n") }
             let slots = CopySlots(all.count)
-            let width = min(all.count, 2)  // two copy+hash threads: one per core of a small node, at nice 10
-            let jobs = CopyJobs(run: self, hash: h, timestamp: ts, safecopyAt: safecopyAt, slots: slots, width: width)
-            DispatchQueue.concurrentPerform(iterations: width) { w in jobs.work(w) }
+            let width = min(all.count, 2)  // two copiers (each with a hashing thread), under o.scheduling
+            let jobs = CopyJobs(run: self, hash: h, divisions: all, timestamp: ts, safecopyAt: safecopyAt, slots: slots, width: width)
+            o.scheduling.runOnThreads(width) { jobs.work($0) }
             results = slots.all
             phases["copy"] = ROMAClockNow() - t0
-            for case .success(let f)? in results { created.append(f.path) }
+            for case .success(let f)? in results {
+                if let p = f.pending { pendingCopies.append(p) } else { created.append(f.path) }
+            }
             for case .failure(let e)? in results { fail("copy failed: \(e)") }
             try setStatus(h, "all", "normal", divisions: all)
             try wait(h, all, label: "all", target: "normal", passing: ["cachecleaning"])
@@ -615,7 +626,6 @@ final class SnapshotRun {
             case .success(var f):
                 f.windowSeconds = window
                 copied[h.name, default: []].append(f)
-                checksums.submit(f.path, digest: f.sha256)
             case .failure:
                 failed = true
             }
@@ -627,21 +637,23 @@ final class SnapshotRun {
         verbose("storages[\(h.name)]: \(h.divnum) files copied; divisions outside normal for \(String(format: "%.3f", window)) s")
     }
 
-    /// The parallel copies of `--consistent`: worker `w` copies divisions w, w+width, …
+    /// Copies on worker threads: worker `w` copies `divisions[w]`, `divisions[w + width]`, …
     ///
     /// `@unchecked Sendable`: workers only call `copyOne` (which touches no mutable state of the
     /// run except the thread-safe console) and write their own slots under `CopySlots`' lock.
     final class CopyJobs: @unchecked Sendable {
         let run: SnapshotRun
         let hash: HashInfo
+        let divisions: [Int]
         let timestamp: String
         let safecopyAt: Double
         let slots: CopySlots
         let width: Int
 
-        init(run: SnapshotRun, hash: HashInfo, timestamp: String, safecopyAt: Double, slots: CopySlots, width: Int) {
+        init(run: SnapshotRun, hash: HashInfo, divisions: [Int], timestamp: String, safecopyAt: Double, slots: CopySlots, width: Int) {
             self.run = run
             self.hash = hash
+            self.divisions = divisions
             self.timestamp = timestamp
             self.safecopyAt = safecopyAt
             self.slots = slots
@@ -649,11 +661,34 @@ final class SnapshotRun {
         }
 
         func work(_ w: Int) {
-            var i = w
-            while i < hash.divnum {
-                slots.set(i, run.copyOne(hash, division: i, timestamp: timestamp, safecopyAt: safecopyAt, hashing: true))
-                i += width
+            var k = w
+            while k < divisions.count {
+                let i = divisions[k]
+                slots.set(i, run.copyOne(hash, division: i, timestamp: timestamp, safecopyAt: safecopyAt))
+                k += width
             }
+        }
+    }
+
+    /// Makes every copy durable and gives it its final name, in one step for the whole run:
+    /// the copies were written (and their writeback started) while their divisions were in
+    /// safecopy, but their fsyncs wait until here, so no division waits for the disk and the
+    /// filesystem commits its journal once instead of once per file. Until this returns, only
+    /// temporary names exist; a crash or failure before leaves no file with a final name.
+    private func commitCopies() throws {
+        let pending = pendingCopies
+        guard !pending.isEmpty else { return }
+        let t0 = ROMAClockNow()
+        pendingCopies.removeAll()   // from here on, commit removes the temporary files it does not name
+        do {
+            try DurableFile.commit(pending) { self.created.append($0.finalPath) }
+        } catch {
+            fail("cannot make the snapshot files durable: \(error)")
+            throw Abort()
+        }
+        verbose("\(pending.count) copies fsynced and named in \(ms(ROMAClockNow() - t0))")
+        for files in copied.values {
+            for f in files { checksums.submit(f.path, digest: f.sha256) }
         }
     }
 
@@ -720,7 +755,10 @@ final class SnapshotRun {
     /// A failed run leaves nothing half-done behind: its snapshot files and manifests are removed
     /// (temporary files were already removed by the copy itself).
     private func cleanUpFailedRun() {
-        guard !created.isEmpty, !committed else { return }
+        guard !committed else { return }
+        for p in pendingCopies { p.discard() }
+        pendingCopies.removeAll()
+        guard !created.isEmpty else { return }
         for p in created { unlink(p) }
         for d in Set(created.map(directoryName)) { try? DurableFile.syncDirectory(d) }
         note("removed the \(created.count) file(s) this failed run had created")

@@ -475,6 +475,8 @@ def test_usage_and_unknown_port():
     assert r.stdout == ""
     r = run_cpdb("notaport")
     assert r.returncode != 0 and "invalid port" in r.stderr, describe(r)
+    r = run_cpdb("--priority", "fast", "10001")
+    assert r.returncode == 64 and "--priority must be idle, low or normal" in r.stderr, describe(r)
 
 
 def test_memory_engine_is_refused(romad_factory):

@@ -192,3 +192,21 @@ def test_storage_option_reaches_tokyocabinet(romad_factory):
     m = re.search(r"bucket number: (\d+)", info)
     assert m and 5000 <= int(m.group(1)) < 10000, info
     assert "large" in info, f"opts=l must set TLARGE:\n{info}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the romad executable itself
+# ---------------------------------------------------------------------------------------------
+
+def test_romad_overrides_tokyocabinets_sched_yield():
+    """TokyoCabinet's key-hashing loop calls sched_yield(); romad defines it as a no-op (see
+    Sources/CTokyoCabinetNoYield), exported so the dynamic linker binds TokyoCabinet's call to it.
+    Without it a request hands its core to any runnable thread (a snapshot copy) for a time slice."""
+    r = run(["nm", "-D", "--defined-only", os.environ["ROMAD_BIN"]])
+    assert r.returncode == 0, r.stderr
+    assert re.search(rb"^[0-9a-f]+ T sched_yield$", r.stdout, re.M), "romad does not export its sched_yield"
+    # ...and the library really calls it (if a future build drops the call, this test says so).
+    lib = subprocess.run(["pkg-config", "--variable=libdir", "tokyocabinet"], capture_output=True, text=True).stdout.strip()
+    r = run(["nm", "-D", "--undefined-only", os.path.join(lib, "libtokyocabinet.so")])
+    assert r.returncode == 0, r.stderr
+    assert b"sched_yield" in r.stdout

@@ -1,0 +1,168 @@
+import Dispatch
+import Testing
+import ROMAStorage
+@testable import ROMASnapshot
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct SnapshotWriterTests {
+    /// Sizes around the direct-I/O alignment and the writer's chunk size.
+    static let sizes = [0, 1, 4095, 4096, 4097, SnapshotWriter.chunkSize - 1, SnapshotWriter.chunkSize,
+                        SnapshotWriter.chunkSize + 1, 2 * SnapshotWriter.chunkSize + 12_345]
+
+    @Test(arguments: [true, false])
+    func deferredCopiesAreExactAndOnlyNamedByCommit(directIO: Bool) throws {
+        let d = TempDir()
+        defer { d.remove() }
+        let writer = SnapshotWriter(depth: 3, directIO: directIO)
+        defer { writer.stop() }
+        var pending: [DurableFile.PendingFile] = []
+        var expected: [String: (bytes: [UInt8], sha: String)] = [:]
+        for (k, size) in Self.sizes.enumerated() {
+            let content = pseudoRandomBytes(size, seed: UInt64(k + 7))
+            writeFile("\(d.path)/\(k).tc", content)
+            var progressed = 0
+            let r = try DurableFile.copyHashingDeferred(from: "\(d.path)/\(k).tc", toDirectory: d.path, name: "\(k).tc.1",
+                                                        writer: writer, progress: { progressed += $0 })
+            #expect(r.size == UInt64(size))
+            #expect(progressed == size)
+            #expect(!FileSystem.exists("\(d.path)/\(k).tc.1"), "no final name before commit")
+            pending.append(r.pending)
+            expected["\(k).tc.1"] = (content, r.sha256)
+        }
+        var named: [String] = []
+        try DurableFile.commit(pending) { named.append($0.name) }
+        #expect(named == Self.sizes.indices.map { "\($0).tc.1" })
+        for (name, e) in expected {
+            #expect(readFile("\(d.path)/\(name)") == e.bytes, "\(name)")
+            #expect(try DurableFile.sha256(of: "\(d.path)/\(name)").digest == e.sha, "\(name): digest of what was written")
+        }
+        #expect(!FileSystem.list(d.path).contains { $0.hasSuffix(".tmp") }, "no temporary file left")
+    }
+
+    @Test func copiersOnSeveralThreadsShareOneWriter() throws {
+        let d = TempDir()
+        defer { d.remove() }
+        let writer = SnapshotWriter(depth: 2)
+        defer { writer.stop() }
+        let count = 6
+        for k in 0..<count { writeFile("\(d.path)/\(k).tc", pseudoRandomBytes(SnapshotWriter.chunkSize * 2 + k * 1000, seed: UInt64(k))) }
+        let results = ResultBox<DurableFile.PendingFile>(count)
+        let dir = d.path
+        BackgroundScheduling.normal.runOnThreads(3) { w in
+            var k = w
+            while k < count {
+                results.set(k, Result { try DurableFile.copyHashingDeferred(from: "\(dir)/\(k).tc", toDirectory: dir, name: "\(k).tc.2", writer: writer).pending })
+                k += 3
+            }
+        }
+        let pending = try results.values.map { try #require($0).get() }
+        try DurableFile.commit(pending)
+        for k in 0..<count {
+            #expect(readFile("\(d.path)/\(k).tc.2") == readFile("\(d.path)/\(k).tc"), "copy \(k)")
+        }
+    }
+
+    @Test func commitRefusesAnExistingNameAndRemovesWhatItDidNotName() throws {
+        let d = TempDir()
+        defer { d.remove() }
+        writeFile("\(d.path)/a", pseudoRandomBytes(5000, seed: 1))
+        writeFile("\(d.path)/b", pseudoRandomBytes(5000, seed: 2))
+        let writer = SnapshotWriter()
+        defer { writer.stop() }
+        let pa = try DurableFile.copyHashingDeferred(from: "\(d.path)/a", toDirectory: d.path, name: "a.1", writer: writer).pending
+        let pb = try DurableFile.copyHashingDeferred(from: "\(d.path)/b", toDirectory: d.path, name: "b.1", writer: writer).pending
+        writeFile("\(d.path)/b.1", Array("someone else's".utf8))   // appears meanwhile
+        var named: [String] = []
+        #expect(throws: SnapshotError.self) { try DurableFile.commit([pa, pb]) { named.append($0.name) } }
+        #expect(named == ["a.1"], "the caller learns exactly which files got their names")
+        #expect(readFile("\(d.path)/b.1") == Array("someone else's".utf8), "never clobbered")
+        #expect(!FileSystem.list(d.path).contains { $0.hasSuffix(".tmp") })
+    }
+
+    @Test func failedOrInterruptedCopiesLeaveNothing() throws {
+        let d = TempDir()
+        defer { d.remove() }
+        writeFile("\(d.path)/src", pseudoRandomBytes(3 * SnapshotWriter.chunkSize, seed: 3))
+        let writer = SnapshotWriter()
+        defer { writer.stop() }
+        var chunks = 0
+        #expect(throws: SnapshotError.self) {
+            try DurableFile.copyHashingDeferred(from: "\(d.path)/src", toDirectory: d.path, name: "x", writer: writer,
+                                                shouldStop: { chunks += 1; return chunks > 2 })
+        }
+        #expect(throws: SnapshotError.self) {
+            try DurableFile.copyHashingDeferred(from: "\(d.path)/missing", toDirectory: d.path, name: "y", writer: writer)
+        }
+        #expect(throws: SnapshotError.self) {
+            try DurableFile.copyHashingDeferred(from: "\(d.path)/src", toDirectory: "\(d.path)/nodir", name: "z", writer: writer)
+        }
+        #expect(FileSystem.list(d.path) == ["src"])
+        // The writer is still usable afterwards.
+        let r = try DurableFile.copyHashingDeferred(from: "\(d.path)/src", toDirectory: d.path, name: "w", writer: writer)
+        try DurableFile.commit([r.pending])
+        #expect(readFile("\(d.path)/w") == readFile("\(d.path)/src"))
+    }
+
+    @Test func singleFileCopyHashingMatchesTheDigestOfTheCopy() throws {
+        let d = TempDir()
+        defer { d.remove() }
+        writeFile("\(d.path)/src", pseudoRandomBytes(SnapshotWriter.chunkSize + 777, seed: 9))
+        let r = try DurableFile.copyHashing(from: "\(d.path)/src", toDirectory: d.path, name: "dst")
+        #expect(r.size == UInt64(SnapshotWriter.chunkSize + 777))
+        #expect(try DurableFile.sha256(of: "\(d.path)/dst").digest == r.sha256)
+        #expect(try DurableFile.sha256(of: "\(d.path)/src").digest == r.sha256)
+    }
+}
+
+@Suite struct BackgroundSchedulingTests {
+    @Test func idleAppliesToTheWorkerThreadsOnly() {
+        let before = sched_getscheduler(0)
+        let seen = ResultBox<Int32>(3)
+        BackgroundScheduling.idle.runOnThreads(3) { w in seen.set(w, .success(sched_getscheduler(0))) }
+        #expect(seen.values.map { try? $0?.get() } == [5, 5, 5], "SCHED_IDLE on every worker")
+        #expect(sched_getscheduler(0) == before, "the calling thread keeps its policy")
+    }
+
+    @Test func lowIsNiceTen() {
+        let seen = ResultBox<Int32>(1)
+        BackgroundScheduling.low.runOnThreads(1) { _ in
+            errno = 0
+            seen.set(0, .success(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)))
+        }
+        #expect((try? seen.values[0]?.get()) == BackgroundScheduling.lowNice)
+    }
+
+    @Test func starvationGuardEscalatesOnlyWhenSlow() {
+        var fast = BackgroundScheduling.StarvationGuard(minimumRate: 1_000_000, window: 0.1)
+        for _ in 0..<10 { fast.chunkDone(seconds: 0.02, bytes: 1_000_000) }
+        #expect(!fast.escalated)
+        let outcome = ResultBox<Bool>(1)
+        BackgroundScheduling.idle.runOnThreads(1) { _ in
+            var slow = BackgroundScheduling.StarvationGuard(minimumRate: 1_000_000, window: 0.1)
+            slow.chunkDone(seconds: 0.05, bytes: 1000)
+            let early = slow.escalated
+            slow.chunkDone(seconds: 0.06, bytes: 1000)
+            outcome.set(0, .success(!early && slow.escalated))
+        }
+        #expect((try? outcome.values[0]?.get()) == true)
+    }
+
+    @Test func parsesTheOptionValues() {
+        #expect(BackgroundScheduling(rawValue: "idle") == .idle)
+        #expect(BackgroundScheduling(rawValue: "low") == .low)
+        #expect(BackgroundScheduling(rawValue: "normal") == .normal)
+        #expect(BackgroundScheduling(rawValue: "fast") == nil)
+    }
+}
+
+/// Results written by worker threads. `@unchecked Sendable`: guarded by `lock`.
+final class ResultBox<T>: @unchecked Sendable {
+    private let lock = PthreadMutex()
+    private var slots: [Result<T, Error>?]
+    init(_ n: Int) { slots = Array(repeating: nil, count: n) }
+    func set(_ i: Int, _ r: Result<T, Error>) { lock.withLock { slots[i] = r } }
+    var values: [Result<T, Error>?] { lock.withLock { slots } }
+}
