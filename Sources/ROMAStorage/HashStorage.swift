@@ -341,6 +341,7 @@ public final class HashStorage: @unchecked Sendable {
                     }
                 }
             }
+            statusLog?.sync()
             lockFile?.release()
             if let e = firstError { throw e }
         }

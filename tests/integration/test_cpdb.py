@@ -507,6 +507,35 @@ def test_busy_division_is_refused_and_nothing_else_is_touched(romad):
     romad.assert_healthy()
 
 
+def thread_nice_values(pid):
+    """{thread name: [nice, ...]} of a process, from /proc/<pid>/task/*/stat (field 19)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out.setdefault(name, []).append(int(fields[16]))
+    return out
+
+
+def test_background_work_runs_below_the_request_threads(romad):
+    """Flush and cache cleaning run on pool threads at nice 10, the event loops stay at nice 0:
+    a waking event loop then preempts background work at once (docs/snapshots.md)."""
+    assert set_storage_status(romad, 2, "safecopy") == b"PUSHED\r\n"
+    wait_division(romad, 2, "safecopy_flushed")
+    assert set_storage_status(romad, 2, "normal") == b"PUSHED\r\n"
+    wait_division(romad, 2, "normal")
+    nice = thread_nice_values(romad.pid)
+    pool = [n for name, ns in nice.items() if name.startswith("TP-") for n in ns]
+    loops = [n for name, ns in nice.items() if name.startswith("NIO-ELT") for n in ns]
+    assert loops and all(n == 0 for n in loops), nice
+    assert 10 in pool, f"no pool thread at nice 10 after a flush and a cache cleaning: {nice}"
+    romad.assert_healthy()
+
+
 @pytest.mark.parametrize("where", ["below-a-file", "proc"])
 def test_unwritable_destination(romad, tmp_path, where):
     load(romad, sample_data(20))

@@ -55,11 +55,11 @@ extension Dispatcher {
         }
     }
 
-    /// Runs a state change on the thread pool (it creates cache files and fsyncs status.log) and
+    /// Runs a state change on the thread pool at nice 10 (it creates cache files) and
     /// replies with the line it returns; the connection waits, other connections do not.
     func offLoop(_ body: @escaping @Sendable (Node) -> String) -> Outcome {
         let node = self.node
-        return .deferred(node.pool.runIfActive(eventLoop: node.group.next()) {
+        return .deferred(node.background(on: node.group.next()) {
             var reply = ByteBuffer()
             reply.writeLine(body(node))
             return reply

@@ -213,11 +213,11 @@ extension Dispatcher {
         }
         let loop = node.group.next()
         if delay > 0 {
-            loop.scheduleTask(in: .seconds(delay)) { node.pool.submit { _ in work() } }
+            loop.scheduleTask(in: .seconds(delay)) { node.background { work() } }
             if !noreply { out.writeStaticString(Reply.ok) }
             return .next
         }
-        let done = node.pool.runIfActive(eventLoop: loop) {
+        let done = node.background(on: loop) {
             work()
             var reply = ByteBuffer()
             if !noreply { reply.writeStaticString(Reply.ok) }
