@@ -49,7 +49,7 @@ class Settings:
         self.warmup = 0.0 if smoke else 1.0
         self.duration = 0.5 if smoke else 5.0
         # each load runs this many times against every server (alternating); the best run counts
-        self.matrix_repeats = 1 if smoke else 2
+        self.matrix_repeats = 1 if smoke else 3
         # (mix label, mix, connections, pipeline)
         mixes = [("get 90:10", "90:10"), ("set only", "0:1")]
         if smoke:

@@ -467,10 +467,11 @@ public final class HashStorage: @unchecked Sendable {
     }
 
     /// The cache-cleaning process (R7.7, merge rule R2.9): moves cache records into main in
-    /// batches of 100 (each batch under the division lock, so requests interleave), deleting a
-    /// cache entry only after it was merged; when the cache is empty, closes and removes it and
-    /// returns the division to `normal`.
-    public func cleanCache(division i: Int, batch: Int = 100) throws {
+    /// batches of `batch` keys (each batch under the division lock, so requests interleave; small
+    /// batches keep each hold short even when the background thread is preempted), deleting a
+    /// cache entry only after it was merged; when the cache is empty, detaches it and returns the
+    /// division to `normal`, then closes and removes the file outside the division lock.
+    public func cleanCache(division i: Int, batch: Int = 16) throws {
         let d = divisions[i]
         while true {
             let drained = try d.lock.withLock { () -> Bool in
@@ -493,20 +494,24 @@ public final class HashStorage: @unchecked Sendable {
             }
             if drained { break }
         }
-        // Finish under the admin lock so the `normal` line is logged before any next transition.
+        // Finish under the admin lock so the `normal` line is logged before any next transition
+        // (and so a next `safecopy` cannot create the cache file before this one is removed).
         try adminLock.withLock {
-            let finished = try d.lock.withLock { () -> Bool in
-                guard d.state == .cachecleaning, let cache = d.cache, try cache.keys(limit: 1).isEmpty else { return false }
+            let detached = try d.lock.withLock { () -> StorageEngine? in
+                guard d.state == .cachecleaning, let cache = d.cache, try cache.keys(limit: 1).isEmpty else { return nil }
                 // No fsync of main here: it would stall the division's requests for the whole
                 // fsync. Merged records are in the page cache, which survives a process crash;
                 // main is synced at the next flush and at close.
-                try cache.close()
-                if let p = cache.path { unlink(p) }
                 d.cache = nil
                 d.state = .normal
-                return true
+                return cache
             }
-            if finished { statusLog?.record(division: i, state: .normal) }
+            guard let cache = detached else { return }
+            // No request can reach the empty cache any more: close and remove it without
+            // holding the division (munmap, truncate and unlink take a few hundred µs).
+            try cache.close()
+            if let p = cache.path { unlink(p) }
+            statusLog?.record(division: i, state: .normal)
         }
     }
 
