@@ -4,6 +4,10 @@ SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := libtokyocabinet-dev tokyocabinet-bin libssl-dev libmemcached-tools memcached python3-venv binutils
+# Release builds: no dynamic exclusivity checks in any module, SwiftNIO's included (our own
+# targets already build that way). callgrind showed swift_beginAccess and its thread-local access
+# set in NIO's channel and write paths at 13 % of romad's instructions per request.
+RELEASE_FLAGS := -Xswiftc -enforce-exclusivity=unchecked
 PORT ?= 10001
 ADDRESS ?= localhost
 RUN_DIR ?= run
@@ -30,7 +34,7 @@ build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
 
 ## Build and start a local node with TokyoCabinet storage under ./run/ (ready for `cpdb $(PORT)`).
 run: release

@@ -14,9 +14,9 @@ BENCH_SMOKE_CONFIG ?= debug
 .PHONY: bench bench-smoke
 
 bench: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
 	$(PY) bench/bench.py --bin-dir "$$($(SWIFT) build -c release --show-bin-path)" $(BENCH_ARGS)
 
 bench-smoke: deps
-	$(SWIFT) build -c $(BENCH_SMOKE_CONFIG)
+	$(SWIFT) build -c $(BENCH_SMOKE_CONFIG) $(if $(filter release,$(BENCH_SMOKE_CONFIG)),$(RELEASE_FLAGS))
 	$(PY) bench/bench.py --smoke --bin-dir "$$($(SWIFT) build -c $(BENCH_SMOKE_CONFIG) --show-bin-path)" $(BENCH_ARGS)

@@ -202,6 +202,16 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid if self.proc else 0
 
+    def cpu_seconds(self) -> float | None:
+        """user + system CPU seconds of the server process so far (/proc/<pid>/stat)."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> int | None:
         if not self.proc:
             return None
@@ -353,10 +363,17 @@ def part_matrix(r: Runner, servers: list[Server]) -> list[dict]:
                 args = ["--mix", mix, "--connections", str(conns), "--pipeline", str(pipe),
                         "--threads", str(client_threads(pipe)), "--keys", str(s.keys), "--value-size", str(s.value_size),
                         "--duration", str(s.duration), "--warmup", str(s.warmup)]
+                cpu0 = srv.cpu_seconds()
                 res = r.roma_bench(f"{label} c{conns} p{pipe} {srv.name} #{rep + 1}", srv.port, args,
                                    timeout=s.duration + s.warmup + 60)
+                cpu1 = srv.cpu_seconds()
+                # server CPU (user + kernel) per request, over warmup + measured run
+                cpu_us = None
+                if res and cpu0 is not None and cpu1 is not None and res["ops_per_sec"] > 0:
+                    cpu_us = (cpu1 - cpu0) * 1e6 / (res["ops_per_sec"] * (s.duration + s.warmup))
                 row["all_runs"].setdefault(srv.name, []).append(
-                    {"ops_per_sec": res["ops_per_sec"], "p99_us": res["latency_us"]["p99"]} if res else None)
+                    {"ops_per_sec": res["ops_per_sec"], "p99_us": res["latency_us"]["p99"], "server_cpu_us_per_request": cpu_us}
+                    if res else None)
                 best = row["results"].get(srv.name)
                 if res and (best is None or res["ops_per_sec"] > best["ops_per_sec"]):
                     row["results"][srv.name] = res
@@ -634,6 +651,12 @@ def ratio(a, b) -> str:
     return "n/a" if not a or not b else f"{a / b:.2f}×"
 
 
+def run_median(row: dict, server: str, key: str):
+    """Median of `key` over the alternating runs of one server in one matrix row."""
+    vals = [x[key] for x in row.get("all_runs", {}).get(server, []) if x and x.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
 def matrix_table(rows: list[dict], romads: list[str]) -> list[str]:
     head = "| load | conns | pipeline | memcached ops/s | memcached p99 µs |"
     sep = "|---|---:|---:|---:|---:|"
@@ -642,18 +665,36 @@ def matrix_table(rows: list[dict], romads: list[str]) -> list[str]:
         sep += "---:|---:|---:|---:|"
     lines = [head, sep]
     for row in rows:
-        mc = row["results"].get("memcached")
-        mc_ops = mc["ops_per_sec"] if mc else None
-        mc_p99 = mc["latency_us"]["p99"] if mc else None
+        mc_ops, mc_p99 = run_median(row, "memcached", "ops_per_sec"), run_median(row, "memcached", "p99_us")
         line = f"| {row['load']} | {row['connections']} | {row['pipeline']} | {fmt_ops(mc_ops)} | {fmt_us(mc_p99)} |"
         for name in romads:
-            x = row["results"].get(name)
-            ops = x["ops_per_sec"] if x else None
-            p99 = x["latency_us"]["p99"] if x else None
-            err = f" ({x['errors_total']} errors)" if x and x["errors_total"] else ""
+            ops, p99 = run_median(row, name, "ops_per_sec"), run_median(row, name, "p99_us")
+            errs = sum(x.get("errors_total", 0) for x in [row["results"].get(name) or {}])
+            err = f" ({errs} errors)" if errs else ""
             line += f" {fmt_ops(ops)}{err} | {ratio(ops, mc_ops)} | {fmt_us(p99)} | {ratio(p99, mc_p99)} |"
         lines.append(line)
     return lines
+
+
+def cpu_table(rows: list[dict], romads: list[str]) -> list[str]:
+    head = "| load | conns | pipeline | memcached µs |"
+    sep = "|---|---:|---:|---:|"
+    for name in romads:
+        head += f" {name} µs | ×memcached |"
+        sep += "---:|---:|"
+    lines = [head, sep]
+    for row in rows:
+        mc = run_median(row, "memcached", "server_cpu_us_per_request")
+        line = f"| {row['load']} | {row['connections']} | {row['pipeline']} | {fmt_cpu(mc)} |"
+        for name in romads:
+            x = run_median(row, name, "server_cpu_us_per_request")
+            line += f" {fmt_cpu(x)} | {ratio(x, mc)} |"
+        lines.append(line)
+    return lines
+
+
+def fmt_cpu(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def slap_table(rows: list[dict]) -> list[str]:
@@ -670,13 +711,18 @@ def slap_table(rows: list[dict]) -> list[str]:
         runs_r = "; ".join(fmt_ops(x) for x in row.get("roma_bench_all", []))
         lines.append(f"| {row['test']} | {row['server']} | **{fmt_ops(so)}** ({runs_s}) | {slap_cpu} | **{fmt_ops(ro)}** ({runs_r}) | "
                      f"{rb_cpu} | {rb_p99} | {ratio(ro, so)} |")
-    pairs = [(row["roma_bench"]["ops_per_sec"], row["memcslap"]["ops_per_sec"], row) for row in rows
+    def med(xs):
+        xs = [x for x in xs if x is not None]
+        return statistics.median(xs) if xs else None
+    pairs = [(med(row["roma_bench_all"]), med(row["memcslap_all"]), row) for row in rows
              if row["roma_bench"] and row["memcslap"]]
     if pairs:
         mc = [p for p in pairs if p[2]["server"] == "memcached"]
         ok_mc = sum(1 for a, b, _ in mc if a >= b)
         ok_all = sum(1 for a, b, _ in pairs if a >= b)
-        lines += ["", f"roma-bench reached at least memcslap's throughput against memcached in {ok_mc} of {len(mc)} tests "
+        detail = "; ".join(f"{row['test']} {a / b:.2f}×" for a, b, row in mc)
+        lines += ["", f"Medians of the alternating runs: roma-bench reached at least memcslap's throughput against memcached in "
+                      f"{ok_mc} of {len(mc)} tests ({detail}) "
                       f"(all servers: {ok_all} of {len(pairs)}), using "
                       f"{min(rb for rb in (p[2]['roma_bench']['client_cpu_s'] for p in pairs)):.2f}–"
                       f"{max(rb for rb in (p[2]['roma_bench']['client_cpu_s'] for p in pairs)):.2f} s of client CPU per run."]
@@ -770,11 +816,16 @@ def render(facts: dict, settings: Settings, parts: dict, romads: list[str], fail
         out += ["## Throughput and p99 latency, same loads against each server", "",
                 f"roma-bench closed loop, {s.keys:,} keys preloaded, {s.value_size}-byte values, {s.duration:g} s measured "
                 f"after {s.warmup:g} s warmup per run; all servers up at once and each load run against them back to back, "
-                f"{s.matrix_repeats}× alternately; each cell is the run with the best ops/s and its p99 (every run is in "
-                "results-latest.json). Ratios are romad ÷ memcached from this run (ops/s: higher is better; p99: lower is better).", ""]
+                f"{s.matrix_repeats}× alternately; each cell is the median of those runs (ops/s and p99 separately; every run is "
+                "in results-latest.json): on a shared 2-core VM single runs vary by ±20 %. Ratios are romad ÷ memcached from "
+                "this run (ops/s: higher is better; p99: lower is better).", ""]
         out += matrix_table(parts["matrix"], romads) + [""]
         out += ["memcached 1.6 answers every get of a pipelined batch with its own `sendmsg` (one TCP segment per "
                 "reply, seen with strace), so pipelining helps its gets much less than its sets.", ""]
+        out += ["Server CPU per request (user + kernel time of the server process from /proc/<pid>/stat over the warmup and "
+                "the run, ÷ requests; median of the runs): steadier than throughput, which also depends on how the client "
+                "and the server share the cores.", ""]
+        out += cpu_table(parts["matrix"], romads) + [""]
     if "memcslap" in parts:
         out += ["## roma-bench is not the bottleneck: memcslap vs roma-bench", "",
                 f"Debian's `memcslap --concurrency={s.slap_concurrency} --execute-number={s.slap_number} --test=get|set` "
