@@ -504,6 +504,8 @@ public final class HashStorage: @unchecked Sendable {
                 // main is synced at the next flush and at close.
                 d.cache = nil
                 d.state = .normal
+                // Logged with the switch, so whoever sees `normal` finds the line (one write).
+                statusLog?.record(division: i, state: .normal)
                 return cache
             }
             guard let cache = detached else { return }
@@ -511,7 +513,6 @@ public final class HashStorage: @unchecked Sendable {
             // holding the division (munmap, truncate and unlink take a few hundred µs).
             try cache.close()
             if let p = cache.path { unlink(p) }
-            statusLog?.record(division: i, state: .normal)
         }
     }
 
