@@ -167,6 +167,24 @@ def test_consistent_mode_is_one_cut_with_one_timestamp(romad, tmp_path):
     assert run_cpdb("verify", mp).returncode == 0
 
 
+@pytest.mark.parametrize("flags", [["--no-direct-io", "--priority", "low"], ["--consistent", "--priority", "normal"]])
+def test_page_cache_writes_and_other_priorities(romad, tmp_path, flags):
+    """The buffered writer (no O_DIRECT) and the non-idle schedulings produce the same snapshot."""
+    data = sample_data(300)
+    load(romad, data)
+    dest = tmp_path / "snaps"
+    r = run_cpdb(*flags, "--dest", dest, "--host", "127.0.0.1", romad.port)
+    assert r.returncode == 0, describe(r)
+    assert r.stdout.splitlines()[-1] == "finished"
+    snaps = snapshot_files(dest)
+    assert len(snaps) == DIVNUM
+    assert sum(len(live_records(p)) for p in snaps) == len(data)
+    assert not [p for p in dest.iterdir() if p.name.endswith(".tmp")], "no temporary file left"
+    (mp,) = manifests_in(dest)
+    assert run_cpdb("verify", mp).returncode == 0
+    assert_all_normal(romad)
+
+
 def test_json_summary_keep_and_multiple_runs(romad, tmp_path):
     load(romad, sample_data(100))
     dest = tmp_path / "keep"
