@@ -657,40 +657,36 @@ def run_median(row: dict, server: str, key: str):
     return statistics.median(vals) if vals else None
 
 
-def matrix_table(rows: list[dict], romads: list[str]) -> list[str]:
-    head = "| load | conns | pipeline | memcached ops/s | memcached p99 µs |"
-    sep = "|---|---:|---:|---:|---:|"
+def server_table(rows: list[dict], romads: list[str], metrics: list[tuple]) -> list[str]:
+    """One line per matrix row: memcached's median of each metric, then per romad each median
+    and its ratio to memcached's. `metrics`: (column label, run key, formatter)."""
+    head = "| load | conns | pipeline |" + "".join(f" memcached {label} |" for label, _, _ in metrics)
+    sep = "|---|---:|---:|" + "---:|" * len(metrics)
     for name in romads:
-        head += f" {name} ops/s | ×memcached | {name} p99 µs | ×memcached |"
-        sep += "---:|---:|---:|---:|"
+        for label, _, _ in metrics:
+            head += f" {name} {label} | ×memcached |"
+            sep += "---:|---:|"
     lines = [head, sep]
     for row in rows:
-        mc_ops, mc_p99 = run_median(row, "memcached", "ops_per_sec"), run_median(row, "memcached", "p99_us")
-        line = f"| {row['load']} | {row['connections']} | {row['pipeline']} | {fmt_ops(mc_ops)} | {fmt_us(mc_p99)} |"
+        mc = [run_median(row, "memcached", key) for _, key, _ in metrics]
+        line = f"| {row['load']} | {row['connections']} | {row['pipeline']} |" + "".join(
+            f" {fmt(v)} |" for v, (_, _, fmt) in zip(mc, metrics))
         for name in romads:
-            ops, p99 = run_median(row, name, "ops_per_sec"), run_median(row, name, "p99_us")
-            errs = sum(x.get("errors_total", 0) for x in [row["results"].get(name) or {}])
-            err = f" ({errs} errors)" if errs else ""
-            line += f" {fmt_ops(ops)}{err} | {ratio(ops, mc_ops)} | {fmt_us(p99)} | {ratio(p99, mc_p99)} |"
+            errs = (row["results"].get(name) or {}).get("errors_total", 0)
+            for i, (_, key, fmt) in enumerate(metrics):
+                v = run_median(row, name, key)
+                note = f" ({errs} errors)" if errs and i == 0 else ""
+                line += f" {fmt(v)}{note} | {ratio(v, mc[i])} |"
         lines.append(line)
     return lines
+
+
+def matrix_table(rows: list[dict], romads: list[str]) -> list[str]:
+    return server_table(rows, romads, [("ops/s", "ops_per_sec", fmt_ops), ("p99 µs", "p99_us", fmt_us)])
 
 
 def cpu_table(rows: list[dict], romads: list[str]) -> list[str]:
-    head = "| load | conns | pipeline | memcached µs |"
-    sep = "|---|---:|---:|---:|"
-    for name in romads:
-        head += f" {name} µs | ×memcached |"
-        sep += "---:|---:|"
-    lines = [head, sep]
-    for row in rows:
-        mc = run_median(row, "memcached", "server_cpu_us_per_request")
-        line = f"| {row['load']} | {row['connections']} | {row['pipeline']} | {fmt_cpu(mc)} |"
-        for name in romads:
-            x = run_median(row, name, "server_cpu_us_per_request")
-            line += f" {fmt_cpu(x)} | {ratio(x, mc)} |"
-        lines.append(line)
-    return lines
+    return server_table(rows, romads, [("µs", "server_cpu_us_per_request", fmt_cpu)])
 
 
 def fmt_cpu(x) -> str:

@@ -45,20 +45,6 @@ public enum DurableFile {
         return size
     }
 
-    /// `copy` that also computes the copy's SHA-256 in the same pass: each chunk is read once,
-    /// hashed, and written by a second thread while the next chunk is read (`SnapshotWriter`,
-    /// with direct I/O where the filesystem has it).
-    public static func copyHashing(from source: String, toDirectory directory: String, name: String, replace: Bool = false,
-                                   directIO: Bool = true,
-                                   progress: ((Int) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) throws -> (size: UInt64, sha256: String) {
-        let writer = SnapshotWriter(depth: 2, directIO: directIO)
-        defer { writer.stop() }
-        let r = try copyHashingDeferred(from: source, toDirectory: directory, name: name, replace: replace,
-                                        writer: writer, progress: progress, shouldStop: shouldStop)
-        try commit([r.pending])
-        return (r.size, r.sha256)
-    }
-
     /// Reads `source` once, hashing it and handing its chunks to `writer`, which writes them to
     /// a temporary name in `directory`. Returns as soon as the last byte is read: the source
     /// may change from then on, while the writer may still be writing the copy's tail. The

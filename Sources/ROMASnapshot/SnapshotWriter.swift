@@ -84,8 +84,8 @@ public final class SnapshotWriter: @unchecked Sendable {
         Thread { entry.run() }.start()
     }
 
+    /// Reached only after `stop` (the writer thread holds a reference until it ends).
     deinit {
-        stop()
         for b in buffers { b.deallocate() }
     }
 

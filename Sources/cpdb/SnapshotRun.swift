@@ -63,38 +63,6 @@ struct CopiedFile: Sendable {
 /// A failure whose explanation was already printed.
 struct Abort: Error {}
 
-/// SHA-256 and record counts of finished copies, computed on background threads while the
-/// next divisions are being processed (the division is already back to normal by then).
-///
-/// `@unchecked Sendable`: `results` is only accessed under `lock`; the queue and group are thread-safe.
-final class Checksums: @unchecked Sendable {
-    /// Serial: one file is hashed at a time, so cpdb never takes both cores from the node.
-    private let queue = DispatchQueue(label: "cpdb.checksum")
-    private let group = DispatchGroup()
-    private let lock = PthreadMutex()
-    private var results: [String: Result<(String, UInt64), SnapshotError>] = [:]
-
-    /// Computes the record count, and the SHA-256 unless the copy already did (`digest`).
-    func submit(_ path: String, digest known: String = "") {
-        queue.async(group: group) { [self] in
-            let r: Result<(String, UInt64), SnapshotError>
-            do {
-                let digest = known.isEmpty ? try DurableFile.sha256(of: path).digest : known
-                let records = try TCReader(path: path).recordCount
-                r = .success((digest, records))
-            } catch {
-                r = .failure(SnapshotError("checksum of \(path) failed: \(error)"))
-            }
-            lock.withLock { results[path] = r }
-        }
-    }
-
-    func waitAll() -> [String: Result<(String, UInt64), SnapshotError>] {
-        group.wait()
-        return lock.withLock { results }
-    }
-}
-
 /// Copy results of parallel workers. `@unchecked Sendable`: guarded by `lock`.
 final class CopySlots: @unchecked Sendable {
     private let lock = PthreadMutex()
@@ -123,7 +91,6 @@ final class SnapshotRun {
     private var manifests: [String: String] = [:]
     private var retentionDeleted: [String] = []
     private var totalBytes: UInt64 = 0
-    private let checksums = Checksums()
     /// Writes every copy of the run (see `SnapshotWriter`); stopped when the run ends.
     fileprivate let writer: SnapshotWriter
     /// Set once the manifests are written: from then on the snapshot is complete and kept.
@@ -331,7 +298,7 @@ final class SnapshotRun {
         }
         console.finishProgress()
         try commitCopies()
-        try finishChecksums()
+        try countRecords()
         try writeManifests()
         committed = true
         try applyRetention()
@@ -687,25 +654,18 @@ final class SnapshotRun {
             throw Abort()
         }
         verbose("\(pending.count) copies fsynced and named in \(ms(ROMAClockNow() - t0))")
-        for files in copied.values {
-            for f in files { checksums.submit(f.path, digest: f.sha256) }
-        }
     }
 
-    private func finishChecksums() throws {
-        let results = checksums.waitAll()
+    /// The manifest's record count of every copy (from its TokyoCabinet header); the SHA-256 was
+    /// computed while copying.
+    private func countRecords() throws {
         var bad = false
         for (name, files) in copied {
             for (k, f) in files.enumerated() {
-                switch results[f.path] {
-                case .success(let (digest, records))?:
-                    copied[name]![k].sha256 = digest
-                    copied[name]![k].records = records
-                case .failure(let e)?:
-                    fail("\(e)")
-                    bad = true
-                case nil:
-                    fail("no checksum for \(f.path)")
+                do {
+                    copied[name]![k].records = try TCReader(path: f.path).recordCount
+                } catch {
+                    fail("checksum of \(f.path) failed: \(error)")
                     bad = true
                 }
             }

@@ -110,7 +110,10 @@ import Glibc
         let d = TempDir()
         defer { d.remove() }
         writeFile("\(d.path)/src", pseudoRandomBytes(SnapshotWriter.chunkSize + 777, seed: 9))
-        let r = try DurableFile.copyHashing(from: "\(d.path)/src", toDirectory: d.path, name: "dst")
+        let writer = SnapshotWriter(depth: 2)
+        defer { writer.stop() }
+        let r = try DurableFile.copyHashingDeferred(from: "\(d.path)/src", toDirectory: d.path, name: "dst", writer: writer)
+        try DurableFile.commit([r.pending])
         #expect(r.size == UInt64(SnapshotWriter.chunkSize + 777))
         #expect(try DurableFile.sha256(of: "\(d.path)/dst").digest == r.sha256)
         #expect(try DurableFile.sha256(of: "\(d.path)/src").digest == r.sha256)

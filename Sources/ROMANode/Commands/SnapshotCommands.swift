@@ -17,39 +17,55 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR hash_name = \(hashName) does not found")
             return .next
         }
-        if r.token(1, is: "all") { return setAllStorageStatus(r, storage: storage, out: &out) }
-        let division: Int? = r.withToken(1) { t in
-            guard !t.isEmpty, t.count <= 9, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            return Int(String(decoding: t, as: UTF8.self))
-        }
-        guard let division else {
-            out.writeLine("CLIENT_ERROR division must be a non-negative integer or all: \(r.tokenString(1))")
-            return .next
-        }
-        guard division < storage.divnum else {
-            out.writeLine("CLIENT_ERROR divnum <= \(division)")
-            return .next
+        // Extension: `all` (division nil) moves every division at once, one point-in-time cut
+        // for `cpdb --consistent`; flushes and merges then run in parallel.
+        var division: Int?
+        if !r.token(1, is: "all") {
+            let d: Int? = r.withToken(1) { t in
+                guard !t.isEmpty, t.count <= 9, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+                return Int(String(decoding: t, as: UTF8.self))
+            }
+            guard let d else {
+                out.writeLine("CLIENT_ERROR division must be a non-negative integer or all: \(r.tokenString(1))")
+                return .next
+            }
+            guard d < storage.divnum else {
+                out.writeLine("CLIENT_ERROR divnum <= \(d)")
+                return .next
+            }
+            division = d
         }
         guard r.token(2, is: "safecopy") || r.token(2, is: "normal") else {
             out.writeLine("CLIENT_ERROR status parse error")
             return .next
         }
-        let safecopy = r.token(2, is: "safecopy")
+        return changeStorageStatus(storage, division: division, safecopy: r.token(2, is: "safecopy"))
+    }
+
+    /// The transition of one division (or of all, `division == nil`) on the thread pool, with
+    /// ROMA's replies; then the flush or the cache cleaning of each division moved is queued.
+    private func changeStorageStatus(_ storage: HashStorage, division: Int?, safecopy: Bool) -> Outcome {
+        let label = division.map(String.init) ?? "all"
+        let moved = division.map { [$0] } ?? Array(0..<storage.divnum)
         return offLoop { node in
             if safecopy {
-                do { try storage.beginSafecopy(division: division) } catch HashStorage.SafecopyRefusal.notNormal {
-                    return "CLIENT_ERROR storage[\(division)] != :normal status"
+                do {
+                    if let division { try storage.beginSafecopy(division: division) } else { try storage.beginSafecopyAll() }
+                } catch HashStorage.SafecopyRefusal.notNormal(let i) {
+                    return "CLIENT_ERROR storage[\(i)] != :normal status"
                 } catch {
-                    return "CLIENT_ERROR storage[\(division)] status can't changed"
+                    return "CLIENT_ERROR storage[\(label)] status can't changed"
                 }
-                node.startFlush(storage, division)
+                for i in moved { node.startFlush(storage, i) }
             } else {
-                do { try storage.beginCacheCleaning(division: division) } catch HashStorage.SafecopyRefusal.notFlushed {
-                    return "CLIENT_ERROR storage[\(division)] != :safecopy_flushed status"
+                do {
+                    if let division { try storage.beginCacheCleaning(division: division) } else { try storage.beginCacheCleaningAll() }
+                } catch HashStorage.SafecopyRefusal.notFlushed(let i) {
+                    return "CLIENT_ERROR storage[\(i)] != :safecopy_flushed status"
                 } catch {
-                    return "CLIENT_ERROR storage[\(division)] status can't changed"
+                    return "CLIENT_ERROR storage[\(label)] status can't changed"
                 }
-                node.startCacheCleaning(storage, division)
+                for i in moved { node.startCacheCleaning(storage, i) }
             }
             return "PUSHED"
         }
@@ -64,34 +80,6 @@ extension Dispatcher {
             reply.writeLine(body(node))
             return reply
         })
-    }
-
-    /// Extension: `set_storage_status all <safecopy|normal> [hash]` moves every division at once
-    /// (one point-in-time cut for `cpdb --consistent`); flushes and merges run in parallel.
-    func setAllStorageStatus(_ r: Request, storage: HashStorage, out: inout ByteBuffer) -> Outcome {
-        guard r.token(2, is: "safecopy") || r.token(2, is: "normal") else {
-            out.writeLine("CLIENT_ERROR status parse error")
-            return .next
-        }
-        let safecopy = r.token(2, is: "safecopy")
-        return offLoop { node in
-            if safecopy {
-                do { try storage.beginSafecopyAll() } catch HashStorage.SafecopyRefusal.notNormal(let i) {
-                    return "CLIENT_ERROR storage[\(i)] != :normal status"
-                } catch {
-                    return "CLIENT_ERROR storage[all] status can't changed"
-                }
-                for i in 0..<storage.divnum { node.startFlush(storage, i) }
-            } else {
-                do { try storage.beginCacheCleaningAll() } catch HashStorage.SafecopyRefusal.notFlushed(let i) {
-                    return "CLIENT_ERROR storage[\(i)] != :safecopy_flushed status"
-                } catch {
-                    return "CLIENT_ERROR storage[all] status can't changed"
-                }
-                for i in 0..<storage.divnum { node.startCacheCleaning(storage, i) }
-            }
-            return "PUSHED"
-        }
     }
 
     /// `set_gui_run_snapshot <true|false>` → STORED.
