@@ -74,7 +74,7 @@ class Settings:
         # each copy runs this many times in one writer session, `snap_gap` s apart; the sets issued
         # while a copy ran are pooled over the repeats, and compared with the sets of as many
         # equally long windows of a session with no copy (same sample size, same window length)
-        self.snap_repeats = 1 if smoke else 5
+        self.snap_repeats = 1 if smoke else 10
         self.snap_gap = 0.3 if smoke else 1.0
         self.snap_quiet_window = 0.25
 

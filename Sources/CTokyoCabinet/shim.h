@@ -3,6 +3,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <tcutil.h>
 #include <tchdb.h>
 
@@ -20,5 +22,22 @@ static inline int roma_enable_direct_io(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return -1;
     return fcntl(fd, F_SETFL, flags | __O_DIRECT);
+}
+/* Sets the calling thread's disk I/O priority (ioprio_set(2), IOPRIO_WHO_PROCESS with id 0 =
+   this thread; value = class << IOPRIO_CLASS_SHIFT (13) | level). Class 3 (IOPRIO_CLASS_IDLE):
+   the block layer serves the thread's I/O only when no other I/O waits; class 2 (best effort)
+   with level 7: the lowest ordinary priority. glibc has no wrapper. Returns 0 or -1 (errno). */
+static inline int roma_set_io_priority(int ioclass, int level) {
+    return (int)syscall(SYS_ioprio_set, 1, 0, (ioclass << 13) | level);
+}
+/* sched_yield(2) by system call: romad replaces libc's sched_yield with a no-op for
+   TokyoCabinet's sake (Sources/CTokyoCabinetNoYield), and background work that really wants to
+   hand the CPU to a waiting request thread calls this instead. */
+static inline int roma_yield_cpu(void) {
+    return (int)syscall(SYS_sched_yield);
+}
+/* The calling thread's I/O priority value (ioprio_get(2)), or -1. */
+static inline int roma_io_priority(void) {
+    return (int)syscall(SYS_ioprio_get, 1, 0);
 }
 #endif

@@ -138,6 +138,8 @@ public struct BenchOptions: Sendable, Equatable {
     public var keyOrder = KeyOrder.random
     public var seed: UInt64?
     public var allowRemote = false
+    /// Log every measured request slower than this many µs on stderr (`--log-slow-us`).
+    public var logSlowMicroseconds: Int?
     public var connectTimeout: Double = 5
     /// How long to wait for outstanding replies once the run stops issuing.
     public var drainTimeout: Double = 5
@@ -156,6 +158,7 @@ public struct BenchOptions: Sendable, Equatable {
 
     public func validate() throws(BenchOptionError) {
         guard !host.isEmpty else { throw .invalid("--host must not be empty") }
+        if let l = logSlowMicroseconds, l < 1 || l > 60_000_000 { throw .invalid("--log-slow-us must be 1...60000000, got \(l)") }
         guard (1...65535).contains(port) else { throw .invalid("--port must be 1...65535, got \(port)") }
         guard allowRemote || Loopback.isLoopbackHost(host) else {
             throw .invalid("refusing non-loopback target '\(host)': only 127.0.0.0/8, ::1 and localhost are allowed without --allow-remote")

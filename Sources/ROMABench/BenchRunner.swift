@@ -125,7 +125,7 @@ public final class BenchRunner: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            BenchConnectionHandler(stats: bound.value, templates: templates))
+                            BenchConnectionHandler(stats: bound.value, templates: templates, logSlowMicroseconds: o.logSlowMicroseconds))
                     }
                 }
             connects.append(bootstrap.connect(to: address))

@@ -1,4 +1,7 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Monotonic clock shared with `NIODeadline` (timers and timestamps use the same time base).
@@ -115,9 +118,13 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     private static let markedBit: UInt8 = 0x40
     private var control: RunControl?
 
-    init(stats: LoopStats, templates: RequestTemplates) {
+    /// `--log-slow-us` in nanoseconds; 0 = off.
+    private let slowNs: UInt64
+
+    init(stats: LoopStats, templates: RequestTemplates, logSlowMicroseconds: Int? = nil) {
         self.stats = stats
         self.templates = templates
+        self.slowNs = logSlowMicroseconds.map { UInt64($0) * 1000 } ?? 0
         let allocator = ByteBufferAllocator()
         out = allocator.buffer(capacity: 16 * 1024)
         pendingBytes = allocator.buffer(capacity: 0)
@@ -489,7 +496,15 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         stats.snapshot.counters = c
         if measured {
             stats.record(op, latency: now > sendNs ? now - sendNs : 0, marked: tag & Self.markedBit != 0)
+            if slowNs > 0, now > sendNs, now - sendNs > slowNs { logSlow(sentAt: sendNs, latency: now - sendNs) }
         }
         return inSync
+    }
+
+    /// `slow <send time: CLOCK_MONOTONIC ns> <latency µs>` on stderr, one write per line, so that
+    /// slow requests can be lined up with a kernel trace (ftrace's `mono` clock) taken meanwhile.
+    private func logSlow(sentAt: UInt64, latency: UInt64) {
+        let line = "slow \(sentAt) \(latency / 1000)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 }

@@ -291,10 +291,11 @@ public final class Node: Sendable {
     }
 
     /// Runs background work (flush, cache cleaning, clean-up, state changes, hash administration)
-    /// on the thread pool at nice 10. At nice 0 a pool thread creating ten cache files or merging
-    /// caches delayed the event loops' wake-ups on a 2-core node by 1–6 ms (CFS lets a running
-    /// thread of equal weight finish its slice); at nice 10 a waking event loop preempts it at once.
-    /// (Linux nice values are per thread; a thread may always lower its own priority.)
+    /// on the thread pool under Linux's `SCHED_IDLE` policy: a waking event loop preempts it at
+    /// once. nice 10 was not enough: the kernel's scheduler (EEVDF) lets a running nice-10 thread
+    /// finish its slice, and ftrace showed event loops runnable but waiting 2–3 ms behind pool
+    /// threads creating cache files or merging caches. The policy is per thread and the pool's
+    /// threads only ever run background work, so it stays with them.
     func background(_ work: @escaping @Sendable () -> Void) {
         pool.submit { _ in
             Node.lowerCallingThreadPriority()
@@ -310,9 +311,15 @@ public final class Node: Sendable {
         }
     }
 
-    /// nice 10 for the calling (pool) thread.
+    /// `SCHED_IDLE` (policy 5) for the calling pool thread; nice 10 where the kernel refuses it.
     static func lowerCallingThreadPriority() {
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        let schedIdle: Int32 = 5
+        guard sched_getscheduler(0) != schedIdle else { return }
+        var p = sched_param()
+        p.sched_priority = 0
+        if sched_setscheduler(0, schedIdle, &p) != 0 {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        }
     }
 
     /// Queues the flush process of a division (R7.6) on the thread pool.

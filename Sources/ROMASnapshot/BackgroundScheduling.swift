@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ROMAStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -39,8 +40,10 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
         p.sched_priority = 0
         switch self {
         case .idle:
+            FileSystem.IOPriority.idle.apply()
             return sched_setscheduler(0, Self.schedIdle, &p) == 0
         case .low:
+            FileSystem.IOPriority.lowest.apply()
             let policy = sched_getscheduler(0)
             if policy != SCHED_OTHER, sched_setscheduler(0, SCHED_OTHER, &p) != 0 { return false }
             return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.lowNice) == 0
@@ -52,33 +55,58 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
     /// True when the calling thread currently runs under `SCHED_IDLE`.
     public static var callingThreadIsIdle: Bool { sched_getscheduler(0) == schedIdle }
 
-    /// Watches a copy thread's progress: `chunkDone(seconds:bytes:)` after each chunk; when an
-    /// idle thread has been starved (a rate below `minimumRate` over at least `window` seconds)
-    /// it is moved to `.low` once.
+    /// Watches a copy thread for CPU starvation. `check()` after each chunk reads the thread's
+    /// run-queue wait from `/proc/thread-self/schedstat` (time it was runnable but not running);
+    /// when an idle thread spent at least `waitFraction` of a `window` waiting for a CPU, it is
+    /// moved to `.low` once.
+    ///
+    /// Starvation is judged by run-queue wait, not by throughput: a copy that is slow because the
+    /// disk is slow is not starved, and moving it to nice 10 only takes CPU from the node (a nice
+    /// 10 thread keeps the CPU for its whole slice while a request thread waits, 2–4 ms measured).
     public struct StarvationGuard: Sendable {
-        public let minimumRate: Double
         public let window: Double
-        private var seconds = 0.0
-        private var bytes = 0
+        public let waitFraction: Double
+        private var start: (wall: Double, waited: Double)?
         public private(set) var escalated = false
 
-        public init(minimumRate: Double = 20_000_000, window: Double = 0.25) {
-            self.minimumRate = minimumRate
+        public init(window: Double = 1.0, waitFraction: Double = 0.9) {
             self.window = window
+            self.waitFraction = waitFraction
         }
 
-        public mutating func chunkDone(seconds s: Double, bytes n: Int) {
+        /// Reads the calling thread's clock and run-queue wait and judges them.
+        public mutating func check() {
+            guard !escalated, let waited = BackgroundScheduling.runQueueWaitSeconds() else { return }
+            observe(wall: monotonicSeconds(), waited: waited)
+        }
+
+        /// Judges one observation: `wall` is a monotonic time, `waited` the thread's cumulative
+        /// run-queue wait, both in seconds.
+        public mutating func observe(wall: Double, waited: Double) {
             guard !escalated else { return }
-            seconds += s
-            bytes += n
-            guard seconds >= window else { return }
-            if Double(bytes) / seconds < minimumRate, BackgroundScheduling.callingThreadIsIdle {
+            guard let s = start else { start = (wall, waited); return }
+            let span = wall - s.wall
+            guard span >= window else { return }
+            if (waited - s.waited) >= waitFraction * span, BackgroundScheduling.callingThreadIsIdle {
                 escalated = true
                 BackgroundScheduling.low.apply()
             }
-            seconds = 0
-            bytes = 0
+            start = (wall, waited)
         }
+    }
+
+    /// The calling thread's cumulative run-queue wait (second field of
+    /// `/proc/thread-self/schedstat`, nanoseconds), or nil where the kernel does not provide it.
+    public static func runQueueWaitSeconds() -> Double? {
+        let fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 128)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 127) }
+        guard n > 0 else { return nil }
+        let fields = buf[..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count >= 2, let ns = UInt64(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        return Double(ns) / 1e9
     }
 }
 
@@ -89,11 +117,13 @@ extension BackgroundScheduling {
     public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         let done = DispatchSemaphore(value: 0)
         for w in 0..<count {
-            Thread {
+            let thread = Thread {
+                Thread.current.name = "snapshot-copy"   // also the OS thread name (top, ftrace)
                 self.apply()
                 body(w)
                 done.signal()
-            }.start()
+            }
+            thread.start()
         }
         for _ in 0..<count { done.wait() }
     }

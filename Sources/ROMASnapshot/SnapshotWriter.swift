@@ -81,7 +81,11 @@ public final class SnapshotWriter: @unchecked Sendable {
         ended.enter()
         // A thread of its own (not a pooled one): its scheduling policy dies with it.
         let entry = WriterThread(writer: self, scheduling: scheduling)
-        Thread { entry.run() }.start()
+        let thread = Thread {
+            Thread.current.name = "snapshot-write"   // also the OS thread name (top, ftrace)
+            entry.run()
+        }
+        thread.start()
     }
 
     /// Reached only after `stop` (the writer thread holds a reference until it ends).

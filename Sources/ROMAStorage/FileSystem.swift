@@ -135,6 +135,38 @@ public enum FileSystem {
         roma_enable_direct_io(fd) == 0
     }
 
+    /// Gives the CPU to any other runnable thread (the `sched_yield` system call, never romad's
+    /// no-op replacement). Background threads run under `SCHED_IDLE`, which a waking request
+    /// thread preempts at once; but a request thread that is already runnable can wait behind an
+    /// idle thread until the next scheduler tick (4 ms at HZ=250). Background loops call this
+    /// between short steps so that such a wait lasts one step.
+    public static func yieldCPU() {
+        _ = roma_yield_cpu()
+    }
+
+    /// Disk I/O priority of the calling thread (Linux `ioprio_set`).
+    public enum IOPriority: Sendable {
+        /// `IOPRIO_CLASS_IDLE`: served only when no other I/O waits.
+        case idle
+        /// Best effort, level 7: the lowest ordinary priority.
+        case lowest
+
+        /// Applies it to the calling thread; false when the kernel refused.
+        @discardableResult
+        public func apply() -> Bool {
+            switch self {
+            case .idle: return roma_set_io_priority(3, 0) == 0
+            case .lowest: return roma_set_io_priority(2, 7) == 0
+            }
+        }
+
+        /// The calling thread's I/O priority as `(class, level)`, or nil.
+        public static var current: (ioclass: Int32, level: Int32)? {
+            let v = roma_io_priority()
+            return v < 0 ? nil : (v >> 13, v & 0x1fff)
+        }
+    }
+
     /// fsyncs a directory so that renames and creations in it are durable.
     public static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY)

@@ -300,6 +300,7 @@ public final class HashStorage: @unchecked Sendable {
                     }
                 }
                 i += batch
+                FileSystem.yieldCPU()
             }
         }
         return removed
@@ -493,6 +494,8 @@ public final class HashStorage: @unchecked Sendable {
                 return false
             }
             if drained { break }
+            // Between batches, hand the CPU to any runnable request thread (see `yieldCPU`).
+            FileSystem.yieldCPU()
         }
         // Finish under the admin lock so the `normal` line is logged before any next transition
         // (and so a next `safecopy` cannot create the cache file before this one is removed).

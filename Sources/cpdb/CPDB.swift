@@ -36,6 +36,24 @@ struct CPDB: ParsableCommand {
         subcommands: [SnapshotCommand.self, VerifyCommand.self, RestoreCommand.self],
         defaultSubcommand: SnapshotCommand.self
     )
+
+    /// A snapshot runs beside a serving node: take the scheduling policy of `--priority` before
+    /// anything else, because parsing the command line alone (the Swift runtime's first
+    /// protocol-conformance lookups) costs milliseconds of CPU. At nice 0 those milliseconds
+    /// held a CPU while an event loop of the node waited for it (ftrace). The parser still
+    /// validates the option; an invalid value leaves the policy unchanged.
+    static func main() {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if !["verify", "restore", "help"].contains(args.first ?? "") {
+            var value = "idle"
+            for (i, a) in args.enumerated() {
+                if a == "--priority", i + 1 < args.count { value = args[i + 1] }
+                if a.hasPrefix("--priority=") { value = String(a.dropFirst("--priority=".count)) }
+            }
+            BackgroundScheduling(rawValue: value)?.apply()
+        }
+        Self.main(nil)
+    }
 }
 
 struct SnapshotCommand: ParsableCommand {
@@ -68,7 +86,7 @@ struct SnapshotCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Give up waiting for a division state after SECONDS.", valueName: "SECONDS"))
     var timeout: Double = 600
 
-    @Option(help: ArgumentHelp("CPU scheduling of the copy and hashing threads: idle (Linux SCHED_IDLE: only CPU time the node and its clients leave unused; a starved copy moves to nice 10 where the kernel allows), low (nice 10) or normal.", valueName: "idle|low|normal"))
+    @Option(help: ArgumentHelp("CPU and disk scheduling of cpdb (all its threads, from the start): idle (Linux SCHED_IDLE and idle-class I/O: only CPU and disk time the node and its clients leave unused; a thread starved of CPU moves to nice 10 where the kernel allows), low (nice 10, lowest best-effort I/O) or normal.", valueName: "idle|low|normal"))
     var priority: String = "idle"
 
     @Flag(name: .customLong("no-direct-io"), help: "Write the copies through the page cache (with early writeback) instead of with O_DIRECT.")

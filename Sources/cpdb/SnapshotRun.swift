@@ -108,10 +108,11 @@ final class SnapshotRun {
     /// Runs everything; returns the exit status.
     func run() -> Int32 {
         var status: Int32 = 0
-        // The node serves clients while we copy and hash: give it the CPU first. This thread only
-        // talks to the node (nice 10); the copies run on threads of their own under
-        // `o.scheduling` (SCHED_IDLE by default).
-        if o.scheduling != .normal { BackgroundScheduling.low.apply() }
+        // The node serves clients while we copy and hash: give it the CPU first. This thread
+        // (which talks to the node, counts records and writes the manifest) and the copy threads
+        // all run under `o.scheduling`, SCHED_IDLE by default: ftrace showed this thread at nice
+        // 10 holding a CPU for 2–3 ms while an event loop of the node waited for it.
+        o.scheduling.apply()
         do {
             try body()
         } catch is Abort {
@@ -197,6 +198,7 @@ final class SnapshotRun {
         console.roma("waiting for storages[\(hash.name)][\(label)] == \(target) ")
         let start = ROMAClockNow()
         var dots = 0
+        var starvation = BackgroundScheduling.StarvationGuard()
         defer { console.roma("\n") }
         while true {
             let s = try states(of: hash)
@@ -219,6 +221,7 @@ final class SnapshotRun {
             // Transitions take a few ms and `stat <name>` is cheap: poll every 2 ms for the first
             // 200 ms, then every 10 ms (a wait ends within 10 ms of the change, inside 50 ms).
             usleep(elapsed < 0.2 ? 2000 : 10_000)
+            starvation.check()
         }
     }
 

@@ -107,6 +107,9 @@ struct RomaBench: AsyncParsableCommand {
     @Flag(name: .customLong("allow-remote"), help: "Allow a target that is not a loopback address.")
     var allowRemote = false
 
+    @Option(name: .customLong("log-slow-us"), help: ArgumentHelp("Print `slow <send time, CLOCK_MONOTONIC ns> <latency µs>` on stderr for every measured request slower than this, to line them up with a kernel trace (docs/performance.md).", valueName: "µs"))
+    var logSlowMicroseconds: Int?
+
     func makeOptions() throws -> BenchOptions {
         var o = BenchOptions()
         o.host = host
@@ -126,6 +129,7 @@ struct RomaBench: AsyncParsableCommand {
         o.keyOrder = keyOrder
         o.seed = seed
         o.allowRemote = allowRemote
+        o.logSlowMicroseconds = logSlowMicroseconds
         if preloadOnly && verify { throw ValidationError("--preload-only and --verify exclude each other") }
         o.mode = preloadOnly ? .preloadOnly : (verify ? .verify : .run)
         do { try o.validate() } catch { throw ValidationError(error.description) }

@@ -102,6 +102,15 @@ struct BoundsTests {
         #expect(o.timeLimit == 3)
     }
 
+    @Test func logSlowBounds() throws {
+        #expect(rejects { $0.logSlowMicroseconds = 0 })
+        #expect(rejects { $0.logSlowMicroseconds = -5 })
+        #expect(rejects { $0.logSlowMicroseconds = 60_000_001 })
+        var o = BenchOptions()
+        o.logSlowMicroseconds = 500
+        try o.validate()
+    }
+
     @Test func durationBounds() {
         #expect(rejects { $0.duration = 0 })
         #expect(rejects { $0.duration = -1 })

@@ -123,10 +123,26 @@ import Glibc
 @Suite struct BackgroundSchedulingTests {
     @Test func idleAppliesToTheWorkerThreadsOnly() {
         let before = sched_getscheduler(0)
+        let ioBefore = FileSystem.IOPriority.current?.ioclass
         let seen = ResultBox<Int32>(3)
-        BackgroundScheduling.idle.runOnThreads(3) { w in seen.set(w, .success(sched_getscheduler(0))) }
+        let io = ResultBox<Int32>(3)
+        BackgroundScheduling.idle.runOnThreads(3) { w in
+            seen.set(w, .success(sched_getscheduler(0)))
+            io.set(w, .success(FileSystem.IOPriority.current?.ioclass ?? -1))
+        }
         #expect(seen.values.map { try? $0?.get() } == [5, 5, 5], "SCHED_IDLE on every worker")
+        #expect(io.values.map { try? $0?.get() } == [3, 3, 3], "idle I/O class on every worker")
         #expect(sched_getscheduler(0) == before, "the calling thread keeps its policy")
+        #expect(FileSystem.IOPriority.current?.ioclass == ioBefore, "and its I/O priority")
+    }
+
+    @Test func lowUsesTheLowestBestEffortIOPriority() {
+        let io = ResultBox<Int32>(1)
+        BackgroundScheduling.low.runOnThreads(1) { _ in
+            let p = FileSystem.IOPriority.current
+            io.set(0, .success(p.map { $0.ioclass * 100 + $0.level } ?? -1))
+        }
+        #expect((try? io.values[0]?.get()) == 207, "best effort (class 2), level 7")
     }
 
     @Test func lowIsNiceTen() {
@@ -138,19 +154,28 @@ import Glibc
         #expect((try? seen.values[0]?.get()) == BackgroundScheduling.lowNice)
     }
 
-    @Test func starvationGuardEscalatesOnlyWhenSlow() {
-        var fast = BackgroundScheduling.StarvationGuard(minimumRate: 1_000_000, window: 0.1)
-        for _ in 0..<10 { fast.chunkDone(seconds: 0.02, bytes: 1_000_000) }
-        #expect(!fast.escalated)
-        let outcome = ResultBox<Bool>(1)
+    @Test func starvationGuardEscalatesOnlyWhenStarvedOfCPU() {
+        // Slow but running (a slow disk): 20 % of the window spent waiting for a CPU.
+        var slow = BackgroundScheduling.StarvationGuard(window: 1.0, waitFraction: 0.9)
+        for t in 0...10 { slow.observe(wall: Double(t) * 0.5, waited: Double(t) * 0.1) }
+        #expect(!slow.escalated)
+        let outcome = ResultBox<(Bool, Int32)>(1)
         BackgroundScheduling.idle.runOnThreads(1) { _ in
-            var slow = BackgroundScheduling.StarvationGuard(minimumRate: 1_000_000, window: 0.1)
-            slow.chunkDone(seconds: 0.05, bytes: 1000)
-            let early = slow.escalated
-            slow.chunkDone(seconds: 0.06, bytes: 1000)
-            outcome.set(0, .success(!early && slow.escalated))
+            var starved = BackgroundScheduling.StarvationGuard(window: 1.0, waitFraction: 0.9)
+            starved.observe(wall: 10, waited: 3)
+            starved.observe(wall: 10.5, waited: 3.49)   // window not complete yet
+            let early = starved.escalated
+            starved.observe(wall: 11, waited: 3.95)     // 95 % of a second spent runnable, not running
+            outcome.set(0, .success((!early && starved.escalated, sched_getscheduler(0))))
         }
-        #expect((try? outcome.values[0]?.get()) == true)
+        let r = try? outcome.values[0]?.get()
+        #expect(r?.0 == true)
+        #expect(r?.1 == SCHED_OTHER || getuid() != 0, "a starved idle thread moves to SCHED_OTHER (nice 10; unprivileged only with RLIMIT_NICE)")
+    }
+
+    @Test func readsTheRunQueueWait() throws {
+        let w = try #require(BackgroundScheduling.runQueueWaitSeconds())
+        #expect(w >= 0)
     }
 
     @Test func parsesTheOptionValues() {

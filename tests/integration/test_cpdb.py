@@ -7,8 +7,10 @@ select the binaries.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -525,8 +527,12 @@ def test_busy_division_is_refused_and_nothing_else_is_touched(romad):
     romad.assert_healthy()
 
 
-def thread_nice_values(pid):
-    """{thread name: [nice, ...]} of a process, from /proc/<pid>/task/*/stat (field 19)."""
+SCHED_OTHER, SCHED_IDLE = 0, 5
+
+
+def thread_policies(pid):
+    """{thread name: [(scheduling policy, nice), ...]} of a process, from
+    /proc/<pid>/task/*/stat (fields 41 and 19)."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -535,23 +541,73 @@ def thread_nice_values(pid):
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        out.setdefault(name, []).append(int(fields[16]))
+        out.setdefault(name, []).append((int(fields[38]), int(fields[16])))
     return out
 
 
 def test_background_work_runs_below_the_request_threads(romad):
-    """Flush and cache cleaning run on pool threads at nice 10, the event loops stay at nice 0:
-    a waking event loop then preempts background work at once (docs/snapshots.md)."""
+    """Flush and cache cleaning run on pool threads under SCHED_IDLE, the event loops stay
+    SCHED_OTHER at nice 0: a waking event loop then preempts background work at once
+    (docs/snapshots.md)."""
     assert set_storage_status(romad, 2, "safecopy") == b"PUSHED\r\n"
     wait_division(romad, 2, "safecopy_flushed")
     assert set_storage_status(romad, 2, "normal") == b"PUSHED\r\n"
     wait_division(romad, 2, "normal")
-    nice = thread_nice_values(romad.pid)
-    pool = [n for name, ns in nice.items() if name.startswith("TP-") for n in ns]
-    loops = [n for name, ns in nice.items() if name.startswith("NIO-ELT") for n in ns]
-    assert loops and all(n == 0 for n in loops), nice
-    assert 10 in pool, f"no pool thread at nice 10 after a flush and a cache cleaning: {nice}"
+    threads = thread_policies(romad.pid)
+    pool = [p for name, ps in threads.items() if name.startswith("TP-") for p in ps]
+    loops = [p for name, ps in threads.items() if name.startswith("NIO-ELT") for p in ps]
+    assert loops and all(p == (SCHED_OTHER, 0) for p in loops), threads
+    assert (SCHED_IDLE, 0) in pool, f"no SCHED_IDLE pool thread after a flush and a cache cleaning: {threads}"
     romad.assert_healthy()
+
+
+def cpdb_caught_waiting(server, args, while_waiting, timeout=60):
+    """Spawns cpdb with `args` against `server`, waits until division 0 is safecopy_flushing (the
+    test slows the node's flush down), calls `while_waiting(proc)`, then waits for cpdb to end.
+    Returns (exit status, stdout, stderr); cpdb is killed if anything fails on the way."""
+    p = spawn_cpdb(*args, "--host", "127.0.0.1", server.port)
+    try:
+        wait_division(server, 0, "safecopy_flushing", timeout=10)
+        while_waiting(p)
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out, err
+
+
+def io_priority(tid):
+    """(class, level) of a thread's disk I/O priority (ioprio_get(2); glibc has no wrapper)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_ioprio_get = 252  # x86_64
+    v = libc.syscall(sys_ioprio_get, 1, tid)
+    assert v >= 0, os.strerror(ctypes.get_errno())
+    return v >> 13, v & 0x1FFF
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="ioprio_get syscall number is x86_64's")
+@pytest.mark.parametrize("priority, policy, ioclass", [(None, SCHED_IDLE, 3), ("low", SCHED_OTHER, 2),
+                                                       ("normal", SCHED_OTHER, None)])
+def test_cpdb_takes_its_priority_before_anything_else(romad_factory, priority, policy, ioclass):
+    """cpdb's main thread (which talks to the node) runs under --priority (taken before parsing): SCHED_IDLE
+    with idle-class I/O by default, nice 10 with the lowest best-effort I/O for `low`. (Each flush
+    and cache cleaning of the node is slowed down so that cpdb is caught waiting.)"""
+    s = romad_factory("tc", env={"ROMAD_TEST_SAFECOPY_DELAY_MS": "150"})
+    load(s, sample_data(20))
+
+    def check(p):
+        stat = Path(f"/proc/{p.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        assert int(fields[38]) == policy, f"policy {fields[38]}"
+        if priority == "low":
+            assert int(fields[16]) == 10
+        if ioclass is not None:
+            assert io_priority(p.pid)[0] == ioclass
+
+    rc, out, err = cpdb_caught_waiting(s, ["--priority", priority] if priority else [], check)
+    assert rc == 0, f"{out}\n{err}"
+    assert_all_normal(s)
 
 
 @pytest.mark.parametrize("where", ["below-a-file", "proc"])
@@ -608,16 +664,8 @@ def test_full_destination(romad, tiny_tmpfs, mode):
 def test_interrupted_cpdb_puts_the_division_back(romad_factory):
     s = romad_factory("tc", env={"ROMAD_TEST_SAFECOPY_DELAY_MS": "500"})
     load(s, sample_data(20))
-    p = spawn_cpdb("--host", "127.0.0.1", s.port)
-    try:
-        wait_division(s, 0, "safecopy_flushing", timeout=10)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 130, f"{p.returncode}\n{out}\n{err}"
+    rc, out, err = cpdb_caught_waiting(s, [], lambda p: p.send_signal(signal.SIGINT), timeout=30)
+    assert rc == 130, f"{rc}\n{out}\n{err}"
     assert "interrupted" in err
     assert_all_normal(s)
     assert not snapshot_files(s.data_dir) and not manifests_in(s.data_dir)

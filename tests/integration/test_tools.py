@@ -210,3 +210,27 @@ def test_romad_overrides_tokyocabinets_sched_yield():
     r = run(["nm", "-D", "--undefined-only", os.path.join(lib, "libtokyocabinet.so")])
     assert r.returncode == 0, r.stderr
     assert b"sched_yield" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# roma-bench's slow-request log (used to line slow requests up with a kernel trace)
+# ---------------------------------------------------------------------------------------------
+
+def test_roma_bench_logs_slow_requests(romad):
+    """--log-slow-us N prints `slow <CLOCK_MONOTONIC ns> <µs>` on stderr for each measured request
+    slower than N µs: with N = 1 that is every request; the times lie within the run."""
+    bench = os.path.join(os.path.dirname(os.environ["ROMAD_BIN"]), "roma-bench")
+    t0 = time.monotonic_ns()
+    r = run([bench, "--host", "127.0.0.1", "--port", str(romad.port), "--requests", "200", "--mix", "1:1",
+             "--keys", "50", "--connections", "2", "--json", "--log-slow-us", "1"])
+    t1 = time.monotonic_ns()
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.decode().splitlines() if l.startswith("slow ")]
+    assert len(lines) == 200, r.stderr[-500:]
+    for line in lines:
+        m = re.fullmatch(r"slow (\d+) (\d+)", line)
+        assert m, line
+        assert t0 <= int(m[1]) <= t1
+        assert int(m[2]) >= 1
+    assert run([bench, "--port", str(romad.port), "--log-slow-us", "0"]).returncode != 0
+    romad.assert_healthy()

@@ -71,7 +71,7 @@ extension Dispatcher {
         }
     }
 
-    /// Runs a state change on the thread pool at nice 10 (it creates cache files) and
+    /// Runs a state change on the thread pool under SCHED_IDLE (it creates cache files) and
     /// replies with the line it returns; the connection waits, other connections do not.
     func offLoop(_ body: @escaping @Sendable (Node) -> String) -> Outcome {
         let node = self.node
