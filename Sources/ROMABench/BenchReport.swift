@@ -55,6 +55,8 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var latencyMicrosecondsByOp: [String: LatencySummary]
     /// Requests issued while the mark was set (SIGUSR1 toggles it); nil if it never was.
     public var latencyMicrosecondsMarked: LatencySummary?
+    /// Requests issued inside the baseline window (SIGUSR2), when one was opened.
+    public var latencyMicrosecondsBaseline: LatencySummary?
     public var gets: UInt64
     public var hits: UInt64
     public var misses: UInt64
@@ -84,6 +86,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
         case latencyMicroseconds = "latency_us"
         case latencyMicrosecondsByOp = "latency_us_by_op"
         case latencyMicrosecondsMarked = "latency_us_marked"
+        case latencyMicrosecondsBaseline = "latency_us_baseline"
         case deleteMisses = "delete_misses"
         case errorsTotal = "errors_total"
         case sequentialKeysIssued = "sequential_keys_issued"
@@ -127,6 +130,9 @@ public struct BenchReport: Sendable, Codable, Equatable {
             }
             if let m = latencyMicrosecondsMarked {
                 lines.append("  marked  \(Self.latencyLine(m))  (\(m.count))")
+            }
+            if let b = latencyMicrosecondsBaseline {
+                lines.append("  baseline \(Self.latencyLine(b))  (\(b.count))")
             }
             lines.append("gets \(gets) (hits \(hits), misses \(misses)), sets \(sets), deletes \(deletes) (not found \(deleteMisses))")
         }

@@ -27,6 +27,8 @@ final class RunControl: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let markFlag = Atomic<Bool>(false)
     private let markToggles = Atomic<Int>(0)
+    private let baselineFlag = Atomic<Bool>(false)
+    private let baselineToggles = Atomic<Int>(0)
 
     /// `requestStop`: connections stop issuing.
     var isStopped: Bool { stopFlag.load(ordering: .relaxed) }
@@ -41,6 +43,17 @@ final class RunControl: Sendable {
     func toggleMark() -> Bool {
         _ = markToggles.wrappingAdd(1, ordering: .relaxed)
         return !markFlag.logicalXor(true, ordering: .relaxed).oldValue
+    }
+
+    /// `toggleBaseline`: a second window, reported as `latency_us_baseline` (e.g. the time just
+    /// before each snapshot, to compare with the marked time of the snapshot itself).
+    @inline(__always)
+    var isBaseline: Bool { baselineFlag.load(ordering: .relaxed) }
+    var wasBaselined: Bool { baselineToggles.load(ordering: .relaxed) > 0 }
+
+    func toggleBaseline() -> Bool {
+        _ = baselineToggles.wrappingAdd(1, ordering: .relaxed)
+        return !baselineFlag.logicalXor(true, ordering: .relaxed).oldValue
     }
 }
 
@@ -76,6 +89,13 @@ public final class BenchRunner: Sendable {
     @discardableResult
     public func toggleMark() -> Bool {
         control.toggleMark()
+    }
+
+    /// Opens or closes the baseline window (SIGUSR2): requests issued inside it are also reported
+    /// as `latency_us_baseline`. Returns whether the window is now open.
+    @discardableResult
+    public func toggleBaseline() -> Bool {
+        control.toggleBaseline()
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
@@ -254,6 +274,7 @@ public final class BenchRunner: Sendable {
             latencyMicroseconds: snapshot.overall.summary,
             latencyMicrosecondsByOp: byOp,
             latencyMicrosecondsMarked: control.wasMarked && o.mode == .run ? snapshot.marked.summary : nil,
+            latencyMicrosecondsBaseline: control.wasBaselined && o.mode == .run ? snapshot.baseline.summary : nil,
             gets: c.gets,
             hits: c.hits,
             misses: c.misses,

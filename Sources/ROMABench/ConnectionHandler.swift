@@ -116,6 +116,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
 
     private static let measuredBit: UInt8 = 0x80
     private static let markedBit: UInt8 = 0x40
+    private static let baselineBit: UInt8 = 0x20
     private var control: RunControl?
 
     /// `--log-slow-us` in nanoseconds; 0 = off.
@@ -347,7 +348,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         let slot = (pHead + pCount) % pSend.count
         pSend[slot] = sendNs
         let marked = control?.isMarking == true ? Self.markedBit : 0
-        pTag[slot] = op.rawValue | (measured ? Self.measuredBit : 0) | marked
+        let baseline = control?.isBaseline == true ? Self.baselineBit : 0
+        pTag[slot] = op.rawValue | (measured ? Self.measuredBit : 0) | marked | baseline
         pKey[slot] = key
         pCount += 1
         issuedTotal += 1
@@ -495,7 +497,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         }
         stats.snapshot.counters = c
         if measured {
-            stats.record(op, latency: now > sendNs ? now - sendNs : 0, marked: tag & Self.markedBit != 0)
+            stats.record(op, latency: now > sendNs ? now - sendNs : 0, marked: tag & Self.markedBit != 0,
+                         baseline: tag & Self.baselineBit != 0)
             if slowNs > 0, now > sendNs, now - sendNs > slowNs { logSlow(sentAt: sendNs, latency: now - sendNs) }
         }
         return inSync

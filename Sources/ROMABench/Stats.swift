@@ -79,6 +79,8 @@ public struct StatsSnapshot: Sendable {
     public var byOp = [LatencyHistogram(), LatencyHistogram(), LatencyHistogram()]
     /// Requests issued while the mark was set (`BenchRunner.toggleMark`, SIGUSR1).
     public var marked = LatencyHistogram()
+    /// Requests issued while the baseline window was open (`BenchRunner.toggleBaseline`, SIGUSR2).
+    public var baseline = LatencyHistogram()
     public var counters = Counters()
 
     public init() {}
@@ -86,6 +88,7 @@ public struct StatsSnapshot: Sendable {
     public mutating func add(_ o: StatsSnapshot) {
         overall.add(o.overall)
         marked.add(o.marked)
+        baseline.add(o.baseline)
         for k in 0..<byOp.count { byOp[k].add(o.byOp[k]) }
         counters.add(o.counters)
     }
@@ -100,9 +103,10 @@ final class LoopStats {
     func reset() { snapshot = StatsSnapshot() }
 
     @inline(__always)
-    func record(_ op: OpKind, latency: UInt64, marked: Bool = false) {
+    func record(_ op: OpKind, latency: UInt64, marked: Bool = false, baseline: Bool = false) {
         snapshot.overall.record(nanoseconds: latency)
         snapshot.byOp[Int(op.rawValue)].record(nanoseconds: latency)
         if marked { snapshot.marked.record(nanoseconds: latency) }
+        if baseline { snapshot.baseline.record(nanoseconds: latency) }
     }
 }

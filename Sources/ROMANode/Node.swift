@@ -311,15 +311,12 @@ public final class Node: Sendable {
         }
     }
 
-    /// `SCHED_IDLE` (policy 5) for the calling pool thread; nice 10 where the kernel refuses it.
+    /// `SCHED_IDLE` for the calling pool thread (CPU only: the final sync at shutdown runs here
+    /// too, and must not wait behind other disk I/O); nice 10 where the kernel refuses it. A
+    /// thread that a `StarvationGuard` moved to nice 10 during its last job goes back to idle.
     static func lowerCallingThreadPriority() {
-        let schedIdle: Int32 = 5
-        guard sched_getscheduler(0) != schedIdle else { return }
-        var p = sched_param()
-        p.sched_priority = 0
-        if sched_setscheduler(0, schedIdle, &p) != 0 {
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
-        }
+        guard !BackgroundScheduling.callingThreadIsIdle else { return }
+        if !BackgroundScheduling.idle.apply(io: false) { BackgroundScheduling.low.apply(io: false) }
     }
 
     /// Queues the flush process of a division (R7.6) on the thread pool.

@@ -11,13 +11,6 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable
     public var description: String { message }
 }
 
-/// Seconds on the monotonic clock.
-@inline(__always) func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// `strerror` text of an errno value.
 @inline(__always) func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
 
@@ -33,9 +26,9 @@ public enum DurableFile {
     /// A `SCHED_IDLE` thread gives way at once to a thread that wakes up, but not to one that
     /// is already runnable: the scheduler (EEVDF) may pick the idle thread and let it run until
     /// the next tick (4 ms at HZ=250) while an event loop of the node waits (ftrace showed
-    /// 3.7 ms). A slice takes about 0.2 ms to read and hash; `sched_yield` then hands the CPU
+    /// 3.7 ms). A slice takes about 0.05 ms to read and hash; `sched_yield` then hands the CPU
     /// to any runnable thread.
-    static let slice = 256 << 10
+    static let slice = 64 << 10
 
     /// The temporary name used while `name` is being written.
     public static func temporaryName(for name: String) -> String { ".\(name).\(getpid()).tmp" }
@@ -70,7 +63,7 @@ public enum DurableFile {
         var hash = SHA256()
         var total: UInt64 = 0
         do {
-            var starvation = BackgroundScheduling.StarvationGuard()
+            var pacer = BackgroundScheduling.StarvationGuard()
             while true {
                 if let shouldStop, shouldStop() { throw SnapshotError("copy of \(source) interrupted") }
                 if let e = writer.failure(of: out) { throw e }
@@ -89,7 +82,7 @@ public enum DurableFile {
                     if got == 0 { break }
                     hash.update(UnsafeRawBufferPointer(rebasing: buffer[n..<(n + got)]))
                     n += got
-                    FileSystem.yieldCPU()
+                    pacer.pace()
                     if got < want { break }
                 }
                 if readError != 0 || n == 0 {
@@ -99,7 +92,6 @@ public enum DurableFile {
                 }
                 writer.submit(out, buffer: index, count: n, offset: Int64(total))
                 total += UInt64(n)
-                starvation.check()
                 progress?(n)
             }
             try checkUnchanged(source, src.size, copied: total)

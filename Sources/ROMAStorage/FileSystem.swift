@@ -135,15 +135,6 @@ public enum FileSystem {
         roma_enable_direct_io(fd) == 0
     }
 
-    /// Gives the CPU to any other runnable thread (the `sched_yield` system call, never romad's
-    /// no-op replacement). Background threads run under `SCHED_IDLE`, which a waking request
-    /// thread preempts at once; but a request thread that is already runnable can wait behind an
-    /// idle thread until the next scheduler tick (4 ms at HZ=250). Background loops call this
-    /// between short steps so that such a wait lasts one step.
-    public static func yieldCPU() {
-        _ = roma_yield_cpu()
-    }
-
     /// Disk I/O priority of the calling thread (Linux `ioprio_set`).
     public enum IOPriority: Sendable {
         /// `IOPRIO_CLASS_IDLE`: served only when no other I/O waits.

@@ -277,6 +277,7 @@ public final class HashStorage: @unchecked Sendable {
         func stale(_ h: RecordHeader) -> Bool {
             h.isTombstone ? horizon > h.physical : now > h.expire
         }
+        var pacer = BackgroundScheduling.StarvationGuard()
         for d in divisions {
             if shouldStop() { break }
             // Collect candidates while normal, then re-check each one under the lock before removing.
@@ -300,7 +301,7 @@ public final class HashStorage: @unchecked Sendable {
                     }
                 }
                 i += batch
-                FileSystem.yieldCPU()
+                pacer.pace()
             }
         }
         return removed
@@ -474,6 +475,7 @@ public final class HashStorage: @unchecked Sendable {
     /// division to `normal`, then closes and removes the file outside the division lock.
     public func cleanCache(division i: Int, batch: Int = 16) throws {
         let d = divisions[i]
+        var pacer = BackgroundScheduling.StarvationGuard()
         while true {
             let drained = try d.lock.withLock { () -> Bool in
                 guard d.state == .cachecleaning, let cache = d.cache else { return true }
@@ -494,8 +496,9 @@ public final class HashStorage: @unchecked Sendable {
                 return false
             }
             if drained { break }
-            // Between batches, hand the CPU to any runnable request thread (see `yieldCPU`).
-            FileSystem.yieldCPU()
+            // Between batches, hand the CPU to any runnable request thread; a starved (idle)
+            // thread moves to nice 10 so that the cache is merged even on a saturated node.
+            pacer.pace()
         }
         // Finish under the admin lock so the `normal` line is logged before any next transition
         // (and so a next `safecopy` cannot create the cache file before this one is removed).

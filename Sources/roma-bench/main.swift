@@ -40,7 +40,8 @@ struct RomaBench: AsyncParsableCommand {
 
         Signals: SIGINT/SIGTERM stop the load early and report what was measured (a second one \
         exits at once); SIGUSR1 opens and closes a marked window whose requests are also reported \
-        separately (latency_us_marked), e.g. the time a snapshot ran.
+        separately (latency_us_marked), e.g. the time a snapshot ran; SIGUSR2 does the same for a \
+        baseline window (latency_us_baseline), e.g. the time just before each snapshot.
 
         Exit status: 0 ok, 1 setup failure (connect, resolve, refused target), 2 request or connection \
         errors occurred, 3 --verify found missing or different values.
@@ -146,13 +147,18 @@ struct RomaBench: AsyncParsableCommand {
 
         // SIGINT/SIGTERM: stop issuing, wait for outstanding replies, report. A second one exits.
         // SIGUSR1: open/close the marked window (latency_us_marked), e.g. around a snapshot.
+        // SIGUSR2: open/close the baseline window (latency_us_baseline), e.g. just before it.
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM, SIGUSR1] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1, SIGUSR2] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             if sig == SIGUSR1 {
                 source.setEventHandler {
                     printError("roma-bench: mark \(runner.toggleMark() ? "on" : "off")")
+                }
+            } else if sig == SIGUSR2 {
+                source.setEventHandler {
+                    printError("roma-bench: baseline \(runner.toggleBaseline() ? "on" : "off")")
                 }
             } else {
                 source.setEventHandler {

@@ -239,17 +239,22 @@ struct RunnerTests {
     @Test func markedWindowIsReportedSeparately() async throws {
         let server = FakeServer()
         let port = try await server.start()
-        let runner = BenchRunner(options: options(port: port) { $0.duration = 0.9; $0.rate = 1000 })
+        let runner = BenchRunner(options: options(port: port) { $0.duration = 1.2; $0.rate = 1000 })
         let task = Task { try await runner.run() }
         try await Task.sleep(for: .milliseconds(300))
+        #expect(runner.toggleBaseline())
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!runner.toggleBaseline())
         #expect(runner.toggleMark())
         try await Task.sleep(for: .milliseconds(300))
         #expect(!runner.toggleMark())
         let r = try await task.value
         await server.stop()
         let marked = try #require(r.latencyMicrosecondsMarked)
+        let baseline = try #require(r.latencyMicrosecondsBaseline)
         #expect(marked.count > 200 && marked.count < 400)
-        #expect(r.latencyMicroseconds.count > marked.count)
+        #expect(baseline.count > 200 && baseline.count < 400)
+        #expect(r.latencyMicroseconds.count > marked.count + baseline.count, "two disjoint windows inside the run")
     }
 
     @Test func noMarkNoMarkedLatency() async throws {
@@ -258,6 +263,7 @@ struct RunnerTests {
         let r = try await BenchRunner(options: options(port: port) { $0.requests = 100 }).run()
         await server.stop()
         #expect(r.latencyMicrosecondsMarked == nil)
+        #expect(r.latencyMicrosecondsBaseline == nil)
     }
 
     @Test func refusesRemoteTargets() async {
