@@ -234,3 +234,25 @@ def test_roma_bench_logs_slow_requests(romad):
         assert int(m[2]) >= 1
     assert run([bench, "--port", str(romad.port), "--log-slow-us", "0"]).returncode != 0
     romad.assert_healthy()
+
+
+def test_slowtrace_attributes_a_slow_request_to_what_ran(tmp_path):
+    """bench/slowtrace.py: a request slow for 3 ms while cpu0 ran `hog` gets `hog` 3000 µs on cpu0."""
+    trace = tmp_path / "trace.txt"
+    trace.write_text(
+        "  <idle>-0 [000] d..2. 100.000000: sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R"
+        " ==> next_comm=hog next_pid=42 next_prio=120\n"
+        "  hog-42 [000] d..2. 100.004000: sched_switch: prev_comm=hog prev_pid=42 prev_prio=120 prev_state=R"
+        " ==> next_comm=NIO-ELT-1-#1 next_pid=7 next_prio=120\n"
+        "  <idle>-0 [001] d..2. 100.000000: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R"
+        " ==> next_comm=swapper/1 next_pid=0 next_prio=120\n"
+        "  x-1 [001] d..2. 100.005000: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R"
+        " ==> next_comm=other next_pid=9 next_prio=120\n")
+    slow = tmp_path / "slow.log"
+    slow.write_text("roma-bench: running\nslow 100001000000 3000\n")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "slowtrace.py")
+    r = run(["python3", script, str(trace), str(slow)])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert re.search(r"^100\.001000 3000 µs \| cpu0: hog/42 3000 \| cpu1: swapper/1/0 3000", out, re.M), out
+    assert "1 slow requests" in out
