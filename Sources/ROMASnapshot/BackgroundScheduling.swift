@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import ROMAStorage
 
 #if canImport(Glibc)
@@ -13,13 +12,11 @@ extension BackgroundScheduling {
     public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         let done = DispatchSemaphore(value: 0)
         for w in 0..<count {
-            let thread = Thread {
-                Thread.current.name = "snapshot-copy"   // also the OS thread name (top, ftrace)
+            BackgroundScheduling.spawnThread(name: "snapshot-copy") {
                 self.apply()
                 body(w)
                 done.signal()
             }
-            thread.start()
         }
         for _ in 0..<count { done.wait() }
     }

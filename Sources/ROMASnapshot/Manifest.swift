@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import ROMAStorage
 
 /// The description of one snapshot run of one hash, written as `snapshot-<timestamp>.json`

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import ROMAStorage
 
 #if canImport(Glibc)
@@ -81,11 +80,7 @@ public final class SnapshotWriter: @unchecked Sendable {
         ended.enter()
         // A thread of its own (not a pooled one): its scheduling policy dies with it.
         let entry = WriterThread(writer: self, scheduling: scheduling)
-        let thread = Thread {
-            Thread.current.name = "snapshot-write"   // also the OS thread name (top, ftrace)
-            entry.run()
-        }
-        thread.start()
+        BackgroundScheduling.spawnThread(name: "snapshot-write") { entry.run() }
     }
 
     /// Reached only after `stop` (the writer thread holds a reference until it ends).

@@ -102,6 +102,30 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
         }
     }
 
+    /// Starts `body` on a new, detached POSIX thread named `name`. (Not Foundation's `Thread`:
+    /// cpdb avoids Foundation, whose loading is most of the CPU a cpdb process spends before
+    /// `main` can lower its priority.)
+    public static func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
+        final class Start: Sendable {
+            let name: String
+            let body: @Sendable () -> Void
+            init(name: String, body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+        }
+        let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let s = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Start
+            _ = s.name.withCString { roma_set_thread_name($0) }
+            s.body()
+            return nil
+        }, start)
+        guard rc == 0 else {
+            Unmanaged<AnyObject>.fromOpaque(start).release()
+            fatalError("pthread_create failed: \(rc)")
+        }
+        pthread_detach(thread)
+    }
+
     /// Gives the CPU to any other runnable thread (the `sched_yield` system call, never romad's
     /// no-op replacement of libc's, see Sources/CTokyoCabinetNoYield). A `SCHED_IDLE` thread
     /// yields to a thread that wakes up, but not to one that is already runnable: the scheduler

@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
 import ROMAClient
 import ROMASnapshot
 import ROMAStorage
@@ -604,7 +604,7 @@ final class SnapshotRun {
             note("all divisions of storages[\(h.name)] are back to normal; stopping")
             throw Abort()
         }
-        verbose("storages[\(h.name)]: \(h.divnum) files copied; divisions outside normal for \(String(format: "%.3f", window)) s")
+        verbose("storages[\(h.name)]: \(h.divnum) files copied; divisions outside normal for \(Self.milliseconds(window)) s")
     }
 
     /// Copies on worker threads: worker `w` copies `divisions[w]`, `divisions[w + width]`, …
@@ -819,5 +819,14 @@ final class SnapshotRun {
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? e.encode(s) else { return "{\"ok\": false, \"error\": \"cannot encode the summary\"}\n" }
         return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+extension SnapshotRun {
+    /// `seconds` with three decimals (what `String(format: "%.3f")` gives, without Foundation).
+    static func milliseconds(_ seconds: Double) -> String {
+        let ms = Int((max(0, seconds) * 1000).rounded())
+        let frac = String(ms % 1000)
+        return "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
     }
 }
