@@ -82,9 +82,14 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
         }
 
         /// Reads the calling thread's clock and run-queue wait and judges them.
+        /// Cheap between windows: only the clock (vDSO) is read until a window is complete, then
+        /// `/proc/thread-self/schedstat` (three system calls) once.
         public mutating func check() {
-            guard !escalated, let waited = BackgroundScheduling.runQueueWaitSeconds() else { return }
-            observe(wall: monotonicSeconds(), waited: waited)
+            guard !escalated else { return }
+            let now = monotonicSeconds()
+            if let s = start, now - s.wall < window { return }
+            guard let waited = BackgroundScheduling.runQueueWaitSeconds() else { return }
+            observe(wall: now, waited: waited)
         }
 
         /// Judges one observation: `wall` is a monotonic time, `waited` the thread's cumulative

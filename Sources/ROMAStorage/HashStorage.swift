@@ -419,6 +419,9 @@ public final class HashStorage: @unchecked Sendable {
             if let busy = states.firstIndex(where: { $0 != .normal }) { throw SafecopyRefusal.notNormal(busy) }
             var caches: [StorageEngine] = []
             for i in 0..<divnum {
+                // Creating a cache file is a few hundred µs in the kernel; hand the CPU to any
+                // runnable request thread between files (see BackgroundScheduling.yieldCPU).
+                if i > 0 { BackgroundScheduling.yieldCPU() }
                 do { caches.append(try makeCache(division: i)) } catch {
                     for c in caches { try? c.close(); if let p = c.path { unlink(p) } }
                     throw error
