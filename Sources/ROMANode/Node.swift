@@ -311,12 +311,14 @@ public final class Node: Sendable {
         }
     }
 
-    /// `SCHED_IDLE` for the calling pool thread (CPU only: the final sync at shutdown runs here
-    /// too, and must not wait behind other disk I/O); nice 10 where the kernel refuses it. A
-    /// thread that a `StarvationGuard` moved to nice 10 during its last job goes back to idle.
+    /// `SCHED_IDLE` for the calling pool thread, with best-effort disk I/O (a `SCHED_IDLE`
+    /// thread's I/O would be in the idle class, and a cache merge that faults in a page of a
+    /// division file would then hold that page locked behind every other I/O while an event loop
+    /// waits for it; the final sync at shutdown runs here too); nice 10 where the kernel refuses
+    /// it. A thread that a `StarvationGuard` moved to nice 10 during its last job goes back.
     static func lowerCallingThreadPriority() {
         guard !BackgroundScheduling.callingThreadIsIdle else { return }
-        if !BackgroundScheduling.idle.apply(io: false) { BackgroundScheduling.low.apply(io: false) }
+        if !BackgroundScheduling.idle.apply() { BackgroundScheduling.low.apply() }
     }
 
     /// Queues the flush process of a division (R7.6) on the thread pool.

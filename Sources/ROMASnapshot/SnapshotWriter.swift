@@ -143,6 +143,9 @@ public final class SnapshotWriter: @unchecked Sendable {
 
     fileprivate func loop(scheduling: BackgroundScheduling) {
         scheduling.apply()
+        // This thread only writes the snapshot's own new files (no page of the node's files is
+        // ever locked by it): its I/O can wait for everybody else's.
+        if scheduling == .idle { FileSystem.IOPriority.idle.apply() }
         loop: while true {
             queued.wait()
             let job = lock.withLock { jobs.removeFirst() }

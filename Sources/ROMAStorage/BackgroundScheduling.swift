@@ -32,15 +32,22 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
     public static let lowNice: Int32 = 10
 
     /// Applies this policy to the calling thread (Linux scheduling is per thread), and with `io`
-    /// the matching disk I/O priority (`.idle`: the idle class, `.low`: the lowest best-effort
-    /// level). Returns false when the kernel refused the CPU policy.
+    /// the lowest best-effort disk I/O priority. Returns false when the kernel refused the CPU
+    /// policy.
+    ///
+    /// Why best effort, not the idle I/O class, for `.idle`: a `SCHED_IDLE` thread's I/O is in the
+    /// idle class by default, and a thread that reads the node's files (a copy, a cache merge)
+    /// locks each page-cache page while reading it from disk. An event loop of the node that
+    /// faults on such a page waits for that read, and an idle-class read waits for every other
+    /// I/O first (the likely cause of two 230 ms stalls of the node's writers in one `make bench`).
+    /// Only writes of the snapshot's own files go in the idle class (`SnapshotWriter`).
     @discardableResult
     public func apply(io: Bool = true) -> Bool {
         var p = sched_param()
         p.sched_priority = 0
         switch self {
         case .idle:
-            if io { FileSystem.IOPriority.idle.apply() }
+            if io { FileSystem.IOPriority.lowest.apply() }
             return sched_setscheduler(0, Self.schedIdle, &p) == 0
         case .low:
             if io { FileSystem.IOPriority.lowest.apply() }

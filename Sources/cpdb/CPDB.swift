@@ -86,7 +86,7 @@ struct SnapshotCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Give up waiting for a division state after SECONDS.", valueName: "SECONDS"))
     var timeout: Double = 600
 
-    @Option(help: ArgumentHelp("CPU and disk scheduling of cpdb (all its threads, from the start): idle (Linux SCHED_IDLE and idle-class I/O: only CPU and disk time the node and its clients leave unused; a thread starved of CPU moves to nice 10 where the kernel allows), low (nice 10, lowest best-effort I/O) or normal.", valueName: "idle|low|normal"))
+    @Option(help: ArgumentHelp("CPU and disk scheduling of cpdb (all its threads, from the start): idle (Linux SCHED_IDLE, and idle-class I/O for the copies' writes: only CPU and disk time the node and its clients leave unused; a thread starved of CPU moves to nice 10 where the kernel allows), low (nice 10, lowest best-effort I/O) or normal.", valueName: "idle|low|normal"))
     var priority: String = "idle"
 
     @Flag(name: .customLong("no-direct-io"), help: "Write the copies through the page cache (with early writeback) instead of with O_DIRECT.")
