@@ -22,39 +22,35 @@ public enum BenchError: Error, CustomStringConvertible {
     }
 }
 
+/// A window opened and closed from outside the event loops (a signal): requests issued while it
+/// is open are also recorded in a histogram of their own.
+final class ControlWindow: Sendable {
+    private let openFlag = Atomic<Bool>(false)
+    private let toggles = Atomic<Int>(0)
+
+    @inline(__always)
+    var isOpen: Bool { openFlag.load(ordering: .relaxed) }
+    /// Whether it was ever opened (the report then has its histogram).
+    var wasOpened: Bool { toggles.load(ordering: .relaxed) > 0 }
+
+    /// Opens or closes it; returns whether it is now open.
+    func toggle() -> Bool {
+        _ = toggles.wrappingAdd(1, ordering: .relaxed)
+        return !openFlag.logicalXor(true, ordering: .relaxed).oldValue
+    }
+}
+
 /// Flags the runner sets from outside the event loops (signals); connections read them.
 final class RunControl: Sendable {
     private let stopFlag = Atomic<Bool>(false)
-    private let markFlag = Atomic<Bool>(false)
-    private let markToggles = Atomic<Int>(0)
-    private let baselineFlag = Atomic<Bool>(false)
-    private let baselineToggles = Atomic<Int>(0)
+    /// SIGUSR1: reported as `latency_us_marked` (e.g. the time a snapshot ran).
+    let mark = ControlWindow()
+    /// SIGUSR2: reported as `latency_us_baseline` (e.g. the time just before each snapshot).
+    let baseline = ControlWindow()
 
     /// `requestStop`: connections stop issuing.
     var isStopped: Bool { stopFlag.load(ordering: .relaxed) }
     func stop() { stopFlag.store(true, ordering: .relaxed) }
-
-    /// `toggleMark`: requests issued while set are also recorded in the marked histogram.
-    @inline(__always)
-    var isMarking: Bool { markFlag.load(ordering: .relaxed) }
-    /// Whether a mark was ever set (the report then has `latency_us_marked`).
-    var wasMarked: Bool { markToggles.load(ordering: .relaxed) > 0 }
-
-    func toggleMark() -> Bool {
-        _ = markToggles.wrappingAdd(1, ordering: .relaxed)
-        return !markFlag.logicalXor(true, ordering: .relaxed).oldValue
-    }
-
-    /// `toggleBaseline`: a second window, reported as `latency_us_baseline` (e.g. the time just
-    /// before each snapshot, to compare with the marked time of the snapshot itself).
-    @inline(__always)
-    var isBaseline: Bool { baselineFlag.load(ordering: .relaxed) }
-    var wasBaselined: Bool { baselineToggles.load(ordering: .relaxed) > 0 }
-
-    func toggleBaseline() -> Bool {
-        _ = baselineToggles.wrappingAdd(1, ordering: .relaxed)
-        return !baselineFlag.logicalXor(true, ordering: .relaxed).oldValue
-    }
 }
 
 /// Connects, runs the phases (preload, run or verify) and builds the report.
@@ -88,14 +84,14 @@ public final class BenchRunner: Sendable {
     /// the window is now open.
     @discardableResult
     public func toggleMark() -> Bool {
-        control.toggleMark()
+        control.mark.toggle()
     }
 
     /// Opens or closes the baseline window (SIGUSR2): requests issued inside it are also reported
     /// as `latency_us_baseline`. Returns whether the window is now open.
     @discardableResult
     public func toggleBaseline() -> Bool {
-        control.toggleBaseline()
+        control.baseline.toggle()
     }
 
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
@@ -273,8 +269,8 @@ public final class BenchRunner: Sendable {
             opsPerSec: windowSeconds > 0 ? Double(ops) / windowSeconds : 0,
             latencyMicroseconds: snapshot.overall.summary,
             latencyMicrosecondsByOp: byOp,
-            latencyMicrosecondsMarked: control.wasMarked && o.mode == .run ? snapshot.marked.summary : nil,
-            latencyMicrosecondsBaseline: control.wasBaselined && o.mode == .run ? snapshot.baseline.summary : nil,
+            latencyMicrosecondsMarked: control.mark.wasOpened && o.mode == .run ? snapshot.marked.summary : nil,
+            latencyMicrosecondsBaseline: control.baseline.wasOpened && o.mode == .run ? snapshot.baseline.summary : nil,
             gets: c.gets,
             hits: c.hits,
             misses: c.misses,

@@ -347,8 +347,8 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         templates.write(op, key: key, into: &out)
         let slot = (pHead + pCount) % pSend.count
         pSend[slot] = sendNs
-        let marked = control?.isMarking == true ? Self.markedBit : 0
-        let baseline = control?.isBaseline == true ? Self.baselineBit : 0
+        let marked = control?.mark.isOpen == true ? Self.markedBit : 0
+        let baseline = control?.baseline.isOpen == true ? Self.baselineBit : 0
         pTag[slot] = op.rawValue | (measured ? Self.measuredBit : 0) | marked | baseline
         pKey[slot] = key
         pCount += 1

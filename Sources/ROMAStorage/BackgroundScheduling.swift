@@ -31,9 +31,9 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
     /// The nice value of `.low`, and of a starved idle thread.
     public static let lowNice: Int32 = 10
 
-    /// Applies this policy to the calling thread (Linux scheduling is per thread), and with `io`
-    /// the lowest best-effort disk I/O priority. Returns false when the kernel refused the CPU
-    /// policy.
+    /// Applies this policy to the calling thread (Linux scheduling is per thread); `.idle` and
+    /// `.low` also set the lowest best-effort disk I/O priority. Returns false when the kernel
+    /// refused the CPU policy.
     ///
     /// Why best effort, not the idle I/O class, for `.idle`: a `SCHED_IDLE` thread's I/O is in the
     /// idle class by default, and a thread that reads the node's files (a copy, a cache merge)
@@ -42,15 +42,15 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
     /// I/O first (the likely cause of two 230 ms stalls of the node's writers in one `make bench`).
     /// Only writes of the snapshot's own files go in the idle class (`SnapshotWriter`).
     @discardableResult
-    public func apply(io: Bool = true) -> Bool {
+    public func apply() -> Bool {
         var p = sched_param()
         p.sched_priority = 0
         switch self {
         case .idle:
-            if io { FileSystem.IOPriority.lowest.apply() }
+            FileSystem.IOPriority.lowest.apply()
             return sched_setscheduler(0, Self.schedIdle, &p) == 0
         case .low:
-            if io { FileSystem.IOPriority.lowest.apply() }
+            FileSystem.IOPriority.lowest.apply()
             let policy = sched_getscheduler(0)
             if policy != SCHED_OTHER, sched_setscheduler(0, SCHED_OTHER, &p) != 0 { return false }
             return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.lowNice) == 0
@@ -65,7 +65,7 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
     /// Paces a background loop and watches it for CPU starvation. `check()` reads the thread's
     /// run-queue wait from `/proc/thread-self/schedstat` (time it was runnable but not running);
     /// when an idle thread spent at least `waitFraction` of a `window` waiting for a CPU, it is
-    /// moved to `.low` (CPU only) once. `pace()`, between the short steps of a loop, also yields
+    /// moved to `.low` once. `pace()`, between the short steps of a loop, also yields
     /// the CPU (see `yieldCPU`).
     ///
     /// Starvation is judged by run-queue wait, not by throughput: a copy that is slow because the
@@ -108,7 +108,7 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
             guard span >= window else { return }
             if (waited - s.waited) >= waitFraction * span, BackgroundScheduling.callingThreadIsIdle {
                 escalated = true
-                BackgroundScheduling.low.apply(io: false)
+                BackgroundScheduling.low.apply()
             }
             start = (wall, waited)
         }
@@ -164,7 +164,7 @@ public enum BackgroundScheduling: String, Sendable, CaseIterable {
 }
 
 /// CLOCK_MONOTONIC in seconds.
-@inline(__always) func monotonicSeconds() -> Double {
+@inline(__always) public func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -94,7 +94,7 @@ final class Console: @unchecked Sendable {
         lock.withLock {
             total = totalBytes
             done = 0
-            startTime = ROMAClockNow()
+            startTime = monotonicSeconds()
             lastDraw = 0
         }
     }
@@ -104,7 +104,7 @@ final class Console: @unchecked Sendable {
         guard progressEnabled else { return }
         lock.withLock {
             done += UInt64(bytes)
-            let now = ROMAClockNow()
+            let now = monotonicSeconds()
             if now - lastDraw < 0.1 && done < total { return }
             lastDraw = now
             let elapsed = max(now - startTime, 0.001)
@@ -142,11 +142,4 @@ final class Console: @unchecked Sendable {
     }
 
     static func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-}
-
-/// Monotonic seconds.
-func ROMAClockNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

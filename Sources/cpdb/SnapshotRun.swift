@@ -108,11 +108,9 @@ final class SnapshotRun {
     /// Runs everything; returns the exit status.
     func run() -> Int32 {
         var status: Int32 = 0
-        // The node serves clients while we copy and hash: give it the CPU first. This thread
-        // (which talks to the node, counts records and writes the manifest) and the copy threads
-        // all run under `o.scheduling`, SCHED_IDLE by default: ftrace showed this thread at nice
-        // 10 holding a CPU for 2–3 ms while an event loop of the node waited for it.
-        o.scheduling.apply()
+        // This thread (which talks to the node, counts records and writes the manifest) already
+        // runs under `o.scheduling` (`CPDB.main` applies it before parsing); the copy threads
+        // apply it too (`runOnThreads`).
         do {
             try body()
         } catch is Abort {
@@ -196,7 +194,7 @@ final class SnapshotRun {
     /// already show the state, then one more per further second. Polls every 1–5 ms.
     private func wait(_ hash: HashInfo, _ divisions: [Int], label: String, target: String, passing: Set<String>) throws {
         console.roma("waiting for storages[\(hash.name)][\(label)] == \(target) ")
-        let start = ROMAClockNow()
+        let start = monotonicSeconds()
         var dots = 0
         var starvation = BackgroundScheduling.StarvationGuard()
         defer { console.roma("\n") }
@@ -207,7 +205,7 @@ final class SnapshotRun {
             if let bad = divisions.first(where: { s[$0] != target && !passing.contains(s[$0]) }) {
                 throw SnapshotError("storages[\(hash.name)][\(bad)] is \(s[bad]) while waiting for \(target) (another client changed it?)")
             }
-            let elapsed = ROMAClockNow() - start
+            let elapsed = monotonicSeconds() - start
             let due = 1 + Int(elapsed)
             while dots < due {
                 console.roma(".")
@@ -233,10 +231,10 @@ final class SnapshotRun {
         guard !divisions.isEmpty else { return true }
         var attempts: [Int: Int] = [:]
         var connectFailures = 0
-        let deadline = ROMAClockNow() + max(o.timeout, 30)
+        let deadline = monotonicSeconds() + max(o.timeout, 30)
         var lastState: [Int: String] = [:]
         var lastError = ""
-        while ROMAClockNow() < deadline {
+        while monotonicSeconds() < deadline {
             do {
                 let s = try states(of: hash)
                 var pending = false
@@ -455,14 +453,14 @@ final class SnapshotRun {
     fileprivate func copyOne(_ h: HashInfo, division i: Int, timestamp ts: String, safecopyAt: Double) -> Result<CopiedFile, SnapshotError> {
         let source = h.path(i)
         let name = "\(baseName(source)).\(ts)"
-        let t0 = ROMAClockNow()
+        let t0 = monotonicSeconds()
         let copiedAt = Timestamp.nowPrecise()
         do {
             let r = try DurableFile.copyHashingDeferred(from: source, toDirectory: h.destination, name: name, writer: writer,
                                                         progress: { [console] n in console.progress(n) },
                                                         shouldStop: { interrupted })
             var f = CopiedFile(division: i, source: source, name: name, path: "\(h.destination)/\(name)", size: r.size,
-                               safecopyAt: safecopyAt, copiedAt: copiedAt, copySeconds: ROMAClockNow() - t0)
+                               safecopyAt: safecopyAt, copiedAt: copiedAt, copySeconds: monotonicSeconds() - t0)
             f.sha256 = r.sha256
             f.pending = r.pending
             return .success(f)
@@ -520,13 +518,13 @@ final class SnapshotRun {
             let snapshotPrefix = "\(h.destination)/\(baseName(h.path(i)))."
             _ = uniqueTimestamp { [snapshotPrefix + $0] }
             let safecopyAt = Timestamp.nowPrecise()
-            let t0 = ROMAClockNow()
+            let t0 = monotonicSeconds()
             try setStatus(h, "\(i)", "safecopy", divisions: [i])
             var copyResult: Result<CopiedFile, SnapshotError> = .failure(SnapshotError("not copied"))
             var flushedAfter = 0.0
             try outsideNormal(h, [i]) {
                 try wait(h, [i], label: "\(i)", target: "safecopy_flushed", passing: ["safecopy_flushing"])
-                flushedAfter = ROMAClockNow() - t0
+                flushedAfter = monotonicSeconds() - t0
                 console.roma("copy file : \(h.path(i))\n")
                 let ts = uniqueTimestamp { [snapshotPrefix + $0] }
                 let slot = CopySlots(h.divnum)
@@ -542,7 +540,7 @@ final class SnapshotRun {
             }
             switch copyResult {
             case .success(var f):
-                f.windowSeconds = ROMAClockNow() - t0
+                f.windowSeconds = monotonicSeconds() - t0
                 copied[h.name, default: []].append(f)
                 verbose("storages[\(h.name)][\(i)]: flushed after \(ms(flushedAfter)), \(f.size) bytes read in \(ms(f.copySeconds)), outside normal for \(ms(f.windowSeconds))")
             case .failure:
@@ -559,7 +557,7 @@ final class SnapshotRun {
         let names = { (ts: String) in all.map { "\(h.destination)/\(baseName(h.path($0))).\(ts)" } }
         _ = uniqueTimestamp(names)   // wait out a same-second collision before leaving normal
         let safecopyAt = Timestamp.nowPrecise()
-        let t0 = ROMAClockNow()
+        let t0 = monotonicSeconds()
         try setStatus(h, "all", "safecopy", divisions: all)
         var results: [Result<CopiedFile, SnapshotError>?] = []
         var phases: [String: Double] = [:]
@@ -572,7 +570,7 @@ final class SnapshotRun {
                 throw Abort()
             }
             try wait(h, all, label: "all", target: "safecopy_flushed", passing: ["safecopy_flushing"])
-            phases["flush"] = ROMAClockNow() - t0
+            phases["flush"] = monotonicSeconds() - t0
             let ts = uniqueTimestamp(names)
             for i in all { console.roma("copy file : \(h.path(i))\n") }
             let slots = CopySlots(all.count)
@@ -580,7 +578,7 @@ final class SnapshotRun {
             let jobs = CopyJobs(run: self, hash: h, divisions: all, timestamp: ts, safecopyAt: safecopyAt, slots: slots, width: width)
             o.scheduling.runOnThreads(width) { jobs.work($0) }
             results = slots.all
-            phases["copy"] = ROMAClockNow() - t0
+            phases["copy"] = monotonicSeconds() - t0
             for case .success(let f)? in results {
                 if let p = f.pending { pendingCopies.append(p) } else { created.append(f.path) }
             }
@@ -588,7 +586,7 @@ final class SnapshotRun {
             try setStatus(h, "all", "normal", divisions: all)
             try wait(h, all, label: "all", target: "normal", passing: ["cachecleaning"])
         }
-        let window = ROMAClockNow() - t0
+        let window = monotonicSeconds() - t0
         verbose("storages[\(h.name)]: all flushed after \(ms(phases["flush"])), copied after \(ms(phases["copy"])), normal after \(ms(window))")
         var failed = false
         for case let res? in results {
@@ -604,7 +602,7 @@ final class SnapshotRun {
             note("all divisions of storages[\(h.name)] are back to normal; stopping")
             throw Abort()
         }
-        verbose("storages[\(h.name)]: \(h.divnum) files copied; divisions outside normal for \(Self.milliseconds(window)) s")
+        verbose("storages[\(h.name)]: \(h.divnum) files copied; divisions outside normal for \(ms(window))")
     }
 
     /// Copies on worker threads: worker `w` copies `divisions[w]`, `divisions[w + width]`, …
@@ -648,7 +646,7 @@ final class SnapshotRun {
     private func commitCopies() throws {
         let pending = pendingCopies
         guard !pending.isEmpty else { return }
-        let t0 = ROMAClockNow()
+        let t0 = monotonicSeconds()
         pendingCopies.removeAll()   // from here on, commit removes the temporary files it does not name
         do {
             try DurableFile.commit(pending) { self.created.append($0.finalPath) }
@@ -656,7 +654,7 @@ final class SnapshotRun {
             fail("cannot make the snapshot files durable: \(error)")
             throw Abort()
         }
-        verbose("\(pending.count) copies fsynced and named in \(ms(ROMAClockNow() - t0))")
+        verbose("\(pending.count) copies fsynced and named in \(ms(monotonicSeconds() - t0))")
     }
 
     /// The manifest's record count of every copy (from its TokyoCabinet header); the SHA-256 was
@@ -819,14 +817,5 @@ final class SnapshotRun {
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? e.encode(s) else { return "{\"ok\": false, \"error\": \"cannot encode the summary\"}\n" }
         return String(decoding: data, as: UTF8.self) + "\n"
-    }
-}
-
-extension SnapshotRun {
-    /// `seconds` with three decimals (what `String(format: "%.3f")` gives, without Foundation).
-    static func milliseconds(_ seconds: Double) -> String {
-        let ms = Int((max(0, seconds) * 1000).rounded())
-        let frac = String(ms % 1000)
-        return "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
     }
 }

@@ -34,7 +34,7 @@ import ROMAStorage
         let done = DispatchSemaphore(value: 0)
         let policy = NameBox()
         BackgroundScheduling.spawnThread(name: "test-pacer") {
-            BackgroundScheduling.idle.apply(io: false)
+            BackgroundScheduling.idle.apply()
             var pacer = BackgroundScheduling.StarvationGuard(window: 0.01, waitFraction: 0.9)
             for _ in 0..<200 { pacer.pace() }
             policy.set("\(sched_getscheduler(0)) \(pacer.escalated)")
