@@ -71,7 +71,17 @@ let package = Package(
         .executableTarget(
             name: "cpdb",
             dependencies: ["ROMAClient", "ROMASnapshot", "ROMAStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: strict
+            swiftSettings: strict,
+            // cpdb is one self-contained static executable. It starts beside a serving node, and
+            // everything it does before `main` (the dynamic loader's relocations and symbol
+            // lookups for Swift's runtime, libcrypto and libstdc++) runs at the launcher's
+            // priority, before cpdb can lower it: 4.4 ms of CPU dynamically linked, 0.7 ms
+            // static (docs/snapshots.md). FoundationEssentials' static archive needs its two
+            // helper archives named; libtokyocabinet needs bz2 and z. lld, because it does not
+            // repeat glibc's link-time notes about NSS and dlopen in static programs (cpdb
+            // resolves only the node's host name, through /etc/hosts or DNS, which static
+            // glibc handles itself).
+            linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims", "-lbz2", "-lz", "-use-ld=lld"])]
         ),
         .executableTarget(
             name: "mkroute",

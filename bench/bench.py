@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -75,9 +76,13 @@ class Settings:
         # while a copy ran are pooled over the repeats, and compared with the sets issued in a
         # window of `snap_before_window` s just before each copy (`snap_before_gap` s before it
         # starts): "before it", from the same stretch of time, so that the machine's own drift
-        # (other tenants, page reclaim) weighs on both sides alike
-        self.snap_repeats = 1 if smoke else 10
+        # (other tenants, page reclaim) weighs on both sides alike. The gap varies at random by up
+        # to `snap_gap_jitter` s: this VM's own periodic work (DAMON's kdamond samples every 0.5 s
+        # and holds a CPU for 1-4 ms, the VM agent wakes every second) must fall on every phase of
+        # the windows, not on the same phase run after run, which a fixed period would allow
+        self.snap_repeats = 1 if smoke else 20
         self.snap_gap = 0.3 if smoke else 1.5
+        self.snap_gap_jitter = 0.0 if smoke else 1.0
         self.snap_before_window = 0.25
         self.snap_before_gap = 0.2
 
@@ -475,6 +480,7 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
         return {"skipped": msg}
     out: dict = {"records": s.snap_records, "value_size": s.snap_value, "write_rate": s.snap_rate,
                  "writer_connections": s.snap_connections, "repeats": s.snap_repeats, "gap_seconds": s.snap_gap,
+                 "gap_jitter_seconds": s.snap_gap_jitter,
                  "before_window_seconds": s.snap_before_window, "before_gap_seconds": s.snap_before_gap,
                  "lead_seconds": s.snap_lead, "smoke": s.smoke}
     # cpdb talks to "localhost" like ROMA's cpdb, so the node is localhost_<port>.
@@ -523,7 +529,7 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
                     p.send_signal(signal.SIGUSR1)
                 if after:
                     after(results[-1])
-                time.sleep(s.snap_gap)
+                time.sleep(s.snap_gap + random.uniform(0.0, s.snap_gap_jitter))
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
             w = r.finish_bench(label, p, cmd, timeout=60, seen=seen)
@@ -755,6 +761,12 @@ def memory_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def gap_text(snap: dict) -> str:
+    """'1.5 s' or '1.5-2.5 s (at random)': how far apart the copies of one session ran."""
+    gap, jitter = snap.get("gap_seconds", 0), snap.get("gap_jitter_seconds", 0)
+    return f"{gap:g}-{gap + jitter:g} s (at random)" if jitter else f"{gap:g} s"
+
+
 def snapshot_lines(snap: dict) -> list[str]:
     if not snap:
         return ["(not run)"]
@@ -765,7 +777,7 @@ def snapshot_lines(snap: dict) -> list[str]:
              f"({snap['records']:,} records of {snap['value_size']} B; sizes MB: {snap.get('division_mb')}). "
              f"Writers: roma-bench open loop, {snap['write_rate']} sets/s over {snap['writer_connections']} connections, "
              f"new key per set; latency from the intended send time. One writer session per row: each copy runs {k} times, "
-             f"{snap.get('gap_seconds', 0):g} s apart. \"Before\" pools the sets issued in a window of "
+             f"{gap_text(snap)} apart. \"Before\" pools the sets issued in a window of "
              f"{snap.get('before_window_seconds', 0):g} s that ends {snap.get('before_gap_seconds', 0):g} s before each copy "
              f"starts; \"while copying\" pools the sets issued while a copy ran (sample sizes in brackets). Both come from "
              f"the same stretch of time, so drift of the shared machine weighs on both alike. The first row is a control: "

@@ -42,6 +42,35 @@ import Glibc
         #expect(!FileSystem.list(d.path).contains { $0.hasSuffix(".tmp") }, "no temporary file left")
     }
 
+    /// Chunk buffers sit on 2 MiB boundaries, start zeroed, and (Linux) are marked for
+    /// transparent huge pages, so that a direct write pins and unpins two pages, not 1,024.
+    @Test func chunkBuffersAreHugePageAlignedAndMarked() throws {
+        let b = SnapshotWriter.allocateBuffer()
+        defer { b.deallocate() }
+        let address = UInt(bitPattern: b.baseAddress)
+        #expect(b.count == SnapshotWriter.chunkSize)
+        #expect(address % UInt(SnapshotWriter.hugePage) == 0)
+        #expect(b.allSatisfy { $0 == 0 })
+        #if os(Linux)
+        // The mapping that holds the buffer carries VmFlags "hg" (madvise(MADV_HUGEPAGE)).
+        let smaps = String(decoding: try #require(readFile("/proc/self/smaps")), as: UTF8.self)
+        var inside = false
+        var flags: String?
+        for line in smaps.split(separator: "\n") {
+            let first = line.split(separator: " ").first ?? ""
+            let bounds = first.split(separator: "-")
+            if bounds.count == 2, let lo = UInt(bounds[0], radix: 16), let hi = UInt(bounds[1], radix: 16) {
+                inside = lo <= address && address < hi
+            } else if inside, line.hasPrefix("VmFlags:") {
+                flags = String(line)
+                break
+            }
+        }
+        let vmFlags = try #require(flags)
+        #expect(vmFlags.split(separator: " ").contains("hg"), "\(vmFlags)")
+        #endif
+    }
+
     @Test func copiersOnSeveralThreadsShareOneWriter() throws {
         let d = TempDir()
         defer { d.remove() }
