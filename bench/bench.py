@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -334,16 +335,69 @@ class Runner:
         return r
 
     def cpdb(self, port: int, consistent: bool, timeout: float) -> dict:
+        """Runs cpdb, noting the wall-clock time at which each of its `waiting for …` lines ended
+        (cpdb ends the line when the wait is over): `wait_lags_ms` compares them with status.log."""
         cmd = [os.path.join(self.bin_dir, "cpdb")] + (["--consistent"] if consistent else []) + [str(port)]
         t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-            rc, out, err = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = None, e.stdout or "", e.stderr or ""
-        return {"command": " ".join(cmd), "exit_status": rc, "seconds": time.monotonic() - t0,
-                "stdout_tail": (out if isinstance(out, str) else out.decode(errors="replace"))[-400:],
-                "stderr_tail": (err if isinstance(err, str) else err.decode(errors="replace"))[-400:]}
+        wait_ends: list[tuple[str, float]] = []
+        out: list[str] = []
+        with tempfile.TemporaryFile() as err_file:
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file)
+            killer = threading.Timer(timeout, p.kill)
+            killer.start()
+            try:
+                for raw in p.stdout:
+                    line = raw.decode(errors="replace")
+                    if line.startswith("waiting for "):
+                        wait_ends.append((line.strip(), time.time()))
+                    out.append(line)
+                rc = p.wait()
+            finally:
+                timed_out = not killer.is_alive()
+                killer.cancel()
+            err_file.seek(0)
+            err = err_file.read().decode(errors="replace")
+        return {"command": " ".join(cmd), "exit_status": None if timed_out else rc,
+                "seconds": time.monotonic() - t0, "wait_ends": wait_ends,
+                "stdout_tail": "".join(out)[-400:], "stderr_tail": err[-400:]}
+
+
+def status_log_changes(srv: Server) -> dict[tuple[int, str], list[float]]:
+    """Every state change in the node's status.log files: (division, state) → wall-clock times."""
+    changes: dict[tuple[int, str], list[float]] = {}
+    for path in glob.glob(os.path.join(srv.data_dir, f"*_{srv.port}", "*", "status.log.*")):
+        with open(path, errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) != 3 or not parts[1].isdigit():
+                    continue
+                stamp, _, usec = parts[0].partition(".")
+                try:
+                    t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").timestamp() + int(usec or 0) / 1e6
+                except ValueError:
+                    continue
+                changes.setdefault((int(parts[1]), parts[2]), []).append(t)
+    return changes
+
+
+def wait_lags_ms(wait_ends: list[tuple[str, float]], changes: dict[tuple[int, str], list[float]]) -> list[float]:
+    """For each of cpdb's waits, how long after the node's state change (its status.log time) the
+    wait ended; a wait on several divisions (--consistent) ends after the last of them."""
+    lags = []
+    for line, ended in wait_ends:
+        m = re.match(r"waiting for storages\[[^\]]*\]\[([^\]]*)\] == (\w+)", line)
+        if not m:
+            continue
+        # "all" (--consistent): every division of the node
+        divisions = [int(m.group(1))] if m.group(1).isdigit() else sorted({d for d, _ in changes})
+        times = []
+        for d in divisions:
+            earlier = [t for t in changes.get((d, m.group(2)), []) if t <= ended + 0.001]
+            if earlier:
+                times.append(max(earlier))
+        if times and len(times) == len(divisions):
+            lags.append(max(0.0, ended - max(times)) * 1000)
+    return lags
 
 
 # ----------------------------------------------------------------------------------------------
@@ -563,6 +617,7 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
 
             def check_run(res, mode=mode):
                 res["states_after"] = safecopy_states(srv.port)
+                res["wait_lags_ms"] = wait_lags_ms(res.pop("wait_ends", []), status_log_changes(srv))
                 res["verify_exit_status"] = None
                 manifests = glob.glob(os.path.join(srv.data_dir, f"*_{srv.port}", "*", "snapshot-*.json"))
                 if len(manifests) != 1:
@@ -587,6 +642,9 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
                    "verify_exit_status": next((x["verify_exit_status"] for x in runs if x["verify_exit_status"] != 0),
                                               0 if runs else None),
                    "states_after": runs[-1]["states_after"] if runs else None, "writers": writers}
+            lags = sorted(x for run in runs for x in run.get("wait_lags_ms", []))
+            res["wait_lag_ms"] = {"waits": len(lags), "median": statistics.median(lags) if lags else None,
+                                  "max": lags[-1] if lags else None}
             out["cpdb"][mode] = res
             log(f"snapshot: cpdb {mode}: {', '.join(f'{x:.2f}' for x in res['seconds_each'])} s, write p99 while it ran "
                 f"{writers.get('copy_p99_us')} µs vs {writers.get('before_p99_us')} µs just before each run")
@@ -819,6 +877,14 @@ def snapshot_lines(snap: dict) -> list[str]:
                      f"write p99 while copying ≤ 2× before it: {verdict(p_ratio, 2.0)}; writes failed 0: "
                      f"{'met' if w.get('errors') == 0 else 'MISSED'}")
     lines.append(f"- writes lost 0: {'met' if snap.get('writes_lost') == 0 else 'MISSED'}")
+    for mode, res in snap.get("cpdb", {}).items():
+        lag = res.get("wait_lag_ms") or {}
+        if lag.get("waits"):
+            lines.append(f"- cpdb {mode}: state waits end within 50 ms of the change: "
+                         f"{'met' if lag['max'] <= 50 else 'MISSED'} ({lag['waits']} waits ended {lag['median']:.1f} ms "
+                         f"after the change status.log records (median), {lag['max']:.1f} ms at most)")
+        else:
+            lines.append(f"- cpdb {mode}: state waits end within 50 ms of the change: n/a (no wait matched status.log)")
     return lines
 
 

@@ -256,3 +256,37 @@ def test_slowtrace_attributes_a_slow_request_to_what_ran(tmp_path):
     out = r.stdout.decode()
     assert re.search(r"^100\.001000 3000 µs \| cpu0: hog/42 3000 \| cpu1: swapper/1/0 3000", out, re.M), out
     assert "1 slow requests" in out
+
+
+def _bench_module():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "bench.py")
+    spec = importlib.util.spec_from_file_location("bench_driver", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_measures_how_late_cpdb_sees_a_state_change(tmp_path):
+    """bench.py's wait lag: the end of each `waiting for …` line of cpdb against the latest change
+    to that state in status.log (for `all`, the last division to get there)."""
+    import types
+    bench = _bench_module()
+    hash_dir = tmp_path / "localhost_10001" / "roma"
+    hash_dir.mkdir(parents=True)
+    (hash_dir / "status.log.1").write_text(
+        "2026-11-26T01:00:00.500000 0 safecopy_flushing\n"
+        "2026-11-26T01:00:01.250000 0 safecopy_flushed\n"
+        "2026-11-26T01:00:02.5 1 safecopy_flushed\n"          # ROMA's usec is not padded: 5 µs
+        "garbage line\n")
+    changes = bench.status_log_changes(types.SimpleNamespace(data_dir=str(tmp_path), port=10001))
+    assert sorted(changes) == [(0, "safecopy_flushed"), (0, "safecopy_flushing"), (1, "safecopy_flushed")]
+    t0 = changes[(0, "safecopy_flushing")][0]
+    assert abs(changes[(0, "safecopy_flushed")][0] - t0 - 0.75) < 1e-6
+    assert abs(changes[(1, "safecopy_flushed")][0] - t0 - 1.500005) < 1e-6
+    ends = [("waiting for storages[roma][0] == safecopy_flushed .", t0 + 0.753),
+            ("waiting for storages[roma][all] == safecopy_flushed", t0 + 1.504005),
+            ("waiting for storages[roma][1] == normal", t0 + 2.0),       # no such change: skipped
+            ("copy file : /x/0.tc", t0 + 2.1)]
+    lags = bench.wait_lags_ms(ends, changes)
+    assert [round(x, 3) for x in lags] == [3.0, 4.0]
