@@ -187,6 +187,55 @@ def test_page_cache_writes_and_other_priorities(romad, tmp_path, flags):
     assert_all_normal(romad)
 
 
+def _cpdb_with_stderr_on_a_terminal(*args) -> tuple[int, str, str]:
+    """Runs cpdb with its stderr on a pseudo-terminal and its stdout on a pipe; returns the exit
+    status, stdout and everything written to the terminal."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([CPDB_BIN, *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
+                             stdin=subprocess.DEVNULL, text=True)
+        os.close(slave)
+        slave = -1
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: every writer of the terminal has closed it
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        out = p.stdout.read()
+        rc = p.wait(60)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    return rc, out, terminal.decode(errors="replace")
+
+
+def test_progress_line_on_a_terminal_only(romad_factory, tmp_path):
+    """On a terminal, cpdb draws a progress line (bytes, rate, ETA) on stderr and clears it at the
+    end; stdout keeps ROMA's lines. --no-progress, or stderr not a terminal, draws none."""
+    s = romad_factory("tc")
+    load(s, sample_data(3000))
+    rc, out, term = _cpdb_with_stderr_on_a_terminal("--dest", tmp_path / "a", "--host", "127.0.0.1", s.port)
+    assert rc == 0, (out, term)
+    assert out.rstrip().endswith("finished"), out
+    draws = re.findall(r"\rcpdb: ([\d.]+ (?:B|KiB|MiB)) / ([\d.]+ (?:B|KiB|MiB)) \((\d+)%\)  [\d.]+ (?:B|KiB|MiB)/s  ETA \S+",
+                       term)
+    assert draws, repr(term)
+    assert draws[-1][0] == draws[-1][1] and draws[-1][2] == "100", draws[-1]
+    assert term.endswith("\r\x1b[K"), repr(term[-40:])          # the line is cleared at the end
+    rc, out, term = _cpdb_with_stderr_on_a_terminal("--no-progress", "--dest", tmp_path / "b", "--host",
+                                                    "127.0.0.1", s.port)
+    assert rc == 0 and "cpdb: " not in term and "ETA" not in term, repr(term)
+    r = run_cpdb("--dest", tmp_path / "c", "--host", "127.0.0.1", s.port)       # stderr is a pipe
+    assert r.returncode == 0 and "ETA" not in r.stderr, describe(r)
+    assert_all_normal(s)
+
+
 def test_json_summary_keep_and_multiple_runs(romad, tmp_path):
     load(romad, sample_data(100))
     dest = tmp_path / "keep"
