@@ -617,7 +617,6 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
 
             def check_run(res, mode=mode):
                 res["states_after"] = safecopy_states(srv.port)
-                res["wait_lags_ms"] = wait_lags_ms(res.pop("wait_ends", []), status_log_changes(srv))
                 res["verify_exit_status"] = None
                 manifests = glob.glob(os.path.join(srv.data_dir, f"*_{srv.port}", "*", "snapshot-*.json"))
                 if len(manifests) != 1:
@@ -642,7 +641,11 @@ def part_snapshot(r: Runner, bin_dir: str, workdir: str) -> dict:
                    "verify_exit_status": next((x["verify_exit_status"] for x in runs if x["verify_exit_status"] != 0),
                                               0 if runs else None),
                    "states_after": runs[-1]["states_after"] if runs else None, "writers": writers}
-            lags = sorted(x for run in runs for x in run.get("wait_lags_ms", []))
+            # status.log is read once, after the session: each wait against the change it awaited
+            changes = status_log_changes(srv)
+            for run in runs:
+                run["wait_lags_ms"] = wait_lags_ms(run.pop("wait_ends", []), changes)
+            lags = sorted(x for run in runs for x in run["wait_lags_ms"])
             res["wait_lag_ms"] = {"waits": len(lags), "median": statistics.median(lags) if lags else None,
                                   "max": lags[-1] if lags else None}
             out["cpdb"][mode] = res

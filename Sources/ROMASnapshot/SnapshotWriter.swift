@@ -78,7 +78,8 @@ public final class SnapshotWriter: @unchecked Sendable {
         BackgroundScheduling.spawnThread(name: "snapshot-write") { entry.run() }
     }
 
-    /// Size and alignment of a transparent huge page on x86-64 and most arm64 kernels.
+    /// Size and alignment of a transparent huge page on x86-64 and most arm64 kernels (a
+    /// multiple of the direct-I/O `alignment`).
     static let hugePage = 2 << 20
 
     /// A chunk buffer on transparent huge pages where the kernel gives them (`madvise`, the
@@ -88,7 +89,7 @@ public final class SnapshotWriter: @unchecked Sendable {
     /// thread the CPU was running, and perf found it in the node's event loops (in their socket
     /// writes) during a snapshot. Two huge pages per chunk make it two unpins.
     static func allocateBuffer() -> UnsafeMutableRawBufferPointer {
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: max(alignment, hugePage))
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: hugePage)
         #if os(Linux)
         _ = madvise(b.baseAddress, b.count, MADV_HUGEPAGE)
         #endif

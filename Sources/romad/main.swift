@@ -109,7 +109,7 @@ struct Romad: ParsableCommand {
         if daemon {
             guard Glibc.daemon(1, 0) == 0 else { throw ValidationError("cannot daemonize: \(String(cString: strerror(errno)))") }
         }
-        let started = clock_gettime_ms()
+        let started = monotonicSeconds()
         let nodeID = cfg.nodeID
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -154,7 +154,7 @@ struct Romad: ParsableCommand {
             node.waitUntilStopped()
             throw ExitCode(1)
         }
-        logger.info("ready in \(clock_gettime_ms() - started) ms")
+        logger.info("ready in \(Int((monotonicSeconds() - started) * 1000)) ms")
         trigger.attach(node)
         node.waitUntilStopped()
         logger.info("stopped")
@@ -183,12 +183,6 @@ final class ShutdownTrigger: @unchecked Sendable {
         }
         n?.shutdown(reason: reason)
     }
-}
-
-private func clock_gettime_ms() -> Int {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 extension String {
