@@ -35,9 +35,48 @@ struct Dispatcher {
     /// Runs one request and writes its reply into `out`.
     func execute(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
         guard let command = r.command else {
-            out.writeBytes(UnknownCommand.reply(for: r.tokenBytes(0), commands: Dispatcher.commandNames))
+            unknown(r, out: &out)
             return .next
         }
+        // memcached: a trailing `noreply` silences every reply of the command, errors included.
+        guard Dispatcher.isSilenced(command, r) else { return run(command, r, session: &session, out: &out) }
+        let mark = out.writerIndex
+        let outcome = run(command, r, session: &session, out: &out)
+        if case .next = outcome { out.moveWriterIndex(to: mark) }
+        return outcome
+    }
+
+    /// Whether memcached would take the last token as `noreply`: only where it accepts the
+    /// token count (`delete noreply` deletes the key "noreply"; `incr k 1 2 noreply` is an error).
+    static func isSilenced(_ command: Command, _ r: Request) -> Bool {
+        let n = r.count
+        switch command {
+        case .set, .add, .replace, .append, .prepend, .cas: return r.noreply
+        case .incr, .decr, .touch: guard n == 4 else { return false }
+        case .delete: guard n == 3 || n == 4 else { return false }
+        case .flushAll, .verbosity: guard n == 2 || n == 3 else { return false }
+        default: return false
+        }
+        return r.token(n - 1, is: "noreply")
+    }
+
+    /// A command that is not ours: ROMA's commands this node does not implement yet get one
+    /// `SERVER_ERROR` line (a peer must not read it as an answer); anything else gets ROMA's
+    /// unknown-command reply (R3.3), which never suggests the word typed.
+    func unknown(_ r: Request, out: inout ByteBuffer) {
+        let token = r.tokenBytes(0)
+        let lower = String(decoding: token.map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, as: UTF8.self)
+        if Dispatcher.listedNames.contains(lower) {
+            out.writeLine("SERVER_ERROR \(lower) is not supported by this node yet")
+            return
+        }
+        out.writeBytes(UnknownCommand.reply(for: token, commands: Dispatcher.commandNames))
+    }
+
+    /// ROMA's command names this node recognises but does not serve yet.
+    static let listedNames: Set<String> = Set(ROMACommandNames.normalMode).subtracting(Command.allCases.map(\.name))
+
+    private func run(_ command: Command, _ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
         do {
             switch command {
             case .get: return try get(r, session: session, out: &out)

@@ -108,7 +108,9 @@ public enum UnknownCommand {
         var best = 0.0
         var similar = ""
         for command in commands {
-            let d = JaroWinkler.similarity(token, Array(command.utf8))
+            let name = Array(command.utf8)
+            if name == token { continue }  // never suggest the very word typed
+            let d = JaroWinkler.similarity(token, name)
             if d > best {
                 best = d
                 similar = command

@@ -31,6 +31,12 @@ public struct RequestParser {
     /// Token storage reused across requests: once the previous request is gone the array is
     /// uniquely referenced again, so tokenising allocates nothing in the steady state.
     var tokenScratch: [Range<Int>] = []
+    /// The line of the last request whose command is known, for `!!` (R3.4). A reused buffer:
+    /// copying a short line into it allocates nothing in the steady state, and it never shares
+    /// storage with the receive buffer (which would make appending to that buffer copy it).
+    var lastLine: ByteBuffer?
+    /// Set while the line being parsed is a repetition (`!!`), so it does not copy itself.
+    var repeating = false
 
     public init(limits: ProtocolLimits = ProtocolLimits()) {
         self.limits = limits
@@ -109,6 +115,11 @@ public struct RequestParser {
         buffer.moveReaderIndex(forwardBy: 1)
         if lineLength > limits.maxLineLength { return .some(.error("CLIENT_ERROR line too long")) }
         if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+        return parseCommandLine(line)
+    }
+
+    /// Tokenises and classifies one command line (CR LF stripped).
+    private mutating func parseCommandLine(_ line: ByteBuffer) -> ParseEvent?? {
 
         // Tokenise on runs of spaces (memcached; ROMA's empty tokens are never meaningful).
         var tokens = tokenScratch
@@ -128,9 +139,31 @@ public struct RequestParser {
         defer { tokenScratch = tokens }
         if tokens.isEmpty { return .some(nil) }  // empty line: no reply (R3.1)
         let command = line.withUnsafeReadableBytes { Command.match(UnsafeRawBufferPointer(rebasing: $0[tokens[0]])) }
+        if command == nil && !repeating && RequestParser.isRepeat(line, tokens[0]) {
+            // R3.4: `!!` runs the previous known command again (a storage command reads a new
+            // data block); with nothing before it there is nothing to answer.
+            guard let last = lastLine else { return .some(nil) }
+            repeating = true
+            defer { repeating = false }
+            return parseCommandLine(last)
+        }
+        if command != nil && !repeating { remember(line) }
         var request = Request(command: command, line: line, tokens: tokens, data: nil)
         guard let command, command.hasDataBlock else { return .some(.request(request)) }
         return .some(storageLine(&request, command))
+    }
+
+    /// Whether token `t` of `line` is exactly `!!` (case does not apply).
+    static func isRepeat(_ line: ByteBuffer, _ t: Range<Int>) -> Bool {
+        t.count == 2 && line.withUnsafeReadableBytes { $0[t.lowerBound] == 0x21 && $0[t.lowerBound + 1] == 0x21 }
+    }
+
+    /// Keeps a copy of a known command's line for `!!`.
+    private mutating func remember(_ line: ByteBuffer) {
+        if lastLine == nil { lastLine = ByteBufferAllocator().buffer(capacity: max(64, line.readableBytes)) }
+        lastLine!.clear()
+        var l = line
+        lastLine!.writeBuffer(&l)
     }
 
     /// Validates a storage command line and moves to the data state (or swallows the block).
@@ -149,6 +182,8 @@ public struct RequestParser {
             return v
         }
         guard let bytes else {
+            // memcached: `noreply` silences even this error (the data block is then read as a line).
+            if n == base + 1 && request.token(base, is: "noreply") { return nil }
             let negative = request.withToken(4) { $0.first == UInt8(ascii: "-") && $0.count > 1 && $0.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
             return .error(negative ? "CLIENT_ERROR Wrong value size." : "CLIENT_ERROR bad command line format")
         }
@@ -156,9 +191,10 @@ public struct RequestParser {
         if bytes > max(limits.maxValueSize.multipliedReportingOverflow(by: 8).partialValue, 16 << 20) {
             return .fatal("CLIENT_ERROR object too large for cache (\(bytes) > \(limits.maxValueSize) bytes); closing connection")
         }
+        // memcached accepts one more token and ignores it unless it is `noreply`.
         let noreply = n == base + 1 && request.token(base, is: "noreply")
         request.noreply = noreply
-        if n != base && !noreply {
+        if n != base && n != base + 1 {
             state = .swallow(remaining: bytes + 2)
             return .error("CLIENT_ERROR Wrong number of arguments.")
         }

@@ -222,3 +222,12 @@ struct JaroWinklerTests {
         #expect(normal.last == "rdeletehash")
     }
 }
+
+@Suite struct SuggestionExclusionTests {
+    @Test func neverSuggestsTheWordTyped() {
+        for name in ROMACommandNames.normalMode {
+            #expect(UnknownCommand.suggestion(for: Array(name.utf8), commands: ROMACommandNames.normalMode) != name)
+        }
+        #expect(UnknownCommand.suggestion(for: Array("out".utf8), commands: ["out", "put"]) == nil || UnknownCommand.suggestion(for: Array("out".utf8), commands: ["out", "put"]) == "put")
+    }
+}

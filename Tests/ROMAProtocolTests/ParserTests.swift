@@ -248,13 +248,13 @@ struct ParserTests {
     @Test("wrong token count with a readable byte count: error, data block skipped, next command parses")
     func wrongTokenCount() {
         let wrong = "ERR CLIENT_ERROR Wrong number of arguments."
-        #expect(parse("set k 0 0 5 extra\r\nhello\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
+        #expect(parse("set k 0 0 5 extra more\r\nhello\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
         #expect(parse("set k 0 0 5 a b c\r\nhello\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
         #expect(parse("cas k 0 0 5\r\nhello\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
         #expect(parse("cas k 0 0 5 1 2 3\r\nhello\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
         // data containing what looks like commands is skipped as well
-        #expect(parse("set k 0 0 8 x\r\nget y\r\nz\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
-        #expect(parseBytewise(bytes("set k 0 0 5 extra\r\nhello\r\nget k\r\n")) == [wrong, "REQ get [get|k]"])
+        #expect(parse("set k 0 0 8 x y\r\nget y\r\nz\r\nget k\r\n") == [wrong, "REQ get [get|k]"])
+        #expect(parseBytewise(bytes("set k 0 0 5 extra more\r\nhello\r\nget k\r\n")) == [wrong, "REQ get [get|k]"])
     }
 
     @Test("too few tokens: error, no byte count to skip by, so the next line is read as a command (R3.9)")
@@ -396,8 +396,8 @@ struct ParserTests {
             #expect(parse(b).count == 1, "\(show(b))")
         }
         // a refused storage line answers at its LF, and nothing more comes until the skipped block ends
-        let refused = bytes("set k 0 0 5 extra\r\nhello\r\nget k\r\n")
-        let lineEnd = "set k 0 0 5 extra\r\n".utf8.count
+        let refused = bytes("set k 0 0 5 extra more\r\nhello\r\nget k\r\n")
+        let lineEnd = "set k 0 0 5 extra more\r\n".utf8.count
         for n in 0..<refused.count {
             let expected: [String] = n < lineEnd ? [] : ["ERR CLIENT_ERROR Wrong number of arguments."]
             #expect(parse(Array(refused.prefix(n))) == expected, "prefix \(n)")
@@ -560,5 +560,41 @@ struct ParserTests {
         #expect(m(Array("flush_all".utf8)) == .flushAll)
         #expect(m([]) == nil)
         for c in Command.allCases { #expect(m(Array(c.name.utf8)) == c) }
+    }
+}
+
+@Suite("!! repeats the previous known command (R3.4)")
+struct RepeatTests {
+    @Test func nothingBeforeAnswersNothing() {
+        #expect(parse("!!\r\n!! a b\r\n") == [])
+    }
+
+    @Test func repeatsTheLastKnownCommandWithItsTokens() {
+        #expect(parse("get a b\r\n!!\r\n") == ["REQ get [get|a|b]", "REQ get [get|a|b]"])
+        #expect(parse("version\r\nfoo x\r\n!!\r\n") == ["REQ version [version]", "REQ ? [foo|x]", "REQ version [version]"])
+        #expect(parse("whoami\r\n!!\r\n!!\r\n") == ["REQ whoami [whoami]", "REQ whoami [whoami]", "REQ whoami [whoami]"])
+    }
+
+    @Test func storageCommandReadsANewDataBlock() {
+        let input = bytes("set k 0 0 3\r\nabc\r\n!!\r\nxyz\r\nget k\r\n")
+        let expected = ["REQ set [set|k|0|0|3] data=abc", "REQ set [set|k|0|0|3] data=xyz", "REQ get [get|k]"]
+        #expect(parse(input) == expected)
+        #expect(parseBytewise(input) == expected)
+    }
+
+    @Test func onlyExactlyTwoBangs() {
+        #expect(parse("version\r\n!!!\r\n") == ["REQ version [version]", "REQ ? [!!!]"])
+    }
+}
+
+@Suite struct StorageExtraTokenTests {
+    @Test func oneExtraTokenIsIgnoredLikeMemcached() {
+        #expect(parse("set k 0 0 1 foo\r\na\r\n") == ["REQ set [set|k|0|0|1|foo] data=a"])
+        #expect(parse("cas k 0 0 1 5 foo\r\na\r\n") == ["REQ cas [cas|k|0|0|1|5|foo] data=a"])
+        #expect(parse("set k 0 0 1 foo bar\r\na\r\nversion\r\n") == ["ERR CLIENT_ERROR Wrong number of arguments.", "REQ version [version]"])
+    }
+
+    @Test func noreplySilencesABadByteCount() {
+        #expect(parse("set k 0 0 x noreply\r\nversion\r\n") == ["REQ version [version]"])
     }
 }

@@ -4,31 +4,41 @@ import ROMARouting
 
 /// Session and information commands (spec R3.14, R3.16, R3.17) and memcached's `verbosity`.
 extension Dispatcher {
-    /// Commands that take no argument (`version`, `whoami`, `nodelist`, `hashlist`, `quit`) and
-    /// `verbosity <level> [noreply]`. Extra tokens get an error instead of a guess.
+    /// `version`, `whoami`, `nodelist`, `hashlist`, `quit` and memcached's `verbosity`.
+    /// Like memcached, `version` and `quit` ignore extra tokens; `whoami`, `nodelist` and
+    /// `hashlist` (ROMA's own) refuse them.
     func simple(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
-        if command == .verbosity {
-            let noreply = r.count == 3 && r.token(2, is: "noreply")
-            let levelOK = r.count >= 2 && r.withToken(1) { t in !t.isEmpty && t.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
-            guard (r.count == 2 || noreply) && levelOK else {
-                out.writeLine("CLIENT_ERROR bad command line format.  Usage: verbosity <level> [noreply]")
-                return .next
-            }
-            if !noreply { out.writeStaticString(Reply.ok) }
+        switch command {
+        case .verbosity: return verbosity(r, out: &out)
+        case .version:
+            out.writeLine("VERSION ROMA-1.3.0")
             return .next
+        case .quit:
+            return .close
+        default: break
         }
         guard r.count == 1 else {
             out.writeLine("CLIENT_ERROR Wrong number of arguments. Usage: \(command.name)")
             return .next
         }
         switch command {
-        case .version: out.writeLine("VERSION ROMA-1.3.0")
         case .whoami: out.writeLine(node.config.name)
         case .nodelist: out.writeLine(node.routing.nodes.sorted().joined(separator: " "))
         case .hashlist: out.writeLine(node.hashNames.joined(separator: " "))
-        case .quit: return .close
         default: break
         }
+        return .next
+    }
+
+    /// memcached's `verbosity <level> [noreply]`: a level and one more token (ignored unless it is
+    /// `noreply`); a trailing `noreply` silences even the error (memcached 1.6).
+    private func verbosity(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 || r.count == 3 else {
+            out.writeLine("CLIENT_ERROR bad command line format.  Usage: verbosity <level> [noreply]")
+            return .next
+        }
+        let levelOK = r.withToken(1) { t in !t.isEmpty && t.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && UInt64(String(decoding: t, as: UTF8.self)) != nil }
+        out.writeLine(levelOK ? "OK" : "CLIENT_ERROR bad command line format")
         return .next
     }
 

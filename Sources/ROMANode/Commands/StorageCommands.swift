@@ -92,9 +92,9 @@ extension Dispatcher {
         }
     }
 
-    /// `delete <key> [0] [noreply]`.
+    /// `delete <key> [0] [noreply]` (memcached: `noreply` is only an option after the key).
     func delete(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
-        let noreply = hasNoreply(r)
+        let noreply = r.count >= 3 && hasNoreply(r)
         let args = r.count - (noreply ? 1 : 0)
         guard args == 2 || (args == 3 && r.token(2, is: "0")) else {
             out.writeLine(r.count < 2 ? "CLIENT_ERROR Wrong number of arguments." : "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]")
@@ -115,9 +115,10 @@ extension Dispatcher {
     }
 
     /// `incr|decr <key> <delta> [noreply]` (R3.11: Ruby integer arithmetic, clamped at 0, mod 2^64).
+    /// One more token is ignored unless it is `noreply` (memcached).
     func incr(_ r: Request, decrement: Bool, session: Session, out: inout ByteBuffer) throws -> Outcome {
         let noreply = hasNoreply(r) && r.count == 4
-        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard r.count == 3 || r.count == 4 else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
         let delta = lenientInt(r, 2)
         node.stats.countWrite()
@@ -147,7 +148,7 @@ extension Dispatcher {
     private func newExpire(_ r: Request, session: Session, out: inout ByteBuffer,
                            done: StaticString, missing: StaticString) throws -> Outcome {
         let noreply = hasNoreply(r) && r.count == 4
-        guard r.count == 3 || noreply else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard r.count == 3 || r.count == 4 else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
         let now = Dispatcher.now()
         let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
@@ -184,23 +185,21 @@ extension Dispatcher {
     }
 
     /// memcached `flush_all [delay] [noreply]`: every live record of every hash gets a delete mark
-    /// (off the event loop); with a delay it happens that many seconds later.
+    /// (off the event loop). As in memcached the delay is seconds from now, or a UNIX time when
+    /// above 30 days; zero or negative means now; one more token is ignored unless `noreply`.
     func flushAll(_ r: Request, out: inout ByteBuffer) -> Outcome {
         let noreply = hasNoreply(r)
-        let args = r.count - (noreply ? 1 : 0)
-        var delay: Int64 = 0
-        if args == 2 {
-            guard let d = r.withToken(1, { t -> Int64? in
-                guard !t.isEmpty, t.count < 10, t.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-                return Int64(String(decoding: t, as: UTF8.self))
-            }) else {
-                out.writeLine("CLIENT_ERROR bad command line format.  Usage: flush_all [delay] [noreply]")
-                return .next
-            }
-            delay = d
-        } else if args != 1 {
+        guard r.count <= 3 else {
             out.writeLine("CLIENT_ERROR bad command line format.  Usage: flush_all [delay] [noreply]")
             return .next
+        }
+        var delay: Int64 = 0
+        if r.count >= 2 && !(r.count == 2 && noreply) {
+            guard let d = r.withToken(1, { t -> Int64? in Int64(String(decoding: t, as: UTF8.self)) }) else {
+                out.writeLine("CLIENT_ERROR invalid exptime argument")
+                return .next
+            }
+            delay = d > Int64(Expiry.relativeLimit) ? d - Int64(Dispatcher.now()) : d
         }
         let node = self.node
         let storages = node.hashNames.compactMap { node.storage($0) }
@@ -213,7 +212,10 @@ extension Dispatcher {
         }
         let loop = node.group.next()
         if delay > 0 {
-            loop.scheduleTask(in: .seconds(delay)) { node.background { work() } }
+            // A flush centuries away never comes (and would overflow the timer).
+            if delay < 100 * 365 * 86400 {
+                loop.scheduleTask(in: .seconds(delay)) { node.background { work() } }
+            }
             if !noreply { out.writeStaticString(Reply.ok) }
             return .next
         }
