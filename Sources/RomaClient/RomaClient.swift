@@ -66,6 +66,10 @@ public final class RomaClient: Sendable {
         var forceNext = false
         /// Number of routing tables installed (for tests and diagnostics).
         var tablesInstalled = 0
+        /// Connection failures and timeouts counted against nodes since the start.
+        var nodeFailures = 0
+        /// Background refresh rounds completed (for tests and diagnostics).
+        var refreshRounds = 0
     }
 
     /// Connects to the cluster: fetches the routing table from the first seed that answers
@@ -91,7 +95,8 @@ public final class RomaClient: Sendable {
     }
 
     /// Builds the client without contacting anyone (`table`, if given, is installed as is).
-    init(seeds: [String], hashName: String, timeout: Duration, configuration: Configuration, table: RoutingTable?) throws {
+    init(seeds: [String], hashName: String, timeout: Duration, configuration: Configuration, table: RoutingTable?,
+         fingerprint: String? = nil) throws {
         guard !seeds.isEmpty else { throw RomaClientError.invalidArgument("no seed nodes given") }
         var parsed: [NodeAddress] = []
         for s in seeds {
@@ -114,6 +119,7 @@ public final class RomaClient: Sendable {
         self.ioTimeout = Self.timeAmount(timeout)
         var s = State()
         s.table = table
+        s.fingerprint = fingerprint
         self.state = Mutex(s)
     }
 
@@ -230,6 +236,10 @@ public final class RomaClient: Sendable {
 
     /// Client-side failure count of a node (0 = healthy).
     public func failureCount(of nodeID: String) -> Int { state.withLock { $0.failures[nodeID] ?? 0 } }
+
+    /// Connection failures and timeouts since the client started (each one made a request
+    /// retry on another node or give up).
+    public var nodeFailureCount: Int { state.withLock { $0.nodeFailures } }
 
     /// The node a request for `key` would go to now (nil without a table or healthy node).
     public func node(forKey key: String) -> String? {
@@ -413,6 +423,7 @@ public final class RomaClient: Sendable {
     func markFailed(_ node: String) {
         state.withLock { s in
             s.failures[node, default: 0] += 1
+            s.nodeFailures += 1
             s.fingerprint = nil
         }
         requestRefresh(force: true)
@@ -458,7 +469,10 @@ public final class RomaClient: Sendable {
                 install(table, fingerprint: fp.isEmpty ? nil : fp)
                 return
             } catch let f as ConnectionFailure {
-                state.withLock { $0.failures[node, default: 0] += 1 }
+                state.withLock { s in
+                    s.failures[node, default: 0] += 1
+                    s.nodeFailures += 1
+                }
                 errors.append("\(node): \(f)")
             }
         }
@@ -508,6 +522,7 @@ public final class RomaClient: Sendable {
                 }
                 try? await client.refreshOnce(force: force)
                 await client.probeFailedNodes()
+                client.state.withLock { $0.refreshRounds += 1 }
             }
         }
         let stillOpen = state.withLock { s in
