@@ -193,4 +193,44 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(try await client.get("k") == bytes("v3"))
         await client.close()
     }
+
+    @Test func multiGetIsSplitPerNodeAndSurvivesANodeLoss() async throws {
+        // Two independent single nodes; a hand-built table gives even vnodes to A, odd ones to B
+        // (each with the other as secondary). Each node serves whatever reaches it.
+        let a = try await RomadProcess.start()
+        defer { a.stop() }
+        let b = try await RomadProcess.start()
+        defer { b.stop() }
+        var idx: [UInt64: [String]] = [:]
+        for (i, vn) in VnodeSpace.standard.allVnodes.enumerated() {
+            idx[vn] = i % 2 == 0 ? [a.nodeID, b.nodeID] : [b.nodeID, a.nodeID]
+        }
+        let table = try RoutingTable(dgstBits: 32, divBits: 9, rn: 2, nodes: [a.nodeID, b.nodeID], vIdx: idx, vClk: [:])
+        var config = RomaClient.Configuration()
+        config.refreshInterval = .seconds(3600)
+        let client = try RomaClient(seeds: [a.seed], hashName: "roma", timeout: .seconds(2), configuration: config,
+                                    table: table, fingerprint: "hand-built")
+        // No refresh loop: the hand-built table stays unless a failure forces a refresh.
+        let keys = (0..<100).map { "k\($0)" }
+        for k in keys { #expect(try await client.set(k, bytes("v-\(k)")) == .stored) }
+        let onA = keys.filter { client.node(forKey: $0) == a.nodeID }
+        let onB = keys.filter { client.node(forKey: $0) == b.nodeID }
+        #expect(!onA.isEmpty && !onB.isEmpty && onA.count + onB.count == keys.count)
+
+        let all = try await client.gets(keys)
+        #expect(all.count == keys.count)
+        for k in keys { #expect(all[k]?.value == bytes("v-\(k)")) }
+
+        // Each key went to its own node only: a client pinned to A (A's own table lists only A).
+        let pinnedA = try await RomaClient(seeds: [a.seed], timeout: .seconds(2))
+        #expect(Set(try await pinnedA.gets(keys).keys) == Set(onA))
+        await pinnedA.close()
+
+        // B dies: its group fails over to A (its secondary), which does not hold B's keys.
+        b.stop()
+        let afterLoss = try await client.gets(keys)
+        #expect(Set(afterLoss.keys) == Set(onA))
+        #expect(client.failureCount(of: b.nodeID) >= 1)  // no refresh loop runs, so the table stays
+        await client.close()
+    }
 }
