@@ -8,9 +8,7 @@ import Glibc
 
 /// A real `romad` on 127.0.0.1 with memory storage in a temporary directory. `stop()` kills it
 /// (by its pid) and removes the directory; call it on every path (`defer`).
-final class RomadProcess: @unchecked Sendable {
-    // @unchecked Sendable: `process` and the paths are set once in `init`; `Process` itself is
-    // only touched from the test that owns this object (start, poll, stop), never concurrently.
+final class RomadProcess {
     let port: Int
     let directory: String
     private let process: Process
