@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "roma-adm", targets: ["roma-adm"]),
         .executable(name: "roma-bench", targets: ["roma-bench"]),
         .library(name: "ROMAClient", targets: ["ROMAClient"]),
+        .library(name: "RomaClient", targets: ["RomaClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -59,6 +60,16 @@ let package = Package(
         ),
         // A small blocking text-protocol client for tools and tests.
         .target(name: "ROMAClient", swiftSettings: strict),
+        // Async cluster client: NIO connection pools, client-side routing, failover (docs/client.md).
+        .target(
+            name: "RomaClient",
+            dependencies: [
+                "ROMARouting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Snapshot files: durable copies, manifests with SHA-256, verify, restore, retention.
         .target(name: "ROMASnapshot", dependencies: ["ROMAStorage", "CCrypto"], swiftSettings: strict),
         // romad's no-op sched_yield (see no_yield.c): TokyoCabinet's hashing loop yields the CPU.
@@ -97,6 +108,7 @@ let package = Package(
         .target(
             name: "ROMABench",
             dependencies: [
+                "RomaClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -108,6 +120,9 @@ let package = Package(
             dependencies: ["ROMABench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
+        // Parser and routing unit tests; an integration test against a real `romad` (built by
+        // `swift build`, found next to the test binary or in .build/debug).
+        .testTarget(name: "RomaClientTests", dependencies: ["RomaClient", "ROMARouting"], swiftSettings: strict),
         .testTarget(name: "ROMABenchTests", dependencies: ["ROMABench"], swiftSettings: strict),
         .testTarget(name: "ROMAStorageTests", dependencies: ["ROMAStorage"], swiftSettings: strict),
         .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),

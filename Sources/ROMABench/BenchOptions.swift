@@ -1,3 +1,4 @@
+import RomaClient
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -140,6 +141,11 @@ public struct BenchOptions: Sendable, Equatable {
     public var allowRemote = false
     /// Log every measured request slower than this many µs on stderr (`--log-slow-us`).
     public var logSlowMicroseconds: Int?
+    /// `--cluster`: go through `RomaClient` (routing table, per-node pools) instead of raw
+    /// connections to `host:port`.
+    public var cluster = false
+    /// `--seeds`: `host:port` seed nodes of the cluster (empty: `host:port`). Implies `cluster`.
+    public var seeds: [String] = []
     public var connectTimeout: Double = 5
     /// How long to wait for outstanding replies once the run stops issuing.
     public var drainTimeout: Double = 5
@@ -205,6 +211,19 @@ public struct BenchOptions: Sendable, Equatable {
         }
         guard connectTimeout > 0, connectTimeout <= 60, drainTimeout >= 0, drainTimeout <= 60 else {
             throw .invalid("timeouts must be within 0...60 seconds")
+        }
+        if cluster || !seeds.isEmpty {
+            guard rate == nil else { throw .invalid("--rate (open loop) is not available with --cluster") }
+            guard logSlowMicroseconds == nil else { throw .invalid("--log-slow-us is not available with --cluster") }
+            guard connections * pipeline <= 10_000 else {
+                throw .invalid("--cluster runs connections × pipeline concurrent requests: at most 10000, got \(connections * pipeline)")
+            }
+            for seed in seeds {
+                guard let a = NodeAddress(seed) else { throw .invalid("--seeds: bad seed '\(seed)', expected host:port") }
+                guard allowRemote || Loopback.isLoopbackHost(a.host) else {
+                    throw .invalid("refusing non-loopback seed '\(seed)': only 127.0.0.0/8, ::1 and localhost are allowed without --allow-remote")
+                }
+            }
         }
         if mode != .run {
             guard !preload else { throw .invalid("--preload only applies to a load run") }

@@ -73,9 +73,11 @@ public struct BenchReport: Sendable, Codable, Equatable {
     /// roma-bench's own CPU time (user + system), to show it is not the bottleneck.
     public var clientCPUSeconds: Double
     public var stoppedEarly: Bool
+    /// `--cluster`: seeds, the routing table's nodes, failovers.
+    public var cluster: ClusterSummary? = nil
 
     enum CodingKeys: String, CodingKey {
-        case tool, target, mode, connections, threads, pipeline, mix, keys, rate, ops, gets, hits, misses, sets, deletes, errors, preload, verify
+        case tool, target, mode, cluster, connections, threads, pipeline, mix, keys, rate, ops, gets, hits, misses, sets, deletes, errors, preload, verify
         case keyPrefix = "key_prefix"
         case keyOrder = "key_order"
         case valueSize = "value_size"
@@ -113,6 +115,9 @@ public struct BenchReport: Sendable, Codable, Equatable {
         var lines: [String] = []
         let loop = rate.map { "open loop at \(Self.fmt($0, 0)) req/s" } ?? "closed loop"
         lines.append("roma-bench \(target): \(connections) connection\(connections == 1 ? "" : "s"), \(threads) thread\(threads == 1 ? "" : "s"), pipeline \(pipeline), \(loop)")
+        if let cluster {
+            lines.append("cluster via RomaClient: \(cluster.nodes.count) node\(cluster.nodes.count == 1 ? "" : "s") (\(cluster.nodes.joined(separator: " "))), node failures \(cluster.nodeFailures)")
+        }
         lines.append("mode \(mode.rawValue), mix get:set:delete \(mix.get):\(mix.set):\(mix.delete), \(keys) keys (\(keyOrder.rawValue), prefix '\(keyPrefix)'), \(valueSize)-byte values, warmup \(Self.fmt(warmupSeconds)) s")
         if let preload {
             lines.append("preload: \(preload.keys) keys in \(Self.fmt(preload.seconds, 2)) s (\(Self.fmt(preload.setsPerSec, 0)) sets/s), errors \(preload.errorsTotal)")

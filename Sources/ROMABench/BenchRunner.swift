@@ -97,6 +97,9 @@ public final class BenchRunner: Sendable {
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
         try options.validate()
         let o = options
+        if o.cluster || !o.seeds.isEmpty {
+            return try await ClusterRunner(options: o, control: control).run(progress: progress)
+        }
         let address: SocketAddress
         do {
             address = try SocketAddress.makeAddressResolvingHost(o.host, port: o.port)

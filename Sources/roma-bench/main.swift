@@ -43,6 +43,9 @@ struct RomaBench: AsyncParsableCommand {
         separately (latency_us_marked), e.g. the time a snapshot ran; SIGUSR2 does the same for a \
         baseline window (latency_us_baseline), e.g. the time just before each snapshot.
 
+        --cluster (or --seeds h:p,h:p) sends the same load through the RomaClient library instead: it \
+        fetches the routing table from the seeds and sends each key to its node (docs/client.md).
+
         Exit status: 0 ok, 1 setup failure (connect, resolve, refused target), 2 request or connection \
         errors occurred, 3 --verify found missing or different values.
         """
@@ -108,6 +111,12 @@ struct RomaBench: AsyncParsableCommand {
     @Flag(name: .customLong("allow-remote"), help: "Allow a target that is not a loopback address.")
     var allowRemote = false
 
+    @Flag(help: "Drive a ROMA cluster through RomaClient (routing table from the seeds, requests sent to each key's node, per-node pools, failover) instead of raw connections to --host/--port. Closed loop: --connections × --pipeline concurrent requests, --connections connections per node.")
+    var cluster = false
+
+    @Option(help: ArgumentHelp("Seed nodes for --cluster (implies it), comma-separated; default --host:--port.", valueName: "host:port,host:port"))
+    var seeds: String?
+
     @Option(name: .customLong("log-slow-us"), help: ArgumentHelp("Print `slow <send time, CLOCK_MONOTONIC ns> <latency µs>` on stderr for every measured request slower than this, to line them up with a kernel trace (docs/performance.md).", valueName: "µs"))
     var logSlowMicroseconds: Int?
 
@@ -131,6 +140,9 @@ struct RomaBench: AsyncParsableCommand {
         o.seed = seed
         o.allowRemote = allowRemote
         o.logSlowMicroseconds = logSlowMicroseconds
+        o.cluster = cluster || seeds != nil
+        o.seeds = seeds.map { $0.split(separator: ",").map { String($0) } } ?? []
+        if seeds != nil && o.seeds.isEmpty { throw ValidationError("--seeds needs at least one host:port") }
         if preloadOnly && verify { throw ValidationError("--preload-only and --verify exclude each other") }
         o.mode = preloadOnly ? .preloadOnly : (verify ? .verify : .run)
         do { try o.validate() } catch { throw ValidationError(error.description) }

@@ -154,3 +154,37 @@ struct BoundsTests {
         #expect(!rejects { $0.mode = .verify })
     }
 }
+
+@Suite("Cluster options")
+struct ClusterOptionTests {
+    @Test func seedsAreCheckedForLoopback() throws {
+        var o = BenchOptions()
+        o.cluster = true
+        o.seeds = ["127.0.0.1:10001", "localhost_10002"]
+        try o.validate()
+        o.seeds = ["10.0.0.1:10001"]
+        #expect(throws: BenchOptionError.self) { try o.validate() }
+        o.allowRemote = true
+        try o.validate()
+        o.seeds = ["nohostport"]
+        #expect(throws: BenchOptionError.self) { try o.validate() }
+    }
+
+    @Test func openLoopAndSlowLogAreRefused() {
+        var o = BenchOptions()
+        o.cluster = true
+        o.rate = 1000
+        #expect(throws: BenchOptionError.self) { try o.validate() }
+        o.rate = nil
+        o.logSlowMicroseconds = 100
+        #expect(throws: BenchOptionError.self) { try o.validate() }
+    }
+
+    @Test func concurrencyIsBounded() {
+        var o = BenchOptions()
+        o.cluster = true
+        o.connections = 200
+        o.pipeline = 100
+        #expect(throws: BenchOptionError.self) { try o.validate() }
+    }
+}
