@@ -40,6 +40,12 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // zlib (Debian: zlib1g-dev, pkg-config zlib): rzset's compressed replica values (R5.2).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Storage: record codec, engines, divisions, safecopy state machine. No networking.
         .target(name: "ROMAStorage", dependencies: ["CTokyoCabinet"], swiftSettings: strict),
         // Routing: SHA-1 digest, vnodes, division map, routing table, mkroute.
@@ -50,7 +56,7 @@ let package = Package(
         .target(
             name: "ROMANode",
             dependencies: [
-                "ROMAStorage", "ROMARouting", "ROMAProtocol",
+                "ROMAStorage", "ROMARouting", "ROMAProtocol", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -55,6 +55,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        dispatcher.cache.loop = context.eventLoop
         output = context.channel.allocator.buffer(capacity: 1024)
     }
 

@@ -14,12 +14,29 @@ struct Dispatcher {
     /// The last storage looked up by name on this connection (event-loop confined).
     let cache = StorageCache()
 
-    /// Caches one name → storage lookup, invalidated when hashes are mounted or unmounted.
+    /// Caches one name → storage lookup, invalidated when hashes are mounted or unmounted, and
+    /// the routing snapshot, invalidated when the table changes. Also the connection's event loop.
     final class StorageCache {
         var name = ""
         var storage: HashStorage?
         var version = -1
+        var route: RouteSnapshot?
+        var routeVersion = -1
+        var loop: (any EventLoop)?
     }
+
+    /// The routing snapshot, from the connection's cache while the table is unchanged.
+    @inline(__always) func route() -> RouteSnapshot {
+        let v = node.routes.version.load(ordering: .acquiring)
+        if cache.routeVersion == v, let r = cache.route { return r }
+        let r = node.routes.snapshot
+        cache.route = r
+        cache.routeVersion = v
+        return r
+    }
+
+    /// The connection's event loop.
+    var loop: any EventLoop { cache.loop ?? node.group.next() }
 
     /// The storage of `name`, from the connection's cache when still valid.
     @inline(__always) func storage(named name: String) -> HashStorage? {
@@ -38,11 +55,20 @@ struct Dispatcher {
             unknown(r, out: &out)
             return .next
         }
+        // R3.7: until every node has answered, data commands are not in the command table.
+        if command.isDataCommand && !node.serving.load(ordering: .relaxed) {
+            out.writeBytes(UnknownCommand.reply(for: r.tokenBytes(0), commands: ROMACommandNames.startingMode))
+            return .next
+        }
         // memcached: a trailing `noreply` silences every reply of the command, errors included.
         guard Dispatcher.isSilenced(command, r) else { return run(command, r, session: &session, out: &out) }
         let mark = out.writerIndex
         let outcome = run(command, r, session: &session, out: &out)
-        if case .next = outcome { out.moveWriterIndex(to: mark) }
+        switch outcome {
+        case .next: out.moveWriterIndex(to: mark)
+        case .deferred(let f): return .deferred(f.map { _ in ByteBuffer() })
+        default: break
+        }
         return outcome
     }
 
@@ -105,6 +131,31 @@ struct Dispatcher {
             case .setStorageStatus: return setStorageStatus(r, out: &out)
             case .setGuiRunSnapshot: return setGuiRunSnapshot(r, out: &out)
             case .setGuiLastSnapshot: return setGuiLastSnapshot(r, out: &out)
+            case .fget: return try fget(r, session: session, out: &out)
+            case .fset: return try store(.set, r, session: session, out: &out, forwarded: true)
+            case .fadd: return try store(.add, r, session: session, out: &out, forwarded: true)
+            case .freplace: return try store(.replace, r, session: session, out: &out, forwarded: true)
+            case .fappend: return try store(.append, r, session: session, out: &out, forwarded: true)
+            case .fprepend: return try store(.prepend, r, session: session, out: &out, forwarded: true)
+            case .fcas: return try cas(r, session: session, out: &out, forwarded: true)
+            case .fincr: return try incr(r, decrement: false, session: session, out: &out, forwarded: true)
+            case .fdecr: return try incr(r, decrement: true, session: session, out: &out, forwarded: true)
+            case .fdelete: return try delete(r, session: session, out: &out, forwarded: true)
+            case .fsetExpt: return try setExpt(r, session: session, out: &out, forwarded: true)
+            case .rset: return try rset(r, compressed: false, session: session, out: &out)
+            case .rzset: return try rset(r, compressed: true, session: session, out: &out)
+            case .rdelete: return try rdelete(r, session: session, out: &out)
+            case .out: return try outCommand(r, session: session, out: &out)
+            case .getroute: return getroute(r, out: &out)
+            case .setroute: return setroute(r, out: &out)
+            case .join, .leave, .createNodesFromVIdx: return membership(command, r, out: &out)
+            case .enabledRepetitionInRouting: return enabledRepetition(r, out: &out)
+            case .historyOfLost: return historyOfLost(r, out: &out)
+            case .setSizeOfZredundant, .rsetSizeOfZredundant: return sizeOfZredundant(command, r, out: &out)
+            case .forcedlyStart:
+                node.forceStart()
+                out.writeLine("STARTED")
+                return .next
             }
         } catch {
             // R3.5: a storage-engine failure is reported and the connection closed.

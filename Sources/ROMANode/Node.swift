@@ -20,7 +20,17 @@ public final class Node: Sendable {
     public let nodeID: String
     let space: VnodeSpace
     let divisionMap: DivisionMap
-    let routing: RoutingTable
+    /// The routing table, its log and the request path's snapshot of it.
+    let routes: RouteState
+    /// A copy of the current routing table.
+    var routing: RoutingTable { routes.table }
+    /// Connections to the other nodes (forwarding, replica writes, probes).
+    let peers: PeerClient
+    /// Replica writes and their retry queues (R5.2).
+    let replicator: Replicator
+    /// Data commands are served (R3.7): every node answered `whoami`, or `forcedly_start`, or
+    /// `--disabled_cmd_protect`, or this node is alone in its table.
+    let serving = Atomic<Bool>(false)
     let stats: NodeStats
     let group: MultiThreadedEventLoopGroup
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
@@ -45,12 +55,30 @@ public final class Node: Sendable {
         self.config = config
         self.logger = logger
         nodeID = config.nodeID
-        space = VnodeSpace.standard
+        let routeFile = "\(FileSystem.absolute(config.routingPath))/\(config.nodeID).route"
+        if FileSystem.exists(routeFile) {
+            let table: RoutingTable
+            do { table = try RoutingTable.load(path: routeFile) } catch {
+                throw ConfigError("cannot load the routing table \(routeFile): \(error)")
+            }
+            guard table.space == VnodeSpace.standard || table.divBits <= 20 else {
+                throw ConfigError("\(routeFile): unsupported geometry dgst_bits=\(table.dgstBits) div_bits=\(table.divBits)")
+            }
+            routes = try RouteState(table: table, me: config.nodeID, routeFile: routeFile)
+        } else {
+            routes = try RouteState(table: RoutingTable.singleNode(config.nodeID, rn: 1), me: config.nodeID, routeFile: nil)
+        }
+        space = routes.table.space
         divisionMap = DivisionMap(space: space, divnum: config.divnum)
-        routing = RoutingTable.singleNode(nodeID, rn: 1)
         stats = NodeStats(now: UInt32(truncatingIfNeeded: time(nil)))
+        stats.sizeOfZredundant.store(max(0, config.zredundantSize), ordering: .relaxed)
         let threads = config.threads > 0 ? config.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
+        let routesRef = routes
+        replicator = Replicator(peers: peers, stats: stats, logger: logger,
+                                retryInterval: config.replicationRetryInterval, maxBytes: config.replicationQueueBytes,
+                                isMember: { nid in routesRef.table.nodes.contains(nid) })
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
         stopped = group.next().makePromise()
@@ -191,6 +219,7 @@ public final class Node: Sendable {
         let dir: String
         if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
         scheduleCleanUp()
+        startServing()
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
     }
 
@@ -259,6 +288,7 @@ public final class Node: Sendable {
         }
         guard first else { return }
         logger.notice("shutting down: \(reason)")
+        peers.closeAll()
         let loop = group.next()
         let closeServer = server?.close() ?? loop.makeSucceededFuture(())
         // Each connection drains what it already received, then closes.

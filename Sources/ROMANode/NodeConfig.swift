@@ -43,6 +43,18 @@ public struct NodeConfig: Sendable {
     /// tests can observe (and kill the node in) `safecopy_flushing` and `cachecleaning`.
     /// Set from the environment variable `ROMAD_TEST_SAFECOPY_DELAY_MS`; 0 in production.
     public var safecopyTestDelayMs: Int = 0
+    /// `--replication_in_host`: replicas may share a host (node ids with the same address).
+    public var replicationInHost = false
+    /// `--disabled_cmd_protect`: serve data commands before every peer has answered (R3.7).
+    public var disabledCmdProtect = false
+    /// Seconds a request to another node (forward, replica write, probe) may take.
+    public var peerTimeout: Double = 5
+    /// Seconds between retries of a replica write that failed (doubling up to 10×).
+    public var replicationRetryInterval: Double = 0.2
+    /// Bytes of replica writes a node keeps for retry per peer before it drops the oldest.
+    public var replicationQueueBytes: Int = 256 << 20
+    /// `REDUNDANT_ZREDUNDANT_SIZE`: replica values above this many bytes travel zlib-compressed.
+    public var zredundantSize: Int = 0
     /// Path of the config file, if one was read.
     public var configPath: String?
 
@@ -108,6 +120,11 @@ public struct NodeConfig: Sendable {
         case "MAX_VALUE_SIZE": limits.maxValueSize = try int()
         case "MAX_LINE_LENGTH": limits.maxLineLength = try int()
         case "DATA_READ_TIMEOUT": dataReadTimeout = Double(try int())
+        case "PEER_TIMEOUT":
+            guard let v = value.float ?? value.int.map(Double.init), v > 0 else { throw ConfigError("\(file): PEER_TIMEOUT must be a positive number of seconds") }
+            peerTimeout = v
+        case "REPLICATION_QUEUE_BYTES": replicationQueueBytes = try int()
+        case "REDUNDANT_ZREDUNDANT_SIZE": zredundantSize = try int()
         default:
             // ROMA settings this node does not use (cluster, write-behind, …) are accepted and ignored.
             break

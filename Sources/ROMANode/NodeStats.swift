@@ -15,6 +15,22 @@ final class NodeStats: Sendable {
     /// `stats.run_storage_clean_up`.
     let cleanUpRunning = Atomic<Bool>(false)
 
+    /// Requests this node forwarded to another node (`stats.forward_count`).
+    let forwardCount = Atomic<Int>(0)
+    /// Replica writes received (`rset`, `rzset`, `rdelete`): `stats.redundant_count`.
+    let redundantCount = Atomic<Int>(0)
+    /// Replica writes waiting for a retry (`stats.replication_queue`).
+    let replicationQueue = Atomic<Int>(0)
+    /// Replica writes delivered by a retry (`stats.replication_retried`).
+    let replicationRetried = Atomic<Int>(0)
+    /// Replica writes given up (`stats.replication_dropped`): the peer left the routing table,
+    /// or the queue's byte limit was reached. Each one is logged with its key.
+    let replicationDropped = Atomic<Int>(0)
+    /// `size_of_zredundant`: replica values longer than this go compressed (`rzset`); 0 = never.
+    let sizeOfZredundant = Atomic<Int>(0)
+    /// `out` messages received (`stats.out_count`).
+    let outCount = Atomic<Int>(0)
+
     init(now: UInt32) { lastCleanUp = Atomic(now) }
 
     @inline(__always) func countWrite() { writeCount.add(1, ordering: .relaxed) }

@@ -11,6 +11,11 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case mklhash, routingdump, getKeyInfo
     // Safecopy and snapshot (R7.10, R7.11).
     case setStorageStatus, setGuiRunSnapshot, setGuiLastSnapshot
+    // Cluster: forwarded commands (R5.1), replica writes (R5.2), routing (R4.6, R4.8), start-up (R3.7).
+    case fget, fset, fadd, freplace, fappend, fprepend, fcas, fincr, fdecr, fdelete, fsetExpt
+    case rset, rzset, rdelete, out
+    case getroute, setroute, join, leave, createNodesFromVIdx, enabledRepetitionInRouting, historyOfLost
+    case forcedlyStart, setSizeOfZredundant, rsetSizeOfZredundant
 
     /// The wire name.
     public var name: String {
@@ -23,6 +28,13 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .setStorageStatus: return "set_storage_status"
         case .setGuiRunSnapshot: return "set_gui_run_snapshot"
         case .setGuiLastSnapshot: return "set_gui_last_snapshot"
+        case .fsetExpt: return "fset_expt"
+        case .createNodesFromVIdx: return "create_nodes_from_v_idx"
+        case .enabledRepetitionInRouting: return "enabled_repetition_in_routing?"
+        case .historyOfLost: return "history_of_lost"
+        case .forcedlyStart: return "forcedly_start"
+        case .setSizeOfZredundant: return "set_size_of_zredundant"
+        case .rsetSizeOfZredundant: return "rset_size_of_zredundant"
         default: return String(describing: self)
         }
     }
@@ -31,6 +43,35 @@ public enum Command: UInt8, CaseIterable, Sendable {
     public var hasDataBlock: Bool {
         switch self {
         case .set, .add, .replace, .append, .prepend, .cas: return true
+        case .fset, .fadd, .freplace, .fappend, .fprepend, .fcas, .rset, .rzset: return true
+        default: return false
+        }
+    }
+
+    /// Index of the token holding the data block's byte count (`rset <key> <d> <clk> <expt> <len>`).
+    public var byteCountToken: Int {
+        switch self {
+        case .rset, .rzset: return 5
+        default: return 4
+        }
+    }
+
+    /// Number of tokens the command line has (without `noreply`).
+    public var storageTokenCount: Int {
+        switch self {
+        case .cas, .fcas, .rset, .rzset: return 6
+        default: return 5
+        }
+    }
+
+    /// Whether the command is a client data command, gated during start-up (R3.7).
+    public var isDataCommand: Bool {
+        switch self {
+        case .get, .gets, .set, .add, .replace, .append, .prepend, .cas, .delete, .incr, .decr,
+             .setExpt, .getExpt, .touch, .flushAll,
+             .fget, .fset, .fadd, .freplace, .fappend, .fprepend, .fcas, .fincr, .fdecr, .fdelete, .fsetExpt,
+             .defhash, .createhash, .deletehash, .mounthash, .umounthash, .hashlist:
+            return true
         default: return false
         }
     }

@@ -168,11 +168,12 @@ public struct RequestParser {
 
     /// Validates a storage command line and moves to the data state (or swallows the block).
     private mutating func storageLine(_ request: inout Request, _ command: Command) -> ParseEvent? {
-        let base = command == .cas ? 6 : 5
+        let base = command.storageTokenCount
         let n = request.count
-        guard n >= 5 else { return .error("CLIENT_ERROR Wrong number of arguments.") }
-        // The byte count (token 4) decides how much to read or skip.
-        let bytes: Int? = request.withToken(4) { t in
+        let bytesToken = command.byteCountToken
+        guard n > bytesToken else { return .error("CLIENT_ERROR Wrong number of arguments.") }
+        // The byte count (token 4; 5 for rset/rzset) decides how much to read or skip.
+        let bytes: Int? = request.withToken(bytesToken) { t in
             guard !t.isEmpty, t.count <= 18 else { return nil }
             var v = 0
             for c in t {
@@ -184,7 +185,7 @@ public struct RequestParser {
         guard let bytes else {
             // memcached: `noreply` silences even this error (the data block is then read as a line).
             if n == base + 1 && request.token(base, is: "noreply") { return nil }
-            let negative = request.withToken(4) { $0.first == UInt8(ascii: "-") && $0.count > 1 && $0.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            let negative = request.withToken(bytesToken) { $0.first == UInt8(ascii: "-") && $0.count > 1 && $0.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
             return .error(negative ? "CLIENT_ERROR Wrong value size." : "CLIENT_ERROR bad command line format")
         }
         // A data block far beyond any acceptable size cannot be skipped in reasonable time.

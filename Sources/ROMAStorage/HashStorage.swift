@@ -226,6 +226,60 @@ public final class HashStorage: @unchecked Sendable {
         }
     }
 
+    // MARK: - Cluster writes (R2.7–R2.8, R5.2, R6.1)
+
+    /// The record for `key` as stored (header and value), tombstones and expired ones included:
+    /// what a primary replicates after a write.
+    public func rawRecord(vn: UInt32, key: UnsafeRawBufferPointer) throws -> (RecordHeader, [UInt8])? {
+        let d = division(vn)
+        return try d.lock.withLock { try d.read(key) { f in f.map { ($0.header, Array($0.value)) } } }
+    }
+
+    /// R2.8: a replica write is refused when a record exists that was written less than
+    /// `logic_clock_expire` seconds ago with a clock not older than the incoming one.
+    @inline(__always) func replicaAccepts(_ existing: RecordHeader?, clock: UInt32, now: UInt32) -> Bool {
+        guard let e = existing else { return true }
+        let age = Int64(now) - Int64(e.physical)
+        return !(age < Int64(logicClockExpire) && LogicalClock.compare(clock, e.logical) <= 0)
+    }
+
+    /// `rset`/`rzset` (R2.8): stores `value` with the primary's clock and expire time, physical
+    /// clock = `now`. False when refused (`NOT_STORED`).
+    public func replicaSet(vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                           clock: UInt32, expire: UInt32, now: UInt32) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> Bool in
+                guard replicaAccepts(old?.header, clock: clock, now: now) else { return false }
+                try d.write(key, RecordHeader(vnode: vn, physical: now, logical: clock, expire: expire), value)
+                return true
+            }
+        }
+    }
+
+    /// `rdelete` (R2.8): a tombstone with the primary's clock. False when refused (`NOT_FOUND`).
+    public func replicaDelete(vn: UInt32, key: UnsafeRawBufferPointer, clock: UInt32, now: UInt32) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> Bool in
+                guard replicaAccepts(old?.header, clock: clock, now: now) else { return false }
+                try d.write(key, RecordHeader(vnode: vn, physical: now, logical: clock, expire: 0))
+                return true
+            }
+        }
+    }
+
+    /// `out` (R6.1): removes `key` physically. Unlike ROMA (which removed it from the main file
+    /// even while that file was being copied, §11 item 5) a division in a snapshot state is left
+    /// alone and the removal reported as not done. True when a record was removed.
+    public func out(vn: UInt32, key: UnsafeRawBufferPointer) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            guard d.state == .normal else { return false }
+            return try d.main.remove(key: key)
+        }
+    }
+
     /// Deletes every live record (memcached `flush_all`) by writing tombstones, one division at a
     /// time and in batches so that requests interleave. Returns the number of records deleted.
     public func deleteAll(now: UInt32, batch: Int = 1000) throws -> Int {

@@ -47,6 +47,9 @@ struct MkRouteCommand: ParsableCommand {
     @Flag(name: .customLong("enabled_repeathost"), help: "Deprecated spelling of --replication_in_host.")
     var enabledRepeathost = false
 
+    @Option(name: .customLong("out"), help: ArgumentHelp("Directory to write the .route files into (default: the current directory).", valueName: "dir"))
+    var out: String?
+
     @Argument(help: ArgumentHelp("Node ids (host_port or host:port).", valueName: "node-id"))
     var nodeIDs: [String] = []
 
@@ -62,9 +65,18 @@ struct MkRouteCommand: ParsableCommand {
             printError(error.description)
             throw ExitCode.failure
         }
+        // ROMA 1.3 discarded all balancing when one step found no candidate (spec §11 item 11);
+        // here the moves made are kept, and what could not be evened out is reported.
+        for position in 0..<redundant {
+            let spread = MkRoute.imbalance(of: table, position: position)
+            if spread > 1 {
+                printError("Warning: position \(position) (\(position == 0 ? "primary" : "secondary\(position)")) is balanced to within \(spread) vnodes only (no vnode could be moved further without putting two replicas on one host); the best table found is kept")
+            }
+        }
+        let dir = out ?? "."
         for nid in nids {
             do {
-                try table.save(path: "\(nid).route")
+                try table.save(path: "\(dir)/\(nid).route")
             } catch {
                 printError(error.description)
                 throw ExitCode.failure

@@ -58,14 +58,20 @@ struct Romad: ParsableCommand {
     @Flag(name: .long, help: "Accepted for compatibility.")
     var verbose = false
 
-    @Flag(name: .customLong("replication_in_host"), help: "Accepted for compatibility.")
+    @Flag(name: .customLong("replication_in_host"), help: "Allow replicas of a vnode on one host (node ids with the same address).")
     var replicationInHost = false
 
     @Flag(name: .customLong("enabled_repeathost"), help: "Deprecated alias of --replication_in_host.")
     var enabledRepeathost = false
 
-    @Flag(name: .customLong("disabled_cmd_protect"), help: "Accepted for compatibility (a single node never gates commands).")
+    @Flag(name: .customLong("disabled_cmd_protect"), help: "Serve data commands before every node of the routing table has answered.")
     var disabledCmdProtect = false
+
+    @Option(name: .customLong("rttable-path"), help: "Directory of <address>_<port>.route and its logs (RTTABLE_PATH, default .).")
+    var rttablePath: String?
+
+    @Option(name: .customLong("peer-timeout"), help: "Seconds a request to another node may take (default 5).")
+    var peerTimeout: Double?
 
     @Flag(name: [.customShort("v"), .long], help: "Print the version.")
     var version = false
@@ -94,6 +100,13 @@ struct Romad: ParsableCommand {
         if let divnum { cfg.divnum = divnum }
         if let logLevel { cfg.logLevel = logLevel }
         if let threads { cfg.threads = threads }
+        if let rttablePath { cfg.routingPath = rttablePath }
+        if let peerTimeout {
+            guard peerTimeout > 0 else { throw ValidationError("--peer-timeout must be positive") }
+            cfg.peerTimeout = peerTimeout
+        }
+        if replicationInHost || enabledRepeathost { cfg.replicationInHost = true }
+        if disabledCmdProtect { cfg.disabledCmdProtect = true }
         if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
         if let d = getenv("ROMAD_TEST_SAFECOPY_DELAY_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.safecopyTestDelayMs = ms }
         if let join {

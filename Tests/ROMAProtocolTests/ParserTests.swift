@@ -140,7 +140,8 @@ struct ParserTests {
         #expect(bytes("").withUnsafeBytes { Command.match($0) } == nil)
         #expect(bytes("get ").withUnsafeBytes { Command.match($0) } == nil)
         #expect(Set(Command.allCases.map(\.name)).count == Command.allCases.count)
-        #expect(Command.allCases.filter(\.hasDataBlock) == [.set, .add, .replace, .append, .prepend, .cas])
+        #expect(Command.allCases.filter(\.hasDataBlock) == [.set, .add, .replace, .append, .prepend, .cas,
+                                                             .fset, .fadd, .freplace, .fappend, .fprepend, .fcas, .rset, .rzset])
     }
 
     @Test("CR LF and bare LF both end a line; only one CR is stripped")
@@ -596,5 +597,23 @@ struct RepeatTests {
 
     @Test func noreplySilencesABadByteCount() {
         #expect(parse("set k 0 0 x noreply\r\nversion\r\n") == ["REQ version [version]"])
+    }
+}
+
+@Suite("peer commands with data blocks (R5.1, R5.2)")
+struct PeerCommandParseTests {
+    @Test func rsetReadsTheByteCountFromTokenFive() {
+        #expect(parse("rset k\u{1B}roma 123 4 2147483647 5\r\nhello\r\nget k\r\n")
+            == ["REQ rset [rset|k\\x1Broma|123|4|2147483647|5] data=hello", "REQ get [get|k]"])
+        #expect(parse("rzset k\u{1B}roma 0 1 0 3\r\nabc\r\n") == ["REQ rzset [rzset|k\\x1Broma|0|1|0|3] data=abc"])
+    }
+
+    @Test func forwardedStorageCommandsUseTheSetLayout() {
+        #expect(parse("fset k 3847252694 0 5\r\nworld\r\n") == ["REQ fset [fset|k|3847252694|0|5] data=world"])
+        #expect(parse("fcas k\u{1B}roma 1 0 2 7\r\nxy\r\n") == ["REQ fcas [fcas|k\\x1Broma|1|0|2|7] data=xy"])
+    }
+
+    @Test func rsetWithoutByteCountIsAnError() {
+        #expect(parse("rset k 1 2 3\r\nversion\r\n") == ["ERR CLIENT_ERROR Wrong number of arguments.", "REQ version [version]"])
     }
 }

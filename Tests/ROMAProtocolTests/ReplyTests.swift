@@ -99,3 +99,50 @@ struct ReplyTests {
         #expect(reply == "VALUE k 0 1\r\nv\r\nEND\r\n")
     }
 }
+
+@Suite("replies from other nodes (PeerReplyDecoder)")
+struct PeerReplyDecoderTests {
+    private func buf(_ s: String) -> ByteBuffer { var b = ByteBufferAllocator().buffer(capacity: s.utf8.count); b.writeString(s); return b }
+
+    @Test func lineNeedsItsNewline() throws {
+        var b = buf("STOR")
+        #expect(try PeerReplyDecoder.decode(.line, &b) == nil)
+        b.writeString("ED\r\nDELETED\r\n")
+        #expect(try PeerReplyDecoder.decode(.line, &b)?.lineString == "STORED")
+        #expect(try PeerReplyDecoder.decode(.line, &b)?.lineString == "DELETED")
+        #expect(b.readableBytes == 0)
+    }
+
+    @Test func valuesWithEmbeddedCRLFAndSplitInput() throws {
+        let whole = "VALUE a 0 4 7\r\nx\r\ny\r\nVALUE b 0 0 1\r\n\r\nEND\r\n"
+        for cut in 0..<whole.utf8.count {
+            var b = buf(String(decoding: Array(whole.utf8.prefix(cut)), as: UTF8.self))
+            #expect(try PeerReplyDecoder.decode(.values, &b) == nil, "cut \(cut)")
+        }
+        var b = buf(whole + "STORED\r\n")
+        guard case .values(let v, let raw)? = try PeerReplyDecoder.decode(.values, &b) else { Issue.record("no values"); return }
+        #expect(v.count == 2)
+        #expect(v[0].key == Array("a".utf8) && v[0].cas == Array("7".utf8) && Array(v[0].data.readableBytesView) == Array("x\r\ny".utf8))
+        #expect(v[1].data.readableBytes == 0)
+        #expect(String(buffer: raw) == whole)
+        #expect(try PeerReplyDecoder.decode(.line, &b)?.lineString == "STORED")
+    }
+
+    @Test func anErrorLineInsteadOfValues() throws {
+        var b = buf("SERVER_ERROR Routing table is inconsistent.\r\n")
+        #expect(try PeerReplyDecoder.decode(.values, &b)?.lineString == "SERVER_ERROR Routing table is inconsistent.")
+    }
+
+    @Test func sizedAndLines() throws {
+        var b = buf("3\r\nRT\n\r\nEND\r\n1796519171\r\nEND\r\n")
+        guard case .sized(let p)? = try PeerReplyDecoder.decode(.sized, &b) else { Issue.record("no payload"); return }
+        #expect(Array(p.readableBytesView) == Array("RT\n".utf8))
+        guard case .lines(let l)? = try PeerReplyDecoder.decode(.lines, &b) else { Issue.record("no lines"); return }
+        #expect(l.map { String(buffer: $0) } == ["1796519171"])
+    }
+
+    @Test func garbageInAValueReplyThrows() {
+        var b = buf("VALUE a 0 1\r\nx\r\nSTORED\r\n")
+        #expect(throws: PeerProtocolError.self) { try PeerReplyDecoder.decode(.values, &b) }
+    }
+}

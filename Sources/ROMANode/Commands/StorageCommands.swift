@@ -9,6 +9,8 @@ extension Dispatcher {
     func get(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
         guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
         for i in 1..<r.count where !checkKey(r, i, out: &out) { return .next }
+        let route = self.route()
+        if !route.standalone { return try clusterGet(r, session: session, withCas: false, route: route, out: &out) }
         let now = Dispatcher.now()
         for i in 1..<r.count {
             node.stats.countRead()
@@ -31,6 +33,8 @@ extension Dispatcher {
     func gets(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
         guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
         for i in 1..<r.count where !checkKey(r, i, out: &out) { return .next }
+        let route = self.route()
+        if !route.standalone { return try clusterGet(r, session: session, withCas: true, route: route, out: &out) }
         let now = Dispatcher.now()
         var seen = Set<ByteBuffer>()
         for i in 1..<r.count {
@@ -47,7 +51,17 @@ extension Dispatcher {
     }
 
     /// set / add / replace / append / prepend (the parser validated the line and read the data).
-    func store(_ mode: StoreMode, _ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+    func store(_ mode: StoreMode, _ r: Request, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
+        let name: StaticString
+        switch mode {
+        case .set: name = "fset"
+        case .add: name = "fadd"
+        case .replace: name = "freplace"
+        case .append: name = "fappend"
+        case .prepend: name = "fprepend"
+        }
+        let plan = planWrite(r, session: session, forwarded: forwarded, name: name, digest: true, rest: 3..<5, out: &out)
+        if case .done(let o) = plan { return o }
         let now = Dispatcher.now()
         let expire = Expiry.convert(lenientInt(r, 3).clampedInt64, now: now)
         let data = r.data!
@@ -58,12 +72,16 @@ extension Dispatcher {
                                   maxValueSize: node.config.limits.maxValueSize)
             }
         }
+        let mark = out.writerIndex
         if !r.noreply { writeStoreResult(result, out: &out) }
-        return .next
+        guard case .ok(.stored) = result else { return .next }
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
     /// `cas <key> <flags> <exptime> <bytes> <unique> [noreply]`.
-    func cas(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+    func cas(_ r: Request, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
+        let plan = planWrite(r, session: session, forwarded: forwarded, name: "fcas", digest: true, rest: 3..<6, hashSuffix: true, out: &out)
+        if case .done(let o) = plan { return o }
         let now = Dispatcher.now()
         let expire = Expiry.convert(lenientInt(r, 3).clampedInt64, now: now)
         let unique = lenientInt(r, 5)
@@ -78,8 +96,10 @@ extension Dispatcher {
                 try storage.cas(vn: vn, key: key, value: value, expire: expire, unique: UInt32(unique.low64), now: now)
             }
         }
+        let mark = out.writerIndex
         if !r.noreply { writeStoreResult(result, out: &out) }
-        return .next
+        guard case .ok(.stored) = result else { return .next }
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
     private func writeStoreResult(_ result: KeyResult<StoreResult>, out: inout ByteBuffer) {
@@ -93,7 +113,7 @@ extension Dispatcher {
     }
 
     /// `delete <key> [0] [noreply]` (memcached: `noreply` is only an option after the key).
-    func delete(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+    func delete(_ r: Request, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
         let noreply = r.count >= 3 && hasNoreply(r)
         let args = r.count - (noreply ? 1 : 0)
         guard args == 2 || (args == 3 && r.token(2, is: "0")) else {
@@ -101,42 +121,51 @@ extension Dispatcher {
             return .next
         }
         guard checkKey(r, 1, out: &out) else { return .next }
+        let plan = planWrite(r, session: session, forwarded: forwarded, name: "fdelete", digest: false, rest: 0..<0, hashSuffix: true, out: &out)
+        if case .done(let o) = plan { return o }
         node.stats.countDelete()
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.delete(vn: vn, key: key, now: Dispatcher.now())
         }
-        guard !noreply else { return .next }
+        let mark = out.writerIndex
         switch result {
         case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
         case .ok(true): out.writeStaticString(Reply.deleted)
         case .ok(false): out.writeStaticString(Reply.notFound)
         }
-        return .next
+        if noreply { out.moveWriterIndex(to: mark) }
+        guard case .ok = result else { return .next }
+        // R2.7: even a delete of a missing key writes a delete mark, which the replicas get too.
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
     /// `incr|decr <key> <delta> [noreply]` (R3.11: Ruby integer arithmetic, clamped at 0, mod 2^64).
     /// One more token is ignored unless it is `noreply` (memcached).
-    func incr(_ r: Request, decrement: Bool, session: Session, out: inout ByteBuffer) throws -> Outcome {
+    func incr(_ r: Request, decrement: Bool, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
         let noreply = hasNoreply(r) && r.count == 4
         guard r.count == 3 || r.count == 4 else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
+        let plan = planWrite(r, session: session, forwarded: forwarded, name: decrement ? "fdecr" : "fincr", digest: true, rest: 2..<3, out: &out)
+        if case .done(let o) = plan { return o }
         let delta = lenientInt(r, 2)
         node.stats.countWrite()
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.incr(vn: vn, key: key, delta: delta, decrement: decrement, now: Dispatcher.now())
         }
-        guard !noreply else { return .next }
+        let mark = out.writerIndex
         switch result {
         case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
         case .ok(let v?): out.writeDecimal(v); out.writeStaticString("\r\n")
         case .ok(nil): out.writeStaticString(Reply.notFound)
         }
-        return .next
+        if noreply { out.moveWriterIndex(to: mark) }
+        guard case .ok(_?) = result else { return .next }
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
     /// `set_expt <key> <exptime>` → STORED | NOT_STORED.
-    func setExpt(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
-        try newExpire(r, session: session, out: &out, done: Reply.stored, missing: Reply.notStored)
+    func setExpt(_ r: Request, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
+        try newExpire(r, session: session, out: &out, done: Reply.stored, missing: Reply.notStored, forwarded: forwarded)
     }
 
     /// memcached `touch <key> <exptime> [noreply]` → TOUCHED | NOT_FOUND.
@@ -146,23 +175,41 @@ extension Dispatcher {
 
     /// `set_expt` and `touch`: a new expire time on a live record, value kept (R2.7).
     private func newExpire(_ r: Request, session: Session, out: inout ByteBuffer,
-                           done: StaticString, missing: StaticString) throws -> Outcome {
+                           done: StaticString, missing: StaticString, forwarded: Bool = false) throws -> Outcome {
         let noreply = hasNoreply(r) && r.count == 4
         guard r.count == 3 || r.count == 4 else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
+        // touch is forwarded as ROMA's fset_expt, its reply translated to memcached's words.
+        let touch = done.description == Reply.touched.description
+        let transform: @Sendable (String) -> String
+        if touch { transform = { Dispatcher.touchReply($0) } } else { transform = { $0 } }
+        let plan = planWrite(r, session: session, forwarded: forwarded, name: "fset_expt", digest: false, rest: 2..<3,
+                             transform: transform, out: &out)
+        if case .done(let o) = plan { return o }
         let now = Dispatcher.now()
         let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
         node.stats.countWrite()
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
         }
-        guard !noreply else { return .next }
+        let mark = out.writerIndex
         switch result {
         case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
         case .ok(true): out.writeStaticString(done)
         case .ok(false): out.writeStaticString(missing)
         }
-        return .next
+        if noreply { out.moveWriterIndex(to: mark) }
+        guard case .ok(true) = result else { return .next }
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
+    }
+
+    /// `fset_expt`'s reply in memcached's words for `touch`.
+    static func touchReply(_ line: String) -> String {
+        switch line {
+        case "STORED": return "TOUCHED"
+        case "NOT_STORED": return "NOT_FOUND"
+        default: return line
+        }
     }
 
     /// `get_expt <key> [unix]` (R3.12): the raw stored expire of whatever record exists.
@@ -173,6 +220,15 @@ extension Dispatcher {
             return .next
         }
         guard checkKey(r, 1, out: &out) else { return .next }
+        let route = self.route()
+        if !route.standalone {
+            let k = keyRoute(r, 1, session, route)
+            if storage(named: k.hash) == nil {
+                out.writeLine("SERVER_ERROR \(k.hash) does not exists.")
+                return .next
+            }
+            if !route.readsLocal[k.index] { return forwardGetExpt(r, route.lists[k.index].first) }
+        }
         let result = try withKey(r, 1, session) { storage, key, vn in try storage.rawHeader(vn: vn, key: key) }
         switch result {
         case .noHash(let h): out.writeLine("SERVER_ERROR \(h) does not exists.")
@@ -182,6 +238,39 @@ extension Dispatcher {
         case .ok(nil): out.writeStaticString(Reply.end)
         }
         return .next
+    }
+
+    /// `get_expt` of a key held elsewhere: asked as it is, answered with its lines and `END`
+    /// (ROMA 1.3 relayed only the last line, without CR LF and `END`: §11 item 10).
+    private func forwardGetExpt(_ r: Request, _ owner: String?) -> Outcome {
+        var m = ByteBuffer()
+        m.writeStaticString("get_expt")
+        for i in 1..<r.count {
+            m.writeStaticString(" ")
+            var t = r.tokenSlice(i)
+            m.writeBuffer(&t)
+        }
+        m.writeStaticString("\r\n")
+        guard let owner else { return forwardLine(nil, m) }
+        node.stats.forwardCount.add(1, ordering: .relaxed)
+        return .deferred(node.peers.request(owner, m, kind: .lines, on: loop, timeout: forwardTimeout).map { reply in
+            var b = ByteBuffer()
+            switch reply {
+            case .lines(let lines):
+                for var l in lines { b.writeBuffer(&l); b.writeStaticString("\r\n") }
+                b.writeStaticString(Reply.end)
+            case .line(var l) where !l.readableBytesView.starts(with: "ERROR".utf8):
+                b.writeBuffer(&l)
+                b.writeStaticString("\r\n")
+            default:
+                b.writeLine(Dispatcher.forwardFailed)
+            }
+            return b
+        }.recover { _ in
+            var b = ByteBuffer()
+            b.writeLine(Dispatcher.forwardFailed)
+            return b
+        })
     }
 
     /// memcached `flush_all [delay] [noreply]`: every live record of every hash gets a delete mark

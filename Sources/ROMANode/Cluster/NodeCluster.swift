@@ -1,0 +1,70 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+
+/// Start-up gating (R3.7) and the messages a node sends on its own.
+extension Node {
+    /// The other nodes of the routing table.
+    var peerIDs: [String] { routing.nodes.filter { $0 != nodeID } }
+
+    /// R3.7: data commands wait until every node of the table has answered `whoami` with this
+    /// cluster's name. A node alone in its table, or started with `--disabled_cmd_protect`,
+    /// serves at once. Checked every second (ROMA: every 10 s).
+    func startServing() {
+        if config.disabledCmdProtect || peerIDs.isEmpty {
+            serving.store(true, ordering: .releasing)
+            return
+        }
+        logger.info("waiting for \(peerIDs.joined(separator: ", ")) to answer before serving data commands (forcedly_start skips this)")
+        probeUntilAllStarted()
+    }
+
+    private func probeUntilAllStarted() {
+        let loop = group.next()
+        loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: .seconds(1)) { [self] task in
+            if serving.load(ordering: .acquiring) || isShuttingDown {
+                task.cancel()
+                return loop.makeSucceededVoidFuture()
+            }
+            let others = peerIDs
+            let probes = others.map { nid in
+                peers.line(nid, "whoami\r\n", timeout: .seconds(2)).map { [self] in $0 == config.name }.recover { _ in false }
+            }
+            return EventLoopFuture.whenAllSucceed(probes, on: loop).map { [self] answers in
+                if answers.allSatisfy({ $0 }) && !serving.load(ordering: .acquiring) {
+                    serving.store(true, ordering: .releasing)
+                    logger.info("all nodes started: serving data commands")
+                    task.cancel()
+                }
+            }
+        }
+    }
+
+    /// `forcedly_start`: serve data commands now.
+    func forceStart() {
+        if !serving.exchange(true, ordering: .acquiringAndReleasing) {
+            logger.notice("forcedly_start: serving data commands without waiting for every node")
+        }
+    }
+}
+
+/// Commands ROMA relays to every node (R5.14): run here, sent as `r<cmd> …` to the others.
+extension Node {
+    /// Sends `line` to every other node of the table in parallel; each answer (nil when a node
+    /// did not answer within the peer timeout), in sorted node order.
+    func broadcast(_ line: String) -> EventLoopFuture<[(String, String?)]> {
+        let loop = group.next()
+        let others = peerIDs
+        let asks = others.map { nid in
+            peers.line(nid, line).map { Optional($0) }.recover { _ in nil }
+        }
+        return EventLoopFuture.whenAllSucceed(asks, on: loop).map { answers in Array(zip(others, answers)) }
+    }
+
+    /// ROMA's broadcast reply: a Ruby-inspect hash of the peers' answers, then this node's own.
+    func broadcastReply(_ answers: [(String, String?)], own: String) -> String {
+        var parts = answers.map { "\(RubyInspect.string($0.0))=>\($0.1.map { RubyInspect.string($0) } ?? "nil")" }
+        parts.append("\(RubyInspect.string(nodeID))=>\(RubyInspect.string(own))")
+        return "{" + parts.joined(separator: ", ") + "}"
+    }
+}

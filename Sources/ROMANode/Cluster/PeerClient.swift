@@ -1,0 +1,246 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ROMAProtocol
+
+/// Why a request to another node failed.
+public enum PeerError: Error, CustomStringConvertible, Sendable {
+    /// No connection could be made (refused, unreachable, connect timeout).
+    case connect(String, String)
+    /// No complete reply within the timeout.
+    case timeout(String)
+    /// The connection closed before the reply.
+    case closed(String)
+    /// The reply was not of the expected shape.
+    case protocolError(String, String)
+
+    public var description: String {
+        switch self {
+        case let .connect(n, m): return "cannot connect to \(n): \(m)"
+        case let .timeout(n): return "no reply from \(n) within the peer timeout"
+        case let .closed(n): return "connection to \(n) closed"
+        case let .protocolError(n, m): return "bad reply from \(n): \(m)"
+        }
+    }
+}
+
+/// Connections to the other nodes: one pipelined connection per (event loop, peer), made on
+/// first use and kept. A request is written at once and its reply matched in order; every
+/// request has a timeout, and a timeout closes that connection (the replies behind it could no
+/// longer be matched), failing what was waiting on it.
+final class PeerClient: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let timeout: TimeAmount
+    private let perLoop: [ObjectIdentifier: LoopPeers]
+
+    init(group: MultiThreadedEventLoopGroup, timeout: TimeAmount) {
+        self.group = group
+        self.timeout = timeout
+        var m: [ObjectIdentifier: LoopPeers] = [:]
+        for loop in group.makeIterator() { m[ObjectIdentifier(loop)] = LoopPeers(loop: loop, timeout: timeout) }
+        perLoop = m
+    }
+
+    /// Sends `request` to node `nid` (`host_port`) and completes with its reply, on `loop` (which
+    /// must be one of the group's loops; the connection used is that loop's own).
+    func request(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, on loop: any EventLoop,
+                 timeout: TimeAmount? = nil) -> EventLoopFuture<PeerReply> {
+        guard let peers = perLoop[ObjectIdentifier(loop)] else {
+            // Not one of ours: run on one of the group's loops and hop back.
+            let l = group.next()
+            return l.flatSubmit { self.request(nid, request, kind: kind, on: l, timeout: timeout) }.hop(to: loop)
+        }
+        if loop.inEventLoop {
+            return peers.send(nid, request, kind: kind, timeout: timeout ?? self.timeout)
+        }
+        return loop.flatSubmit { peers.send(nid, request, kind: kind, timeout: timeout ?? self.timeout) }
+    }
+
+    /// A one-line request (`whoami`, `rset …`), from any thread.
+    func line(_ nid: String, _ text: String, timeout: TimeAmount? = nil) -> EventLoopFuture<String> {
+        var b = ByteBufferAllocator().buffer(capacity: text.utf8.count)
+        b.writeString(text)
+        let loop = group.next()
+        return request(nid, b, kind: .line, on: loop, timeout: timeout).flatMapThrowing { reply in
+            guard let s = reply.lineString else { throw PeerError.protocolError(nid, "expected one line") }
+            return s
+        }
+    }
+
+    /// Closes every connection to `nid` (it left, or its host failed).
+    func disconnect(_ nid: String) {
+        for p in perLoop.values { p.loop.execute { p.drop(nid) } }
+    }
+
+    /// Closes everything (node shutdown).
+    func closeAll() {
+        for p in perLoop.values { p.loop.execute { p.dropAll() } }
+    }
+}
+
+/// The connections of one event loop. Loop-confined: every method runs on `loop`.
+/// `@unchecked Sendable`: `PeerClient` shares the object between threads only to hand it to its
+/// own loop (`loop.execute`/`flatSubmit`); its state is touched on that loop alone.
+final class LoopPeers: @unchecked Sendable {
+    let loop: any EventLoop
+    let timeout: TimeAmount
+    private enum Slot {
+        case connecting(EventLoopFuture<PeerChannelHandler>, UInt64)
+        case ready(PeerChannelHandler)
+    }
+    private var channels: [String: Slot] = [:]
+    private var attempts: UInt64 = 0
+
+    init(loop: any EventLoop, timeout: TimeAmount) {
+        self.loop = loop
+        self.timeout = timeout
+    }
+
+    func send(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
+        loop.preconditionInEventLoop()
+        switch channels[nid] {
+        case .ready(let h) where h.isOpen:
+            return h.send(request, kind: kind, timeout: timeout)
+        case .connecting(let f, _):
+            return f.flatMap { h in h.send(request, kind: kind, timeout: timeout) }
+        default:
+            return connect(nid).flatMap { h in h.send(request, kind: kind, timeout: timeout) }
+        }
+    }
+
+    private func connect(_ nid: String) -> EventLoopFuture<PeerChannelHandler> {
+        guard let (host, port) = PeerAddress.split(nid) else {
+            return loop.makeFailedFuture(PeerError.connect(nid, "not a node id (host_port)"))
+        }
+        attempts &+= 1
+        let attempt = attempts
+        let f = ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(PeerChannelHandler(nid: nid))
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { ch in try ch.pipeline.syncOperations.handler(type: PeerChannelHandler.self) }
+            .flatMapErrorThrowing { error -> PeerChannelHandler in throw PeerError.connect(nid, "\(error)") }
+        channels[nid] = .connecting(f, attempt)
+        f.whenComplete { [self] result in
+            // Only the latest attempt may change the slot.
+            guard case .connecting(_, let a) = channels[nid], a == attempt else { return }
+            switch result {
+            case .success(let h): channels[nid] = .ready(h)
+            case .failure: channels[nid] = nil  // the next request tries again
+            }
+        }
+        return f
+    }
+
+    func drop(_ nid: String) {
+        switch channels.removeValue(forKey: nid) {
+        case .ready(let h): h.close()
+        case .connecting(let f, _): f.whenSuccess { $0.close() }
+        case nil: break
+        }
+    }
+
+    func dropAll() {
+        for nid in Array(channels.keys) { drop(nid) }
+    }
+}
+
+/// Splits a node id `host_port` at its last `_`.
+enum PeerAddress {
+    static func split(_ nid: String) -> (String, Int)? {
+        guard let i = nid.lastIndex(of: "_"), let port = Int(nid[nid.index(after: i)...]), port > 0, port < 65536 else {
+            return nil
+        }
+        return (String(nid[..<i]), port)
+    }
+}
+
+/// One connection to another node: writes requests as they come and completes their promises in
+/// order as replies arrive. Event-loop bound (NIO calls it on its channel's loop only).
+final class PeerChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        let kind: PeerReplyKind
+        let promise: EventLoopPromise<PeerReply>
+        let timer: Scheduled<Void>?
+    }
+
+    let nid: String
+    private var context: ChannelHandlerContext?
+    private var pending = CircularBuffer<Pending>()
+    private var input: ByteBuffer?
+    private(set) var isOpen = true
+
+    init(nid: String) { self.nid = nid }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func send(_ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
+        guard let context, isOpen else {
+            return (self.context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makeFailedFuture(PeerError.closed(nid))
+        }
+        let promise = context.eventLoop.makePromise(of: PeerReply.self)
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            fail(PeerError.timeout(nid))
+        }
+        pending.append(Pending(kind: kind, promise: promise, timer: timer))
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        return promise.futureResult
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if input == nil || input!.readableBytes == 0 { input = bytes } else { input!.writeBuffer(&bytes) }
+        while let head = pending.first, var buf = input {
+            let reply: PeerReply?
+            do {
+                reply = try PeerReplyDecoder.decode(head.kind, &buf)
+            } catch {
+                fail(PeerError.protocolError(nid, "\(error)"))
+                return
+            }
+            input = buf
+            guard let reply else { break }
+            _ = pending.removeFirst()
+            head.timer?.cancel()
+            head.promise.succeed(reply)
+        }
+        if let b = input, b.readableBytes == 0 { input = nil } else if pending.isEmpty && input != nil {
+            // Bytes nobody asked for: the stream is out of step.
+            fail(PeerError.protocolError(nid, "unexpected bytes"))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(PeerError.closed(nid))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(PeerError.closed(nid))
+    }
+
+    /// Fails everything waiting and closes the connection.
+    private func fail(_ error: PeerError) {
+        isOpen = false
+        let all = pending
+        pending.removeAll()
+        for p in all {
+            p.timer?.cancel()
+            p.promise.fail(error)
+        }
+        context?.close(promise: nil)
+    }
+
+    func close() {
+        guard isOpen else { return }
+        fail(PeerError.closed(nid))
+    }
+}

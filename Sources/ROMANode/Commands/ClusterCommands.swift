@@ -1,0 +1,291 @@
+import CZlib
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Commands nodes send each other: forwarded reads (R5.1), replica writes (R5.2), `out` (R6.1)
+/// and the routing commands (R4.6, R4.8, R5.14).
+extension Dispatcher {
+    /// `fget <key-token>`: answered here when this node holds the vnode (R5.1).
+    func fget(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        guard checkKey(r, 1, out: &out) else { return .next }
+        let route = self.route()
+        let k = keyRoute(r, 1, session, route)
+        guard route.readsLocal[k.index] else {
+            out.writeLine("SERVER_ERROR Routing table is inconsistent.")
+            return .next
+        }
+        node.stats.countRead()
+        let now = Dispatcher.now()
+        let result = try withKey(r, 1, session) { storage, key, vn in
+            try storage.get(vn: vn, key: key, now: now) { _, value in
+                r.withToken(1) { token in out.writeValue(key: token, data: value, cas: nil) }
+            }
+        }
+        if case .noHash(let h) = result {
+            out.writeLine("SERVER_ERROR \(h) does not exists.")
+            return .next
+        }
+        out.writeStaticString(Reply.end)
+        return .next
+    }
+
+    /// The key token of a replica command: key, hash (default: the connection's) and vnode,
+    /// from the digest when it is given and not 0 (R5.2), else from the key.
+    private func replicaKey(_ r: Request, digestToken: Int?, session: Session) -> (key: [UInt8], hash: String, vn: UInt32) {
+        r.withToken(1) { token in
+            var key = token
+            var hash = session.defaultHash
+            if let esc = token.firstIndex(of: 0x1b) {
+                key = UnsafeRawBufferPointer(rebasing: token[..<esc])
+                hash = String(decoding: token[(esc + 1)...], as: UTF8.self)
+            }
+            var vn = node.space.vnode(ofKey: key)
+            if let t = digestToken, t < r.count {
+                let d = lenientInt(r, t)
+                if !d.negative && d.low64 != 0 { vn = node.space.vnode(ofDigest: d.low64 & node.space.digestMask) }
+            }
+            return (Array(key), hash, UInt32(truncatingIfNeeded: vn))
+        }
+    }
+
+    /// `rset <key>\x1B<h> <d> <clk> <expt> <len>` + data, and `rzset` (zlib-compressed data):
+    /// a replica write, accepted under R2.8. `STORED` | `NOT_STORED` | `SERVER_ERROR <h> does not exists.`
+    func rset(_ r: Request, compressed: Bool, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        let (key, hash, vn) = replicaKey(r, digestToken: 2, session: session)
+        guard let storage = storage(named: hash) else {
+            out.writeLine("SERVER_ERROR \(hash) does not exists.")
+            return .next
+        }
+        node.stats.redundantCount.add(1, ordering: .relaxed)
+        let clock = UInt32(truncatingIfNeeded: lenientInt(r, 3).low64)
+        let expire = UInt32(truncatingIfNeeded: lenientInt(r, 4).low64)
+        var data = r.data!
+        if compressed {
+            guard let plain = Dispatcher.inflate(data, limit: node.config.limits.maxValueSize) else {
+                out.writeStaticString(Reply.notStored)
+                return .next
+            }
+            data = plain
+        }
+        let stored = try key.withUnsafeBytes { k in
+            try data.withUnsafeReadableBytes { v in
+                try storage.replicaSet(vn: vn, key: k, value: v, clock: clock, expire: expire, now: Dispatcher.now())
+            }
+        }
+        out.writeStaticString(stored ? Reply.stored : Reply.notStored)
+        return .next
+    }
+
+    /// `rdelete <key>\x1B<h> <clk>`: a replica delete mark (R2.8). `DELETED` | `NOT_FOUND`.
+    func rdelete(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count >= 3 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        let (key, hash, vn) = replicaKey(r, digestToken: nil, session: session)
+        guard let storage = storage(named: hash) else {
+            out.writeLine("SERVER_ERROR \(hash) does not exists.")
+            return .next
+        }
+        node.stats.redundantCount.add(1, ordering: .relaxed)
+        let clock = UInt32(truncatingIfNeeded: lenientInt(r, 2).low64)
+        let done = try key.withUnsafeBytes { try storage.replicaDelete(vn: vn, key: $0, clock: clock, now: Dispatcher.now()) }
+        out.writeStaticString(done ? Reply.deleted : Reply.notFound)
+        return .next
+    }
+
+    /// `out <key>\x1B<h> [vn]`: removes the record physically (R6.1). `DELETED` | `NOT_DELETED`.
+    func outCommand(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
+        guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        var (key, hash, vn) = replicaKey(r, digestToken: nil, session: session)
+        if r.count >= 3 {
+            let v = lenientInt(r, 2)
+            if !v.negative && node.space.isVnode(v.low64) { vn = UInt32(truncatingIfNeeded: v.low64) }
+        }
+        guard let storage = storage(named: hash) else {
+            out.writeLine("SERVER_ERROR \(hash) does not exists.")
+            return .next
+        }
+        node.stats.outCount.add(1, ordering: .relaxed)
+        let done = try key.withUnsafeBytes { try storage.out(vn: vn, key: $0) }
+        out.writeLine(done ? "DELETED" : "NOT_DELETED")
+        return .next
+    }
+
+    /// zlib (RFC 1950) inflate of `data`, nil when it is not a valid stream or inflates past `limit`.
+    static func inflate(_ data: ByteBuffer, limit: Int) -> ByteBuffer? {
+        var input = Array(data.readableBytesView)
+        var output = [UInt8](repeating: 0, count: max(64, min(limit, input.count * 4 + 64)))
+        var stream = z_stream()
+        guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        defer { inflateEnd(&stream) }
+        var produced = 0
+        let status: Int32 = input.withUnsafeMutableBufferPointer { inp in
+            stream.next_in = inp.baseAddress
+            stream.avail_in = uInt(inp.count)
+            while true {
+                if produced == output.count {
+                    if output.count >= limit { return Z_BUF_ERROR }
+                    output.append(contentsOf: [UInt8](repeating: 0, count: min(output.count, limit - output.count)))
+                }
+                let rc: Int32 = output.withUnsafeMutableBufferPointer { o in
+                    stream.next_out = o.baseAddress! + produced
+                    stream.avail_out = uInt(o.count - produced)
+                    let rc = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    produced = o.count - Int(stream.avail_out)
+                    return rc
+                }
+                if rc == Z_STREAM_END { return Z_STREAM_END }
+                if rc != Z_OK { return rc }
+            }
+        }
+        guard status == Z_STREAM_END else { return nil }
+        var b = ByteBuffer()
+        b.writeBytes(output[0..<produced])
+        return b
+    }
+
+    /// `set_size_of_zredundant <n>` (broadcast as `rset_size_of_zredundant`): replica values longer
+    /// than n bytes go as `rzset` (0 = never).
+    func sizeOfZredundant(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        let v = r.count == 2 ? lenientInt(r, 1) : nil
+        guard let v, !v.negative, v.low64 != 0 || r.token(1, is: "0"), v.magnitude.count <= 1 else {
+            out.writeLine("usage:set_set_size_of_zredundant <n>")
+            return .next
+        }
+        let n = Int(clamping: v.low64)
+        node.stats.sizeOfZredundant.store(n, ordering: .relaxed)
+        if command == .rsetSizeOfZredundant {
+            out.writeStaticString(Reply.stored)
+            return .next
+        }
+        let node = self.node
+        return .deferred(node.broadcast("rset_size_of_zredundant \(n)\r\n").map { answers in
+            var b = ByteBuffer()
+            b.writeLine(node.broadcastReply(answers, own: "STORED"))
+            return b
+        }.hop(to: loop))
+    }
+
+    /// zlib (RFC 1950) deflate, for `rzset`.
+    static func deflate(_ data: [UInt8]) -> [UInt8]? {
+        var size = compressBound(uLong(data.count))
+        var out = [UInt8](repeating: 0, count: Int(size))
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { i in compress2(o.baseAddress, &size, i.baseAddress, uLong(i.count), Z_DEFAULT_COMPRESSION) }
+        }
+        guard rc == Z_OK else { return nil }
+        out.removeLast(out.count - Int(size))
+        return out
+    }
+
+    // MARK: - Routing commands
+
+    /// `getroute <vn>` → `<clk−1> <nid>…`, `END` for an unknown vnode, `CLIENT_ERROR` without one.
+    func getroute(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count >= 2 else { out.writeLine("CLIENT_ERROR"); return .next }
+        let v = lenientInt(r, 1)
+        guard !v.negative, let route = node.routing.route(forVnode: v.low64) else {
+            out.writeStaticString(Reply.end)
+            return .next
+        }
+        var line = String(route.clock - 1)
+        for n in route.nodes { line += " " + n }
+        out.writeLine(line)
+        return .next
+    }
+
+    /// `setroute <vn> <clk> <nid>…` (R4.6): `STORED` | `SERVER_ERROR <why>` | `CLIENT_ERROR`.
+    func setroute(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count >= 4 else { out.writeLine("CLIENT_ERROR"); return .next }
+        var nids: [String] = []
+        for i in 3..<r.count {
+            let nid = r.tokenString(i)
+            guard !nid.isEmpty, nid.utf8.allSatisfy({ $0 < 0x80 }) else {
+                out.writeLine("CLIENT_ERROR : irregular node name was input.[\"\(nid)\"]")
+                return .next
+            }
+            nids.append(nid)
+        }
+        let vn = lenientInt(r, 1)
+        let clk = lenientInt(r, 2)
+        let result = node.routes.setRoute(vn: vn.negative ? UInt64.max : vn.low64, clk: Int(clk.clampedInt64), nids: nids)
+        if let message = result.errorMessage {
+            out.writeLine("SERVER_ERROR \(message)")
+        } else {
+            out.writeStaticString(Reply.stored)
+        }
+        return .next
+    }
+
+    /// `join <nid>` → `ADDED`; `leave <nid>` → `DELETED`; `create_nodes_from_v_idx` → `CREATED`.
+    func membership(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        switch command {
+        case .join, .leave:
+            guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
+            let nid = r.tokenString(1)
+            guard !nid.isEmpty, nid.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                out.writeLine("CLIENT_ERROR : irregular node name was input.[\"\(nid)\"]")
+                return .next
+            }
+            if command == .join {
+                node.routes.join(nid)
+                node.logger.notice("join \(nid)")
+                out.writeLine("ADDED")
+            } else {
+                let changes = node.routes.leave(nid)
+                node.peers.disconnect(nid)
+                node.logger.warning("receive a leave \(nid) message: \(changes.count) vnodes changed")
+                out.writeStaticString(Reply.deleted)
+            }
+        default:
+            node.routes.createNodesFromVIdx()
+            out.writeLine("CREATED")
+        }
+        return .next
+    }
+
+    /// `enabled_repetition_in_routing?` → `true` | `false`.
+    func enabledRepetition(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 1 else { out.writeLine("CLIENT_ERROR"); return .next }
+        out.writeLine(node.routing.hasReplicationInHost() ? "true" : "false")
+        return .next
+    }
+
+    /// `history_of_lost [yyyymmddhhmmss]`: vnodes the routing log records as lost since then.
+    func historyOfLost(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        var since = (2000, 1, 1, 0, 0, 0)
+        if r.count == 2 {
+            let t = Array(r.tokenString(1).utf8)
+            func n(_ a: Int, _ b: Int) -> Int? {
+                guard b <= t.count else { return nil }
+                return Int(String(decoding: t[a..<b], as: UTF8.self))
+            }
+            guard t.count == 14, let y = n(0, 4), let mo = n(4, 6), let d = n(6, 8), let h = n(8, 10),
+                  let mi = n(10, 12), let s = n(12, 14) else {
+                out.writeLine("CLIENT_ERROR")
+                return .next
+            }
+            since = (y, mo, d, h, mi, s)
+        }
+        var lost: [UInt64] = []
+        if let file = node.routes.routeFile {
+            for (_, path) in RoutingLog.files(of: file) {
+                guard let text = FileSystem.readText(path) else { continue }
+                for line in text.split(separator: "\n") {
+                    guard let parsed = try? RoutingLog.parse(line: line) else { continue }
+                    let d = parsed.date
+                    guard (d.year, d.month, d.day, d.hour, d.minute, d.second) >= since else { continue }
+                    if case let .setroute(vn, _, nids) = parsed.event, nids.isEmpty, !lost.contains(vn) { lost.append(vn) }
+                }
+            }
+        }
+        for vn in lost { out.writeLine(String(vn)) }
+        out.writeStaticString(Reply.end)
+        return .next
+    }
+}

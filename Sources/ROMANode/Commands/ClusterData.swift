@@ -1,0 +1,308 @@
+import NIOCore
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+/// Data commands in a cluster (R5.1, R5.2): reads served where this node holds the vnode, else
+/// forwarded (`fget`, `gets`); writes executed by the first node of the write list and replicated
+/// to the others in parallel before the reply, else forwarded (`fset`, `fdelete`, …) and the
+/// owner's reply relayed.
+extension Dispatcher {
+    /// Where a key token goes.
+    struct KeyRoute {
+        /// The key without `\x1Bhash`.
+        let key: [UInt8]
+        /// The hash name (explicit or the connection's default).
+        let hash: String
+        /// SHA-1 digest (low `dgst_bits`) and vnode.
+        let digest: UInt64
+        let vnode: UInt64
+        /// Vnode index into the snapshot's arrays.
+        let index: Int
+    }
+
+    func keyRoute(_ r: Request, _ i: Int, _ session: Session, _ route: RouteSnapshot) -> KeyRoute {
+        r.withToken(i) { token in
+            var key = token
+            var hash = session.defaultHash
+            if let esc = token.firstIndex(of: 0x1b) {
+                key = UnsafeRawBufferPointer(rebasing: token[..<esc])
+                hash = String(decoding: token[(esc + 1)...], as: UTF8.self)
+            }
+            let d = route.space.digest(ofKey: key)
+            let vn = route.space.vnode(ofDigest: d)
+            return KeyRoute(key: Array(key), hash: hash, digest: d, vnode: vn, index: route.space.index(ofVnode: vn))
+        }
+    }
+
+    /// How long a forwarded request may take: the owner of a write waits up to one peer timeout
+    /// for its replicas before it answers, so the forwarder waits for two and a little more.
+    var forwardTimeout: TimeAmount { node.peers.timeout * 2 + .milliseconds(500) }
+
+    /// The forward failed reply (R5.1).
+    static let forwardFailed = "SERVER_ERROR Message forward failed."
+
+    /// Sends `request` to `nid` and relays its one-line reply (`transform` may rewrite it);
+    /// no reply, or one starting with `ERROR`, becomes `SERVER_ERROR Message forward failed.`
+    func forwardLine(_ nid: String?, _ request: ByteBuffer, transform: @escaping @Sendable (String) -> String = { $0 }) -> Outcome {
+        guard let nid else {
+            var b = ByteBuffer()
+            b.writeLine(Dispatcher.forwardFailed)
+            return .deferred(loop.makeSucceededFuture(b))
+        }
+        node.stats.forwardCount.add(1, ordering: .relaxed)
+        let logger = node.logger
+        return .deferred(node.peers.request(nid, request, kind: .line, on: loop, timeout: forwardTimeout).map { reply in
+            var b = ByteBuffer()
+            if let line = reply.lineString, !line.hasPrefix("ERROR") {
+                b.writeLine(transform(line))
+            } else {
+                b.writeLine(Dispatcher.forwardFailed)
+            }
+            return b
+        }.recover { error in
+            logger.warning("forward to \(nid) failed: \(error)")
+            var b = ByteBuffer()
+            b.writeLine(Dispatcher.forwardFailed)
+            return b
+        })
+    }
+
+    /// Replicates the record now stored for `k` to `targets` (rset, or rdelete for a delete mark),
+    /// then completes with `reply`.
+    func replicate(_ k: KeyRoute, storage: HashStorage, to targets: ArraySlice<String>, reply: ByteBuffer) throws -> Outcome {
+        guard !targets.isEmpty else { return .deferred(loop.makeSucceededFuture(reply)) }
+        guard let (h, value) = try k.key.withUnsafeBytes({ try storage.rawRecord(vn: UInt32(truncatingIfNeeded: k.vnode), key: $0) }) else {
+            return .deferred(loop.makeSucceededFuture(reply))
+        }
+        var m = ByteBuffer()
+        m.reserveCapacity(k.key.count + k.hash.utf8.count + value.count + 64)
+        let keyName = String(decoding: k.key, as: UTF8.self) + "\\e" + k.hash
+        if h.isTombstone {
+            m.writeStaticString("rdelete ")
+            m.writeBytes(k.key)
+            m.writeInteger(UInt8(0x1b))
+            m.writeString(k.hash)
+            m.writeStaticString(" ")
+            m.writeDecimal(h.logical)
+            m.writeStaticString("\r\n")
+        } else {
+            // R5.2: above size_of_zredundant the value travels compressed (rzset).
+            let z = node.stats.sizeOfZredundant.load(ordering: .relaxed)
+            let packed = z > 0 && value.count > z ? Dispatcher.deflate(value) : nil
+            let body = packed ?? value
+            m.writeStaticString(packed == nil ? "rset " : "rzset ")
+            m.writeBytes(k.key)
+            m.writeInteger(UInt8(0x1b))
+            m.writeString(k.hash)
+            m.writeStaticString(" ")
+            m.writeDecimal(k.digest)
+            m.writeStaticString(" ")
+            m.writeDecimal(h.logical)
+            m.writeStaticString(" ")
+            m.writeDecimal(h.expire)
+            m.writeStaticString(" ")
+            m.writeDecimal(body.count)
+            m.writeStaticString("\r\n")
+            m.writeBytes(body)
+            m.writeStaticString("\r\n")
+        }
+        let done = node.replicator.replicate(Replicator.Message(bytes: m, key: keyName), to: targets, on: loop)
+        return .deferred(done.map { reply })
+    }
+
+    /// The nodes a primary write goes to besides this one.
+    @inline(__always) func replicaTargets(_ route: RouteSnapshot, _ index: Int) -> ArraySlice<String> {
+        let w = route.writeLists[index]
+        if w.count <= 1 { return [] }
+        let me = node.nodeID
+        if w.first == me { return w.dropFirst() }
+        return ArraySlice(w.filter { $0 != me })
+    }
+
+    // MARK: - Reads
+
+    /// `get`/`gets` in a cluster: local keys answered here, the others grouped by the first node
+    /// of their vnode and fetched with one `fget` (single `get`) or `gets` per node, in parallel.
+    /// Output: local keys first, then each node's group in order of first appearance (ROMA's
+    /// order). A failed group fails the whole request (`SERVER_ERROR Message forward failed.`):
+    /// a client must never mistake an unreachable key for a missing one.
+    func clusterGet(_ r: Request, session: Session, withCas: Bool, route: RouteSnapshot, out: inout ByteBuffer) throws -> Outcome {
+        let now = Dispatcher.now()
+        var local = ByteBuffer()
+        var groups: [(nid: String, tokens: [ByteBuffer])] = []
+        var tokenOfKey: [[UInt8]: ByteBuffer] = [:]
+        var seen = Set<ByteBuffer>()
+        for i in 1..<r.count {
+            if withCas && r.count > 2 && !seen.insert(r.tokenSlice(i)).inserted { continue }
+            let k = keyRoute(r, i, session, route)
+            if route.readsLocal[k.index] {
+                node.stats.countRead()
+                let result = try withKey(r, i, session) { storage, key, vn in
+                    try storage.get(vn: vn, key: key, now: now) { header, value in
+                        if withCas {
+                            local.writeValue(key: key, data: value, cas: header.logical)
+                        } else {
+                            r.withToken(i) { token in local.writeValue(key: token, data: value, cas: nil) }
+                        }
+                    }
+                }
+                if case .noHash(let h) = result, r.count == 2, !withCas {
+                    out.writeLine("SERVER_ERROR \(h) does not exists.")
+                    return .next
+                }
+                continue
+            }
+            guard let owner = route.lists[k.index].first else {
+                if r.count == 2 { out.writeLine(Dispatcher.forwardFailed); return .next }
+                continue  // a lost vnode (no node holds it): nothing to read
+            }
+            let token = r.tokenSlice(i)
+            if tokenOfKey[k.key] == nil { tokenOfKey[k.key] = token }
+            if let g = groups.firstIndex(where: { $0.nid == owner }) {
+                groups[g].tokens.append(token)
+            } else {
+                groups.append((owner, [token]))
+            }
+        }
+        if groups.isEmpty {
+            out.writeBuffer(&local)
+            out.writeStaticString(Reply.end)
+            return .next
+        }
+        let single = !withCas && r.count == 2
+        let loop = self.loop
+        let futures = groups.map { g -> EventLoopFuture<PeerReply> in
+            var m = ByteBuffer()
+            m.writeStaticString(single ? "fget" : "gets")
+            for t in g.tokens {
+                m.writeStaticString(" ")
+                var t = t
+                m.writeBuffer(&t)
+            }
+            m.writeStaticString("\r\n")
+            node.stats.forwardCount.add(1, ordering: .relaxed)
+            return node.peers.request(g.nid, m, kind: .values, on: loop, timeout: forwardTimeout)
+        }
+        let logger = node.logger
+        let keys = tokenOfKey
+        let owners = groups.map(\.nid)
+        return .deferred(EventLoopFuture.whenAllComplete(futures, on: loop).map { results in
+            var b = local
+            for (i, result) in results.enumerated() {
+                switch result {
+                case .success(.values(let values, let raw)):
+                    if single {
+                        // R5.1: the owner's reply is relayed as it is.
+                        var raw = raw
+                        return { var o = ByteBuffer(); o.writeBuffer(&raw); return o }()
+                    }
+                    for v in values {
+                        var data = v.data
+                        if withCas {
+                            data.withUnsafeReadableBytes { d in
+                                v.key.withUnsafeBytes { k in
+                                    b.writeValue(key: k, data: d, cas: UInt32(String(decoding: v.cas ?? [], as: UTF8.self)) ?? 0)
+                                }
+                            }
+                        } else {
+                            let name = keys[v.key].map { Array($0.readableBytesView) } ?? v.key
+                            name.withUnsafeBytes { k in data.withUnsafeReadableBytes { d in b.writeValue(key: k, data: d, cas: nil) } }
+                        }
+                        _ = data
+                    }
+                case .success(.line(let l)) where single && !l.readableBytesView.starts(with: "ERROR".utf8):
+                    // An error line of the owner (SERVER_ERROR …) is relayed.
+                    var o = ByteBuffer()
+                    var l = l
+                    o.writeBuffer(&l)
+                    o.writeStaticString("\r\n")
+                    return o
+                default:
+                    logger.warning("read forwarded to \(owners[i]) failed: \(result)")
+                    var o = ByteBuffer()
+                    o.writeLine(Dispatcher.forwardFailed)
+                    return o
+                }
+            }
+            b.writeStaticString(Reply.end)
+            return b
+        })
+    }
+}
+
+// MARK: - Writes
+
+extension Dispatcher {
+    /// What a write does in a cluster: `.local(k)` executes here (then replicates to `k`'s
+    /// targets), `.done(outcome)` was forwarded or refused.
+    enum WritePlan {
+        case standalone
+        case local(KeyRoute, RouteSnapshot)
+        case done(Outcome)
+    }
+
+    /// Decides where a write of key token 1 runs. `forwarded` is true for the `f*` commands: they
+    /// run here when this node is anywhere in the write list, else `SERVER_ERROR Routing table is
+    /// inconsistent.` (R5.1). A client write not primary here is forwarded as `name` with the
+    /// digest (when `digest`) and tokens `rest` of the request; `hashSuffix` sends `key\x1Bhash`
+    /// instead of the token as typed (`fcas`, `fdelete`).
+    func planWrite(_ r: Request, session: Session, forwarded: Bool, name: StaticString, digest: Bool,
+                   rest: Range<Int>, hashSuffix: Bool = false,
+                   transform: @escaping @Sendable (String) -> String = { $0 }, out: inout ByteBuffer) -> WritePlan {
+        let route = self.route()
+        if route.standalone { return .standalone }
+        let k = keyRoute(r, 1, session, route)
+        if route.writesLocal[k.index] { return .local(k, route) }
+        if forwarded {
+            guard route.writeLists[k.index].contains(node.nodeID) else {
+                out.writeLine("SERVER_ERROR Routing table is inconsistent.")
+                return .done(.next)
+            }
+            return .local(k, route)
+        }
+        var m = ByteBuffer()
+        m.writeStaticString(name)
+        m.writeStaticString(" ")
+        if hashSuffix {
+            m.writeBytes(k.key)
+            m.writeInteger(UInt8(0x1b))
+            m.writeString(k.hash)
+        } else {
+            var t = r.tokenSlice(1)
+            m.writeBuffer(&t)
+        }
+        if digest {
+            m.writeStaticString(" ")
+            m.writeDecimal(k.digest)
+        }
+        for i in rest where i < r.count {
+            m.writeStaticString(" ")
+            var t = r.tokenSlice(i)
+            m.writeBuffer(&t)
+        }
+        m.writeStaticString("\r\n")
+        if var data = r.data {
+            m.writeBuffer(&data)
+            m.writeStaticString("\r\n")
+        }
+        return .done(forwardLine(route.writeLists[k.index].first, m, transform: transform))
+    }
+
+    /// After a local write: replicate when it changed something and there are other nodes.
+    func finishWrite(_ plan: WritePlan, storage: HashStorage?, changed: Bool, out: inout ByteBuffer, mark: Int) throws -> Outcome {
+        guard case .local(let k, let route) = plan, changed, let storage else { return .next }
+        let targets = replicaTargets(route, k.index)
+        if targets.isEmpty { return .next }
+        // The reply goes out once every replica answered: take it out of `out`.
+        let reply = out.getSlice(at: mark, length: out.writerIndex - mark) ?? ByteBuffer()
+        out.moveWriterIndex(to: mark)
+        return try replicate(k, storage: storage, to: targets, reply: reply)
+    }
+
+    /// The storage of `k`'s hash, if mounted.
+    func storage(of plan: WritePlan) -> HashStorage? {
+        guard case .local(let k, _) = plan else { return nil }
+        return storage(named: k.hash)
+    }
+}
