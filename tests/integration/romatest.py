@@ -48,10 +48,10 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def free_port() -> int:
+def free_port(host: str = HOST) -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
     finally:
         s.close()
@@ -185,7 +185,7 @@ def count_version_commands(data: bytes) -> int:
 
 
 def raw(port: int, data: bytes, expect_close: bool = False, until: Optional[bytes] = None,
-        nbytes: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        nbytes: Optional[int] = None, timeout: float = DEFAULT_TIMEOUT, host: str = HOST) -> bytes:
     """One request on a NEW connection.
 
     * default: ``data`` + version sentinel, returns the bytes before the sentinel reply
@@ -193,7 +193,7 @@ def raw(port: int, data: bytes, expect_close: bool = False, until: Optional[byte
     * ``until``: returns bytes up to and including the terminator
     * ``nbytes``: returns exactly that many bytes
     """
-    with Conn(port, timeout=timeout) as c:
+    with Conn(port, host=host, timeout=timeout) as c:
         if expect_close:
             c.send(data)
             return c.read_until_close(timeout)
@@ -300,7 +300,8 @@ class Romad:
     # -- paths ----------------------------------------------------------------
     @property
     def host(self) -> str:
-        return HOST
+        """Where to connect: the address romad was given (it binds to it), 127.0.0.1 by default."""
+        return self.address
 
     @property
     def node_id(self) -> str:
@@ -392,7 +393,7 @@ class Romad:
                 _LIVE.discard(self)
                 raise StartupFailed(f"romad exited with {rc} during start-up:\n{self.log_text()}")
             try:
-                with Conn(self.port, timeout=1.0) as c:
+                with Conn(self.port, host=self.host, timeout=1.0) as c:
                     c.send(b"version\r\n")
                     line = c.read_line(timeout=1.0)
                     if line == VERSION_REPLY:
@@ -447,9 +448,10 @@ class Romad:
 
     # -- traffic --------------------------------------------------------------
     def connect(self, timeout: float = DEFAULT_TIMEOUT) -> Conn:
-        return Conn(self.port, timeout=timeout)
+        return Conn(self.port, host=self.host, timeout=timeout)
 
     def raw(self, data: bytes, expect_close: bool = False, **kw) -> bytes:
+        kw.setdefault("host", self.host)
         return raw(self.port, data, expect_close=expect_close, **kw)
 
     def client(self, **kw):
@@ -457,7 +459,7 @@ class Romad:
         kw.setdefault("connect_timeout", DEFAULT_TIMEOUT)
         kw.setdefault("timeout", DEFAULT_TIMEOUT)
         kw.setdefault("default_noreply", False)
-        return Client((HOST, self.port), **kw)
+        return Client((self.host, self.port), **kw)
 
     def set(self, key: bytes, value: bytes, exptime: int = 0) -> bytes:
         return self.raw(b"set %s 0 %d %d\r\n%s\r\n" % (key, exptime, len(value), value))

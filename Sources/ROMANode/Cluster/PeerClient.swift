@@ -24,10 +24,9 @@ public enum PeerError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Connections to the other nodes: one pipelined connection per (event loop, peer), made on
-/// first use and kept. A request is written at once and its reply matched in order; every
-/// request has a timeout, and a timeout closes that connection (the replies behind it could no
-/// longer be matched), failing what was waiting on it.
+/// Connections to the other nodes: per (event loop, peer) a pool of connections made on first
+/// use and kept, one request at a time on each. Every request has a timeout; a timeout closes
+/// its connection (a late reply could no longer be matched).
 final class PeerClient: Sendable {
     let group: MultiThreadedEventLoopGroup
     let timeout: TimeAmount
@@ -78,18 +77,33 @@ final class PeerClient: Sendable {
     }
 }
 
-/// The connections of one event loop. Loop-confined: every method runs on `loop`.
+/// The connections of one event loop: per peer a pool of connections, each carrying one request
+/// at a time (as ROMA's own pools do). A request that waits on something slow at the peer (a
+/// forwarded write waiting for its replicas) then holds up only its own connection; the others,
+/// and new ones up to `maxPerPeer`, carry the rest. Requests beyond that wait for a free one.
+/// Loop-confined: every method runs on `loop`.
 /// `@unchecked Sendable`: `PeerClient` shares the object between threads only to hand it to its
 /// own loop (`loop.execute`/`flatSubmit`); its state is touched on that loop alone.
 final class LoopPeers: @unchecked Sendable {
     let loop: any EventLoop
     let timeout: TimeAmount
-    private enum Slot {
-        case connecting(EventLoopFuture<PeerChannelHandler>, UInt64)
-        case ready(PeerChannelHandler)
+    static let maxPerPeer = 16
+
+    private struct Waiter {
+        let request: ByteBuffer
+        let kind: PeerReplyKind
+        let timeout: TimeAmount
+        let promise: EventLoopPromise<PeerReply>
+        let since: NIODeadline
     }
-    private var channels: [String: Slot] = [:]
-    private var attempts: UInt64 = 0
+
+    private final class Pool {
+        var idle: [PeerChannelHandler] = []
+        var open = 0
+        var waiters = CircularBuffer<Waiter>()
+    }
+
+    private var pools: [String: Pool] = [:]
 
     init(loop: any EventLoop, timeout: TimeAmount) {
         self.loop = loop
@@ -98,23 +112,79 @@ final class LoopPeers: @unchecked Sendable {
 
     func send(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
         loop.preconditionInEventLoop()
-        switch channels[nid] {
-        case .ready(let h) where h.isOpen:
-            return h.send(request, kind: kind, timeout: timeout)
-        case .connecting(let f, _):
-            return f.flatMap { h in h.send(request, kind: kind, timeout: timeout) }
-        default:
-            return connect(nid).flatMap { h in h.send(request, kind: kind, timeout: timeout) }
+        let pool = pools[nid] ?? { let p = Pool(); pools[nid] = p; return p }()
+        while let h = pool.idle.popLast() {
+            if h.isOpen { return run(nid, pool, h, request, kind, timeout) }
+            pool.open -= 1
         }
+        let promise = loop.makePromise(of: PeerReply.self)
+        pool.waiters.append(Waiter(request: request, kind: kind, timeout: timeout, promise: promise, since: .now()))
+        if pool.open < LoopPeers.maxPerPeer {
+            pool.open += 1
+            connect(nid).whenComplete { [self] result in
+                switch result {
+                case .success(let h):
+                    release(nid, pool, h)
+                case .failure(let error):
+                    pool.open -= 1
+                    // Nobody can be served by this connection: fail what waits (each would try
+                    // the same unreachable peer).
+                    let all = pool.waiters
+                    pool.waiters.removeAll()
+                    for w in all { w.promise.fail(error) }
+                }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Sends on `h` and gives it back to the pool when the reply (or failure) came.
+    private func run(_ nid: String, _ pool: Pool, _ h: PeerChannelHandler, _ request: ByteBuffer,
+                     _ kind: PeerReplyKind, _ timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
+        let f = h.send(request, kind: kind, timeout: timeout)
+        f.whenComplete { [self] _ in release(nid, pool, h) }
+        return f
+    }
+
+    /// A connection is free: serve the oldest waiter still in time, or keep it idle.
+    private func release(_ nid: String, _ pool: Pool, _ h: PeerChannelHandler) {
+        if pools[nid] !== pool {
+            h.close()  // the peer was dropped meanwhile
+            return
+        }
+        guard h.isOpen else {
+            pool.open -= 1
+            if !pool.waiters.isEmpty, pool.open < LoopPeers.maxPerPeer {
+                // Replace the lost connection for those still waiting.
+                pool.open += 1
+                connect(nid).whenComplete { [self] r in
+                    if case .success(let nh) = r { release(nid, pool, nh) } else {
+                        pool.open -= 1
+                        let all = pool.waiters
+                        pool.waiters.removeAll()
+                        for w in all { w.promise.fail(PeerError.connect(nid, "reconnect failed")) }
+                    }
+                }
+            }
+            return
+        }
+        while let w = pool.waiters.popFirst() {
+            let waited = NIODeadline.now() - w.since
+            if waited >= w.timeout {
+                w.promise.fail(PeerError.timeout(nid))
+                continue
+            }
+            run(nid, pool, h, w.request, w.kind, w.timeout - waited).cascade(to: w.promise)
+            return
+        }
+        pool.idle.append(h)
     }
 
     private func connect(_ nid: String) -> EventLoopFuture<PeerChannelHandler> {
         guard let (host, port) = PeerAddress.split(nid) else {
             return loop.makeFailedFuture(PeerError.connect(nid, "not a node id (host_port)"))
         }
-        attempts &+= 1
-        let attempt = attempts
-        let f = ClientBootstrap(group: loop)
+        return ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
@@ -125,28 +195,18 @@ final class LoopPeers: @unchecked Sendable {
             .connect(host: host, port: port)
             .flatMapThrowing { ch in try ch.pipeline.syncOperations.handler(type: PeerChannelHandler.self) }
             .flatMapErrorThrowing { error -> PeerChannelHandler in throw PeerError.connect(nid, "\(error)") }
-        channels[nid] = .connecting(f, attempt)
-        f.whenComplete { [self] result in
-            // Only the latest attempt may change the slot.
-            guard case .connecting(_, let a) = channels[nid], a == attempt else { return }
-            switch result {
-            case .success(let h): channels[nid] = .ready(h)
-            case .failure: channels[nid] = nil  // the next request tries again
-            }
-        }
-        return f
     }
 
     func drop(_ nid: String) {
-        switch channels.removeValue(forKey: nid) {
-        case .ready(let h): h.close()
-        case .connecting(let f, _): f.whenSuccess { $0.close() }
-        case nil: break
-        }
+        guard let pool = pools.removeValue(forKey: nid) else { return }
+        for h in pool.idle { h.close() }
+        let all = pool.waiters
+        pool.waiters.removeAll()
+        for w in all { w.promise.fail(PeerError.closed(nid)) }
     }
 
     func dropAll() {
-        for nid in Array(channels.keys) { drop(nid) }
+        for nid in Array(pools.keys) { drop(nid) }
     }
 }
 

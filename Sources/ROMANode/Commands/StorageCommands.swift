@@ -142,12 +142,13 @@ extension Dispatcher {
     /// `incr|decr <key> <delta> [noreply]` (R3.11: Ruby integer arithmetic, clamped at 0, mod 2^64).
     /// One more token is ignored unless it is `noreply` (memcached).
     func incr(_ r: Request, decrement: Bool, session: Session, out: inout ByteBuffer, forwarded: Bool = false) throws -> Outcome {
-        let noreply = hasNoreply(r) && r.count == 4
-        guard r.count == 3 || r.count == 4 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        let noreply = !forwarded && hasNoreply(r) && r.count == 4
+        guard forwarded ? r.count == 4 : (r.count == 3 || r.count == 4) else { out.writeStaticString(Reply.wrongArguments); return .next }
         guard checkKey(r, 1, out: &out) else { return .next }
         let plan = planWrite(r, session: session, forwarded: forwarded, name: decrement ? "fdecr" : "fincr", digest: true, rest: 2..<3, out: &out)
         if case .done(let o) = plan { return o }
-        let delta = lenientInt(r, 2)
+        // `fincr <key> <d> <n>`: the digest sits where a client's delta would.
+        let delta = lenientInt(r, forwarded ? 3 : 2)
         node.stats.countWrite()
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.incr(vn: vn, key: key, delta: delta, decrement: decrement, now: Dispatcher.now())
