@@ -17,6 +17,7 @@ Exit status: 0 when every scenario ran without errors; 1 otherwise (the results 
 from __future__ import annotations
 
 import argparse
+import cluster_part
 import datetime
 import glob
 import json
@@ -86,6 +87,11 @@ class Settings:
         self.snap_gap_jitter = 0.0 if smoke else 1.0
         self.snap_before_window = 0.25
         self.snap_before_gap = 0.2
+        # cluster (issue #11): 3 nodes rn=2 against one node
+        self.cluster_keys = 1_000 if smoke else 100_000
+        self.cluster_connections = 4 if smoke else 16
+        self.cluster_duration = 0.5 if smoke else 5.0
+        self.cluster_repeats = 1 if smoke else 3
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,9 +156,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def command(port: int, line: str, timeout: float = 5.0) -> str:
+def command(port: int, line: str, timeout: float = 5.0, host: str = "127.0.0.1") -> str:
     """Sends one text-protocol command and returns the reply up to END/VERSION line."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(line.encode() + b"\r\n")
         data = b""
         while not (data.endswith(b"END\r\n") or data.startswith(b"VERSION") and data.endswith(b"\r\n")):
@@ -193,12 +199,26 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
             try:
-                if command(self.port, "version", timeout=1).startswith("VERSION"):
+                if command(self.port, "version", timeout=1, host=self.address).startswith("VERSION"):
                     return self
             except OSError:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not answer `version` within 20 s: {self.tail()}")
+
+    start_on_host = start
+
+    def wait_serving(self, timeout: float = 30) -> None:
+        """A cluster node serves data commands once every node answered (spec R3.7)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if command(self.port, "get bench-probe", timeout=1, host=self.address) == "END\r\n":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not serve within {timeout} s: {self.tail()}")
 
     def tail(self) -> str:
         try:
@@ -940,6 +960,8 @@ def render(facts: dict, settings: Settings, parts: dict, romads: list[str], fail
                 f"Fresh server, VmRSS from /proc/<pid>/status before and 1 s after `roma-bench --preload-only` of "
                 f"{s.memory_records:,} keys (`key:` + 10 digits) with 100-byte values.", ""]
         out += memory_table(parts["memory"]) + [""]
+    if "cluster" in parts:
+        out += ["## Cluster: 3 nodes, rn = 2, against one node", ""] + cluster_part.cluster_lines(parts["cluster"]) + [""]
     if "snapshot" in parts:
         out += ["## Online snapshot under write load (cpdb)", ""] + snapshot_lines(parts["snapshot"]) + [""]
     out += ["## Problems", ""]
@@ -955,7 +977,7 @@ def main() -> int:
     ap.add_argument("--bin-dir", help="directory with romad, roma-bench (and cpdb)")
     ap.add_argument("--smoke", action="store_true", help="few-seconds mode: tiny sizes, one scenario each")
     ap.add_argument("--results", default=None, help="write the Markdown report here (full mode default: bench/RESULTS.md)")
-    ap.add_argument("--parts", default="matrix,memcslap,memory,snapshot")
+    ap.add_argument("--parts", default="matrix,memcslap,memory,snapshot,cluster")
     ap.add_argument("--duration", type=float, help="override the measured seconds per matrix run")
     ap.add_argument("--from-json", metavar="FILE", help="only render the report of a saved results-latest.json")
     args = ap.parse_args()
@@ -1021,6 +1043,8 @@ def main() -> int:
                         runner.fail(f"{srv.name} exited with {rc} after SIGTERM: {srv.tail()[-500:]}")
         if "memory" in wanted:
             parts["memory"] = part_memory(runner, bin_dir, workdir)
+        if "cluster" in wanted:
+            parts["cluster"] = cluster_part.part_cluster(sys.modules[__name__], runner, bin_dir, workdir)
         if "snapshot" in wanted:
             parts["snapshot"] = part_snapshot(runner, bin_dir, workdir)
             snap = parts["snapshot"]

@@ -1,0 +1,136 @@
+"""`make bench` part `cluster` (issue #11): a 3-node cluster (rn = 2, nodes on 127.0.0.1/2/3)
+against a single node, in the same run, on the same machine.
+
+Rows (each the median of `cluster_repeats` runs, alternating):
+- single node: roma-bench straight to one romad (the reference);
+- cluster via RomaClient: `roma-bench --seeds …` routes every request to the key's primary
+  (sets are replicated to the secondary before the reply);
+- cluster via one entry node: plain roma-bench to node 1, which serves what it holds and
+  forwards the rest (2/3 of sets, 1/3 of gets).
+
+Targets: replicated set through the client ≥ 0.5 × single-node set; get through the client
+≥ 0.9 × single-node get. Every run must be error-free, and a final `--verify` through the
+client must find every acknowledged key.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+
+CLUSTER_HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+
+
+def start_cluster(bench, bin_dir: str, workdir: str) -> list:
+    """Three romad (tc) with one mkroute table; returns the started Server objects."""
+    rt = os.path.join(workdir, "cluster-routing")
+    os.makedirs(rt, exist_ok=True)
+    nodes = []
+    for i, host in enumerate(CLUSTER_HOSTS):
+        srv = bench.Server(f"cluster-{i + 1}", "romad", bin_dir, workdir, "tc", address=host)
+        srv.cmd += ["--rttable-path", rt]
+        nodes.append(srv)
+    nids = [f"{s.address}_{s.port}" for s in nodes]
+    subprocess.run([os.path.join(bin_dir, "mkroute"), "-r", "2", "--out", rt, *nids], check=True,
+                   stdout=subprocess.DEVNULL)
+    for srv in nodes:
+        srv.start_on_host()
+    for srv in nodes:
+        srv.wait_serving()
+    return nodes
+
+
+def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
+    s = r.s
+    single = bench.Server("single-node", "romad", bin_dir, workdir, "tc").start()
+    nodes: list = []
+    try:
+        nodes = start_cluster(bench, bin_dir, workdir)
+        seeds = ",".join(f"{n.address}:{n.port}" for n in nodes)
+        entry = nodes[0]
+        common = ["--keys", str(s.cluster_keys), "--value-size", str(s.value_size),
+                  "--connections", str(s.cluster_connections), "--pipeline", "1",
+                  "--threads", str(bench.client_threads(1)), "--duration", str(s.cluster_duration),
+                  "--warmup", str(s.warmup)]
+        bench.log(f"cluster: preloading {s.cluster_keys} keys into the single node and the cluster")
+        r.roma_bench("cluster preload single", single.port, ["--preload-only", "--keys", str(s.cluster_keys),
+                     "--value-size", str(s.value_size), "--connections", "4", "--pipeline", "16"], timeout=600)
+        r.roma_bench("cluster preload cluster", entry.port, ["--preload-only", "--seeds", seeds,
+                     "--keys", str(s.cluster_keys), "--value-size", str(s.value_size), "--connections", "4",
+                     "--pipeline", "16"], timeout=600, host=entry.address)
+        targets = {
+            "single node": (single, []),
+            "cluster via RomaClient": (entry, ["--seeds", seeds]),
+            "cluster via one entry node": (entry, []),
+        }
+        runs: dict = {}
+        for rep in range(s.cluster_repeats):
+            for mix_label, mix in (("set", "0:1"), ("get", "1:0")):
+                for name, (srv, extra) in targets.items():
+                    res = r.roma_bench(f"cluster {mix_label} {name} #{rep + 1}", srv.port,
+                                       ["--mix", mix] + common + extra, timeout=s.cluster_duration + s.warmup + 120,
+                                       host=srv.address)
+                    if res:
+                        runs.setdefault((mix_label, name), []).append(res)
+                        bench.log(f"cluster {mix_label:3} {name:28} {res['ops_per_sec']:>9.0f} ops/s  "
+                                  f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
+        verify = r.roma_bench("cluster verify", entry.port, ["--verify", "--seeds", seeds, "--keys", str(s.cluster_keys),
+                              "--value-size", str(s.value_size), "--connections", "4", "--pipeline", "16"],
+                              timeout=600, host=entry.address)
+        forwards = {}
+        for n in nodes:
+            st = bench.command(n.port, "stat forward_count|replication_", host=n.address)
+            forwards[n.name] = {ln.split()[0]: ln.split()[1] for ln in st.splitlines() if ln.startswith("stats.")}
+        rows = {}
+        for (mix_label, name), rs in runs.items():
+            rows.setdefault(mix_label, {})[name] = {
+                "ops_per_sec": statistics.median(x["ops_per_sec"] for x in rs),
+                "p99_us": statistics.median(x["latency_us"]["p99"] for x in rs),
+                "runs": [x["ops_per_sec"] for x in rs],
+            }
+        return {"rows": rows, "verify": verify.get("verify") if verify else None, "node_stats": forwards,
+                "connections": s.cluster_connections, "keys": s.cluster_keys, "repeats": s.cluster_repeats,
+                "duration": s.cluster_duration}
+    finally:
+        for srv in [single] + nodes:
+            rc = srv.stop()
+            if rc not in (0, None):
+                r.fail(f"{srv.name} exited with {rc} after SIGTERM: {srv.tail()[-500:]}")
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def cluster_lines(c: dict) -> list[str]:
+    rows = c["rows"]
+    out = [f"{c['connections']} connections, one request in flight each, {c['keys']:,} preloaded keys of 100 B, "
+           f"median of {c['repeats']} runs of {c['duration']} s each (alternating). Three romad nodes (TokyoCabinet, "
+           f"rn = 2, one `mkroute` table) on 127.0.0.1–3 share this machine's 2 cores with the client; the single node "
+           f"gets the same cores alone.", "",
+           "| load | single node ops/s | cluster via RomaClient | ÷ single | cluster via one entry node | ÷ single |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for mix in ("set", "get"):
+        r = rows.get(mix, {})
+        one = r.get("single node", {}).get("ops_per_sec")
+        cl = r.get("cluster via RomaClient", {}).get("ops_per_sec")
+        en = r.get("cluster via one entry node", {}).get("ops_per_sec")
+        def f(x):
+            return f"{x:,.0f}" if x else "—"
+        def q(x):
+            return f"{x:.2f}×" if x else "—"
+        out.append(f"| {mix} | {f(one)} | {f(cl)} | **{q(ratio(cl, one))}** | {f(en)} | {q(ratio(en, one))} |")
+    set_r = ratio(rows.get("set", {}).get("cluster via RomaClient", {}).get("ops_per_sec"),
+                  rows.get("set", {}).get("single node", {}).get("ops_per_sec"))
+    get_r = ratio(rows.get("get", {}).get("cluster via RomaClient", {}).get("ops_per_sec"),
+                  rows.get("get", {}).get("single node", {}).get("ops_per_sec"))
+    out += ["", f"Targets: replicated set ≥ 0.5× single-node set: "
+            f"{'met' if set_r and set_r >= 0.5 else 'missed'} ({set_r:.2f}×); "
+            f"get through the routing client ≥ 0.9× single-node get: "
+            f"{'met' if get_r and get_r >= 0.9 else 'missed'} ({get_r:.2f}×)." if set_r and get_r else "Targets: not measured."]
+    v = c.get("verify")
+    if v:
+        out.append(f"Verify through the client after all runs: {v}.")
+    out.append("Node counters after the runs: " + "; ".join(
+        f"{n}: " + ", ".join(f"{k.split('.', 1)[1]} {val}" for k, val in st.items()) for n, st in c["node_stats"].items()) + ".")
+    return out
