@@ -90,6 +90,7 @@ class Settings:
         # cluster (issue #11): 3 nodes rn=2 against one node
         self.cluster_keys = 1_000 if smoke else 100_000
         self.cluster_connections = 4 if smoke else 16
+        self.cluster_pipeline = 1
         self.cluster_duration = 0.5 if smoke else 5.0
         self.cluster_repeats = 1 if smoke else 3
 

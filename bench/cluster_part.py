@@ -19,6 +19,7 @@ import statistics
 import subprocess
 
 CLUSTER_HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+CLUSTER_NODE_ARGS = os.environ.get("CLUSTER_NODE_ARGS", "").split()
 
 
 def start_cluster(bench, bin_dir: str, workdir: str) -> list:
@@ -28,7 +29,7 @@ def start_cluster(bench, bin_dir: str, workdir: str) -> list:
     nodes = []
     for i, host in enumerate(CLUSTER_HOSTS):
         srv = bench.Server(f"cluster-{i + 1}", "romad", bin_dir, workdir, "tc", address=host)
-        srv.cmd += ["--rttable-path", rt]
+        srv.cmd += ["--rttable-path", rt] + CLUSTER_NODE_ARGS
         nodes.append(srv)
     nids = [f"{s.address}_{s.port}" for s in nodes]
     subprocess.run([os.path.join(bin_dir, "mkroute"), "-r", "2", "--out", rt, *nids], check=True,
@@ -49,8 +50,8 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
         seeds = ",".join(f"{n.address}:{n.port}" for n in nodes)
         entry = nodes[0]
         common = ["--keys", str(s.cluster_keys), "--value-size", str(s.value_size),
-                  "--connections", str(s.cluster_connections), "--pipeline", "1",
-                  "--threads", str(bench.client_threads(1)), "--duration", str(s.cluster_duration),
+                  "--connections", str(s.cluster_connections), "--pipeline", str(s.cluster_pipeline),
+                  "--threads", str(bench.client_threads(s.cluster_pipeline)), "--duration", str(s.cluster_duration),
                   "--warmup", str(s.warmup)]
         bench.log(f"cluster: preloading {s.cluster_keys} keys into the single node and the cluster")
         r.roma_bench("cluster preload single", single.port, ["--preload-only", "--keys", str(s.cluster_keys),

@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import RomaClient
 import Synchronization
 
@@ -10,6 +12,16 @@ import Synchronization
 struct ClusterRunner: Sendable {
     let options: BenchOptions
     let control: RunControl
+    /// The client's event loops (`--threads`), and a task executor on each for the workers.
+    let loops: MultiThreadedEventLoopGroup
+    let executors: [EventLoopTaskExecutor]
+
+    init(options: BenchOptions, control: RunControl) {
+        self.options = options
+        self.control = control
+        loops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        executors = loops.makeIterator().map { EventLoopTaskExecutor($0) }
+    }
 
     /// Statistics shared by the workers; each worker flushes its recorded latencies in batches.
     final class SharedStats: Sendable {
@@ -68,6 +80,9 @@ struct ClusterRunner: Sendable {
         let o = options
         var config = RomaClient.Configuration()
         config.connectionsPerNode = o.connections
+        // Workers run on the client's event loops (EventLoopTaskExecutor): each request and its
+        // reply stay on one thread, as in the plain runner.
+        config.eventLoopGroup = loops
         let client: RomaClient
         do {
             client = try await RomaClient(seeds: seeds, hashName: "roma", timeout: .milliseconds(Int64(o.connectTimeout * 1000)),
@@ -88,9 +103,11 @@ struct ClusterRunner: Sendable {
         do {
             let report = try await phases(client: client, nodes: nodes, progress: progress)
             await client.close()
+            try? await loops.shutdownGracefully()
             return report
         } catch {
             await client.close()
+            try? await loops.shutdownGracefully()
             throw error
         }
     }
@@ -183,7 +200,7 @@ struct ClusterRunner: Sendable {
         let shared = SharedStats()
         await withTaskGroup(of: Void.self) { group in
             for w in 0..<workers {
-                group.addTask {
+                group.addTask(executorPreference: executors[w % executors.count]) {
                     var rng = FastRandom(seed: seed &+ UInt64(w) &* 0x9E37_79B9)
                     var batch = WorkerBatch()
                     defer {

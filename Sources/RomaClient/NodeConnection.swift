@@ -163,6 +163,8 @@ final class NodePool: Sendable {
     private struct State {
         var connections: [NodeConnection] = []
         var connecting = 0
+        /// Connections being made per event loop.
+        var connectingOn: [ObjectIdentifier: Int] = [:]
         var closed = false
     }
 
@@ -181,15 +183,28 @@ final class NodePool: Sendable {
     }
 
     /// A connection for one request (an existing idle one, a new one, or the least busy one).
+    /// Called on one of the group's event loops (a task preferring an `EventLoopTaskExecutor`),
+    /// it uses and makes connections of that loop only, so the request never changes threads.
     func acquire(timeout: TimeAmount) async throws -> NodeConnection {
+        let here = MultiThreadedEventLoopGroup.currentEventLoop
         let pick: Pick = state.withLock { s in
             if s.closed { return .closed }
-            s.connections.removeAll { !$0.isActive }
-            let best = s.connections.min { $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed) }
-            if let best, best.inFlight.load(ordering: .relaxed) == 0 || s.connections.count + s.connecting >= size {
+            if s.connections.contains(where: { !$0.isActive }) { s.connections.removeAll { !$0.isActive } }
+            let connecting = here.map { s.connectingOn[ObjectIdentifier($0)] ?? 0 } ?? s.connecting
+            var best: NodeConnection?
+            var bestLoad = Int.max
+            var mine = 0
+            for c in s.connections where here == nil || c.channel.eventLoop === here! {
+                mine += 1
+                let load = c.inFlight.load(ordering: .relaxed)
+                if load < bestLoad { best = c; bestLoad = load }
+                if load == 0 { break }
+            }
+            if let best, bestLoad == 0 || mine + connecting >= size {
                 return .use(best)
             }
             s.connecting += 1
+            if let here { s.connectingOn[ObjectIdentifier(here), default: 0] += 1 }
             return .connect
         }
         switch pick {
@@ -198,13 +213,17 @@ final class NodePool: Sendable {
         case .connect:
             let c: NodeConnection
             do {
-                c = try await NodeConnection.connect(host: host, port: port, group: group, timeout: timeout)
+                c = try await NodeConnection.connect(host: host, port: port, group: here ?? group, timeout: timeout)
             } catch {
-                state.withLock { $0.connecting -= 1 }
+                state.withLock { s in
+                    s.connecting -= 1
+                    if let here { s.connectingOn[ObjectIdentifier(here), default: 1] -= 1 }
+                }
                 throw error
             }
             let keep = state.withLock { s in
                 s.connecting -= 1
+                if let here { s.connectingOn[ObjectIdentifier(here), default: 1] -= 1 }
                 if s.closed { return false }
                 s.connections.append(c)
                 return true

@@ -48,6 +48,8 @@ public final class RomaClient: Sendable {
     let group: any EventLoopGroup
     let ioTimeout: TimeAmount
     let state: Mutex<State>
+    /// Number of nodes marked failed (`State.failures.count`), readable without the lock.
+    let failedNodes = Atomic<Int>(0)
 
     struct State {
         var table: RoutingTable?
@@ -360,12 +362,15 @@ public final class RomaClient: Sendable {
         var lastError = "no healthy node"
         for attempt in 0..<maxAttempts {
             if attempt > 0 { try await backoff(attempt) }
-            let candidates: [String] = try state.withLock { s in
+            // Copy what routing needs under the lock (reference counts only), hash outside it.
+            let (table, failures) = try state.withLock { s -> (RoutingTable, [String: Int]) in
                 if s.closed { throw RomaClientError.closed }
                 guard let t = s.table else { throw RomaClientError.unavailable("no routing table") }
-                let failures = s.failures
-                return ClientRouting.candidates(key: routingKey, table: t) { (failures[$0] ?? 0) > 0 }
+                return (t, s.failures)
             }
+            let candidates = failures.isEmpty
+                ? ClientRouting.candidates(key: routingKey, table: table) { _ in false }
+                : ClientRouting.candidates(key: routingKey, table: table) { (failures[$0] ?? 0) > 0 }
             guard let node = candidates.first(where: { !tried.contains($0) }) ?? candidates.first else {
                 throw RomaClientError.unavailable("\(command): no node in the routing table for the key")
             }
@@ -414,8 +419,11 @@ public final class RomaClient: Sendable {
     }
 
     func markHealthy(_ node: String) {
+        // The common case (no node marked failed) takes no lock.
+        guard failedNodes.load(ordering: .relaxed) > 0 else { return }
         state.withLock { s in
             if s.failures[node] != nil { s.failures[node] = nil }
+            failedNodes.store(s.failures.count, ordering: .relaxed)
         }
     }
 
@@ -425,6 +433,7 @@ public final class RomaClient: Sendable {
             s.failures[node, default: 0] += 1
             s.nodeFailures += 1
             s.fingerprint = nil
+            failedNodes.store(s.failures.count, ordering: .relaxed)
         }
         requestRefresh(force: true)
     }

@@ -42,17 +42,25 @@ final class PeerClient: Sendable {
 
     /// Sends `request` to node `nid` (`host_port`) and completes with its reply, on `loop` (which
     /// must be one of the group's loops; the connection used is that loop's own).
+    ///
+    /// `pipelined`: on the loop's one pipelined connection to the peer, for requests the peer
+    /// answers at once (replica writes): many in flight, written together once per loop turn.
+    /// Otherwise on a pooled connection of its own (a forwarded write may wait at the peer for
+    /// the peer's replicas, and must not hold up anything else meanwhile).
     func request(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, on loop: any EventLoop,
-                 timeout: TimeAmount? = nil) -> EventLoopFuture<PeerReply> {
+                 timeout: TimeAmount? = nil, pipelined: Bool = false) -> EventLoopFuture<PeerReply> {
         guard let peers = perLoop[ObjectIdentifier(loop)] else {
             // Not one of ours: run on one of the group's loops and hop back.
             let l = group.next()
-            return l.flatSubmit { self.request(nid, request, kind: kind, on: l, timeout: timeout) }.hop(to: loop)
+            return l.flatSubmit { self.request(nid, request, kind: kind, on: l, timeout: timeout, pipelined: pipelined) }.hop(to: loop)
         }
+        let t = timeout ?? self.timeout
         if loop.inEventLoop {
-            return peers.send(nid, request, kind: kind, timeout: timeout ?? self.timeout)
+            return pipelined ? peers.sendPipelined(nid, request, kind: kind, timeout: t) : peers.send(nid, request, kind: kind, timeout: t)
         }
-        return loop.flatSubmit { peers.send(nid, request, kind: kind, timeout: timeout ?? self.timeout) }
+        return loop.flatSubmit {
+            pipelined ? peers.sendPipelined(nid, request, kind: kind, timeout: t) : peers.send(nid, request, kind: kind, timeout: t)
+        }
     }
 
     /// A one-line request (`whoami`, `rset …`), from any thread.
@@ -104,6 +112,37 @@ final class LoopPeers: @unchecked Sendable {
     }
 
     private var pools: [String: Pool] = [:]
+
+    private enum Slot {
+        case connecting(EventLoopFuture<PeerChannelHandler>, UInt64)
+        case ready(PeerChannelHandler)
+    }
+    /// The pipelined connection per peer.
+    private var pipes: [String: Slot] = [:]
+    private var attempts: UInt64 = 0
+
+    func sendPipelined(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
+        loop.preconditionInEventLoop()
+        switch pipes[nid] {
+        case .ready(let h) where h.isOpen:
+            return h.send(request, kind: kind, timeout: timeout)
+        case .connecting(let f, _):
+            return f.flatMap { h in h.send(request, kind: kind, timeout: timeout) }
+        default:
+            attempts &+= 1
+            let attempt = attempts
+            let f = connect(nid)
+            pipes[nid] = .connecting(f, attempt)
+            f.whenComplete { [self] result in
+                guard case .connecting(_, let a) = pipes[nid], a == attempt else { return }
+                switch result {
+                case .success(let h): pipes[nid] = .ready(h)
+                case .failure: pipes[nid] = nil  // the next request tries again
+                }
+            }
+            return f.flatMap { h in h.send(request, kind: kind, timeout: timeout) }
+        }
+    }
 
     init(loop: any EventLoop, timeout: TimeAmount) {
         self.loop = loop
@@ -198,6 +237,11 @@ final class LoopPeers: @unchecked Sendable {
     }
 
     func drop(_ nid: String) {
+        switch pipes.removeValue(forKey: nid) {
+        case .ready(let h): h.close()
+        case .connecting(let f, _): f.whenSuccess { $0.close() }
+        case nil: break
+        }
         guard let pool = pools.removeValue(forKey: nid) else { return }
         for h in pool.idle { h.close() }
         let all = pool.waiters
@@ -206,7 +250,7 @@ final class LoopPeers: @unchecked Sendable {
     }
 
     func dropAll() {
-        for nid in Array(pools.keys) { drop(nid) }
+        for nid in Set(pools.keys).union(pipes.keys) { drop(nid) }
     }
 }
 
@@ -237,6 +281,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private var pending = CircularBuffer<Pending>()
     private var input: ByteBuffer?
     private(set) var isOpen = true
+    private var flushScheduled = false
 
     init(nid: String) { self.nid = nid }
 
@@ -251,7 +296,16 @@ final class PeerChannelHandler: ChannelInboundHandler {
             fail(PeerError.timeout(nid))
         }
         pending.append(Pending(kind: kind, promise: promise, timer: timer))
-        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        context.write(wrapOutboundOut(request), promise: nil)
+        // One flush per loop turn: requests made while the loop handles one batch of reads go
+        // out in one write.
+        if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
         return promise.futureResult
     }
 

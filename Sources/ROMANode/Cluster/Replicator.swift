@@ -66,7 +66,7 @@ final class Replicator: Sendable {
             enqueue(message, for: nid)
             return loop.makeSucceededVoidFuture()
         }
-        return peers.request(nid, message.bytes, kind: .line, on: loop).map { reply in
+        return peers.request(nid, message.bytes, kind: .line, on: loop, pipelined: true).map { reply in
             if Replicator.needsRetry(reply) {
                 self.logger.warning("replica write of \(message.key) to \(nid) answered '\(reply.lineString ?? "?")'; queued for retry")
                 self.enqueue(message, for: nid)
