@@ -17,7 +17,6 @@ Exit status: 0 when every scenario ran without errors; 1 otherwise (the results 
 from __future__ import annotations
 
 import argparse
-import cluster_part
 import datetime
 import glob
 import json
@@ -36,6 +35,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cluster_part  # noqa: E402  (bench/cluster_part.py, found whichever way this file is loaded)
 REPO = os.path.dirname(HERE)
 
 

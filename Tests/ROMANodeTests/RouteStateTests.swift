@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+@testable import ROMANode
+import ROMAProtocol
+import ROMARouting
+import Testing
+
+@Suite("routing state on the request path (R4.1, R4.6, R5.9)")
+struct RouteStateTests {
+    static func table() throws -> RoutingTable {
+        try MkRoute.make(nodes: ["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], rn: 2)
+    }
+
+    @Test func snapshotMarksLocalReadsAndPrimaryWrites() throws {
+        let t = try Self.table()
+        let s = RouteSnapshot(table: t, transactions: [:], me: "127.0.0.2_2")
+        #expect(!s.standalone)
+        for i in 0..<t.space.vnodeCount {
+            let list = t.nodes(forVnode: t.space.vnode(atIndex: i))!
+            #expect(s.lists[i] == list)
+            #expect(s.writeLists[i] == list)
+            #expect(s.readsLocal[i] == list.contains("127.0.0.2_2"))
+            #expect(s.writesLocal[i] == (list.first == "127.0.0.2_2"))
+        }
+        let alone = RouteSnapshot(table: RoutingTable.singleNode("a_1"), transactions: [:], me: "a_1")
+        #expect(alone.standalone)
+    }
+
+    @Test func aTransactionChangesTheWriteListOnly() throws {
+        let t = try Self.table()
+        let vn = t.space.vnode(atIndex: 7)
+        let list = t.nodes(forVnode: vn)!
+        let trans = list + ["127.0.0.9_9"]
+        let s = RouteSnapshot(table: t, transactions: [vn: trans], me: list[0])
+        #expect(s.writeLists[7] == trans)
+        #expect(s.lists[7] == list, "reads keep using v_idx (R5.9)")
+        #expect(s.writesLocal[7])
+    }
+
+    @Test func setRouteIsLoggedAndBumpsTheVersion() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("routestate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = "\(dir)/127.0.0.1_1.route"
+        let t = try Self.table()
+        try t.save(path: file)
+        let rs = try RouteState(table: RoutingTable.load(path: file), me: "127.0.0.1_1", routeFile: file)
+        let v0 = rs.version.load(ordering: .relaxed)
+        let vn = t.space.vnode(atIndex: 3)
+        #expect(rs.setRoute(vn: vn, clk: 0, nids: ["127.0.0.1_1", "127.0.0.4_4"]) == .stored(clock: 1, joined: ["127.0.0.4_4"]))
+        #expect(rs.setRoute(vn: vn, clk: 0, nids: ["127.0.0.1_1"]).errorMessage == "It's old table.")
+        #expect(rs.version.load(ordering: .relaxed) == v0 + 1)
+        #expect(rs.snapshot.lists[3] == ["127.0.0.1_1", "127.0.0.4_4"])
+        #expect(rs.snapshot.writesLocal[3])
+        // The log replays to the same table at the next start (R4.5).
+        let reloaded = try RoutingTable.load(path: file)
+        #expect(reloaded == rs.table)
+        #expect(reloaded.nodes.contains("127.0.0.4_4"))
+        let changes = rs.leave("127.0.0.4_4")
+        #expect(changes.contains { $0.vnode == vn && $0.nodes == ["127.0.0.1_1"] })
+        #expect(try RoutingTable.load(path: file) == rs.table)
+    }
+
+    @Test func peerAddressesSplitAtTheLastUnderscore() {
+        #expect(PeerAddress.split("127.0.0.1_10001")! == ("127.0.0.1", 10001))
+        #expect(PeerAddress.split("my_host_10001")! == ("my_host", 10001))
+        #expect(PeerAddress.split("nohost") == nil)
+        #expect(PeerAddress.split("h_99999") == nil)
+    }
+
+    @Test func replicaRepliesThatAreRetried() {
+        func line(_ s: String) -> PeerReply { var b = ByteBuffer(); b.writeString(s); return .line(b) }
+        #expect(Replicator.needsRetry(line("ERROR: 'rset' is not roma command.")))
+        #expect(!Replicator.needsRetry(line("STORED")))
+        #expect(!Replicator.needsRetry(line("NOT_STORED")), "R5.2: NOT_STORED means the replica has something newer")
+        #expect(!Replicator.needsRetry(line("SERVER_ERROR roma does not exists.")))
+    }
+
+    @Test func zlibRoundTripForRzset() {
+        let value = Array(String(repeating: "compressible ", count: 200).utf8)
+        let packed = Dispatcher.deflate(value)!
+        #expect(packed.count < value.count)
+        var b = ByteBuffer()
+        b.writeBytes(packed)
+        #expect(Array(Dispatcher.inflate(b, limit: 1 << 20)!.readableBytesView) == value)
+        #expect(Dispatcher.inflate(b, limit: 100) == nil, "inflating past the value limit is refused")
+        var junk = ByteBuffer()
+        junk.writeString("not zlib")
+        #expect(Dispatcher.inflate(junk, limit: 1 << 20) == nil)
+    }
+}
