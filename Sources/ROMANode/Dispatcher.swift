@@ -152,6 +152,12 @@ struct Dispatcher {
             case .enabledRepetitionInRouting: return enabledRepetition(r, out: &out)
             case .historyOfLost: return historyOfLost(r, out: &out)
             case .setSizeOfZredundant, .rsetSizeOfZredundant: return sizeOfZredundant(command, r, out: &out)
+            case .switchFailover, .rswitchFailover, .setThresholdForFailover, .rsetThresholdForFailover,
+                 .setGapForFailover, .rsetGapForFailover, .setLostAction, .rsetLostAction:
+                return failoverAdmin(command, r, out: &out)
+            case .rbalse:
+                out.writeStaticString(Reply.bye)
+                return .closeAndStopNode("rbalse\(r.count > 1 ? " " + r.tokenString(1) : "")")
             case .forcedlyStart:
                 node.forceStart()
                 out.writeLine("STARTED")

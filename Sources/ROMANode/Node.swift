@@ -31,6 +31,12 @@ public final class Node: Sendable {
     /// Data commands are served (R3.7): every node answered `whoami`, or `forcedly_start`, or
     /// `--disabled_cmd_protect`, or this node is alone in its table.
     let serving = Atomic<Bool>(false)
+    /// Failure detection (R5.6) and its settings.
+    let failover: FailureDetector
+    /// Failover was switched on once the node started serving.
+    let failureDetectorArmed = Atomic<Bool>(false)
+    /// A routing sync (R5.13) is running.
+    let routingSyncRunning = Atomic<Bool>(false)
     let stats: NodeStats
     let group: MultiThreadedEventLoopGroup
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
@@ -75,6 +81,8 @@ public final class Node: Sendable {
         let threads = config.threads > 0 ? config.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
+        failover = FailureDetector(threshold: config.failThreshold, gap: config.failGap,
+                                   lostAction: LostAction(rawValue: config.lostAction) ?? .autoAssign)
         let routesRef = routes
         replicator = Replicator(peers: peers, stats: stats, logger: logger,
                                 retryInterval: config.replicationRetryInterval, maxBytes: config.replicationQueueBytes,
@@ -220,6 +228,7 @@ public final class Node: Sendable {
         if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
         scheduleCleanUp()
         startServing()
+        startClusterProcesses()
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
     }
 

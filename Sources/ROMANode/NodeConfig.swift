@@ -55,6 +55,17 @@ public struct NodeConfig: Sendable {
     public var replicationQueueBytes: Int = 256 << 20
     /// `REDUNDANT_ZREDUNDANT_SIZE`: replica values above this many bytes travel zlib-compressed.
     public var zredundantSize: Int = 0
+    /// Seconds between failure probes of every peer (R5.6).
+    public var failoverProbeInterval: Double = 1
+    /// `ROUTING_FAIL_CNT_THRESHOLD`: failed probes in a row after which a node leaves. 3 with 1 s
+    /// probes finds a dead node within 5 s (ROMA's 15 took 15 s and more).
+    public var failThreshold: Int = 3
+    /// `ROUTING_FAIL_CNT_GAP`: seconds a failure must follow the previous one of the same node to count.
+    public var failGap: Double = 0
+    /// `DEFAULT_LOST_ACTION`: `auto_assign`, `no_action` or `shutdown`.
+    public var lostAction: String = "auto_assign"
+    /// Seconds between routing-table comparisons with the preceding node (R5.13; ROMA: 10).
+    public var routingSyncInterval: Double = 10
     /// Path of the config file, if one was read.
     public var configPath: String?
 
@@ -125,6 +136,14 @@ public struct NodeConfig: Sendable {
             peerTimeout = v
         case "REPLICATION_QUEUE_BYTES": replicationQueueBytes = try int()
         case "REDUNDANT_ZREDUNDANT_SIZE": zredundantSize = try int()
+        case "ROUTING_FAIL_CNT_THRESHOLD": failThreshold = try int()
+        case "ROUTING_FAIL_CNT_GAP": failGap = try value.float ?? Double(int())
+        case "DEFAULT_LOST_ACTION":
+            let v = try str()
+            guard ["auto_assign", "no_action", "shutdown"].contains(v) else {
+                throw ConfigError("\(file): DEFAULT_LOST_ACTION must be auto_assign, no_action or shutdown")
+            }
+            lostAction = v
         default:
             // ROMA settings this node does not use (cluster, write-behind, …) are accepted and ignored.
             break

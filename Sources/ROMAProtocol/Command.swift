@@ -16,6 +16,9 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case rset, rzset, rdelete, out
     case getroute, setroute, join, leave, createNodesFromVIdx, enabledRepetitionInRouting, historyOfLost
     case forcedlyStart, setSizeOfZredundant, rsetSizeOfZredundant
+    // Failover administration (R5.14) and rbalse (R5.15).
+    case switchFailover, rswitchFailover, setThresholdForFailover, rsetThresholdForFailover
+    case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse
 
     /// The wire name.
     public var name: String {
@@ -35,6 +38,14 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .forcedlyStart: return "forcedly_start"
         case .setSizeOfZredundant: return "set_size_of_zredundant"
         case .rsetSizeOfZredundant: return "rset_size_of_zredundant"
+        case .switchFailover: return "switch_failover"
+        case .rswitchFailover: return "rswitch_failover"
+        case .setThresholdForFailover: return "set_threshold_for_failover"
+        case .rsetThresholdForFailover: return "rset_threshold_for_failover"
+        case .setGapForFailover: return "set_gap_for_failover"
+        case .rsetGapForFailover: return "rset_gap_for_failover"
+        case .setLostAction: return "set_lost_action"
+        case .rsetLostAction: return "rset_lost_action"
         default: return String(describing: self)
         }
     }

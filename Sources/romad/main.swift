@@ -73,6 +73,15 @@ struct Romad: ParsableCommand {
     @Option(name: .customLong("peer-timeout"), help: "Seconds a request to another node may take (default 5).")
     var peerTimeout: Double?
 
+    @Option(name: .customLong("fail-cnt-threshold"), help: "Failed probes in a row after which a node leaves (ROUTING_FAIL_CNT_THRESHOLD, default 3).")
+    var failCntThreshold: Int?
+
+    @Option(name: .customLong("probe-interval"), help: "Seconds between failure probes of every other node (default 1).")
+    var probeInterval: Double?
+
+    @Option(name: .customLong("routing-sync-interval"), help: "Seconds between routing-table comparisons with the preceding node (default 10).")
+    var routingSyncInterval: Double?
+
     @Flag(name: [.customShort("v"), .long], help: "Print the version.")
     var version = false
 
@@ -106,6 +115,18 @@ struct Romad: ParsableCommand {
             cfg.peerTimeout = peerTimeout
         }
         if replicationInHost || enabledRepeathost { cfg.replicationInHost = true }
+        if let failCntThreshold {
+            guard failCntThreshold > 0 else { throw ValidationError("--fail-cnt-threshold must be positive") }
+            cfg.failThreshold = failCntThreshold
+        }
+        if let probeInterval {
+            guard probeInterval > 0 else { throw ValidationError("--probe-interval must be positive") }
+            cfg.failoverProbeInterval = probeInterval
+        }
+        if let routingSyncInterval {
+            guard routingSyncInterval > 0 else { throw ValidationError("--routing-sync-interval must be positive") }
+            cfg.routingSyncInterval = routingSyncInterval
+        }
         if disabledCmdProtect { cfg.disabledCmdProtect = true }
         if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
         if let d = getenv("ROMAD_TEST_SAFECOPY_DELAY_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.safecopyTestDelayMs = ms }

@@ -89,3 +89,41 @@ struct RouteStateTests {
         #expect(Dispatcher.inflate(junk, limit: 1 << 20) == nil)
     }
 }
+
+@Suite("failure detection (R5.6)")
+struct FailureDetectorTests {
+    @Test func thresholdFailuresInARowMakeANodeLeave() {
+        let f = FailureDetector(threshold: 3, gap: 0, lostAction: .autoAssign)
+        #expect(!f.failed("a_1", now: 1), "failover is off until the node serves")
+        f.setEnabled(true)
+        #expect(!f.failed("a_1", now: 1))
+        #expect(!f.failed("a_1", now: 2))
+        #expect(!f.failed("b_2", now: 2), "each node has its own counter")
+        #expect(f.failed("a_1", now: 3))
+        #expect(!f.failed("a_1", now: 4), "the counter starts again after a leave")
+    }
+
+    @Test func aSuccessResetsAndTheGapIsPerNode() {
+        let f = FailureDetector(threshold: 2, gap: 5, lostAction: .noAction)
+        f.setEnabled(true)
+        #expect(!f.failed("a_1", now: 10))
+        #expect(!f.failed("a_1", now: 12), "within the gap: not counted")
+        #expect(!f.failed("b_2", now: 12), "another node's failure does not use a's gap")
+        #expect(f.failed("a_1", now: 16))
+        #expect(!f.failed("b_2", now: 13))
+        f.succeeded("b_2")
+        #expect(!f.failed("b_2", now: 30))
+    }
+
+    @Test func switchingClearsTheCounters() {
+        let f = FailureDetector(threshold: 2, gap: 0, lostAction: .shutdown)
+        f.setEnabled(true)
+        #expect(!f.failed("a_1", now: 1))
+        #expect(f.setEnabled(false))
+        #expect(!f.setEnabled(false))
+        #expect(!f.failed("a_1", now: 2))
+        f.setEnabled(true)
+        #expect(!f.failed("a_1", now: 3), "counting starts from zero again")
+        #expect(f.failed("a_1", now: 4))
+    }
+}

@@ -237,9 +237,8 @@ extension Dispatcher {
                 node.logger.notice("join \(nid)")
                 out.writeLine("ADDED")
             } else {
-                let changes = node.routes.leave(nid)
-                node.peers.disconnect(nid)
-                node.logger.warning("receive a leave \(nid) message: \(changes.count) vnodes changed")
+                node.logger.warning("receive a leave \(nid) message")
+                node.leave(nid, broadcast: false)
                 out.writeStaticString(Reply.deleted)
             }
         default:
@@ -287,5 +286,75 @@ extension Dispatcher {
         for vn in lost { out.writeLine(String(vn)) }
         out.writeStaticString(Reply.end)
         return .next
+    }
+}
+
+// MARK: - Failover administration (R5.14)
+
+extension Dispatcher {
+    /// `switch_failover on|off`, `set_threshold_for_failover <n>`, `set_gap_for_failover <n>`,
+    /// `set_lost_action auto_assign|shutdown` and their `r…` forms. The plain form runs here and
+    /// is relayed to every other node; its reply is ROMA's inspect hash (peers, then this node).
+    func failoverAdmin(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        let f = node.failover
+        let arg = r.count == 2 ? r.tokenString(1) : nil
+        let own: String
+        let relay: String
+        switch command {
+        case .switchFailover, .rswitchFailover:
+            guard let arg else { out.writeLine("CLIENT_ERROR number of arguments"); return .next }
+            // An operator's word is final: the automatic switch-on at start-up no longer applies.
+            if arg == "on" {
+                node.failureDetectorArmed.store(true, ordering: .releasing)
+                f.setEnabled(true)
+                own = "ENABLED"
+            } else if arg == "off" {
+                node.failureDetectorArmed.store(true, ordering: .releasing)
+                f.setEnabled(false)
+                own = "DISABLED"
+            } else {
+                own = "NOTSWITCHED"
+            }
+            node.logger.notice("switch_failover \(arg): \(own)")
+            relay = "rswitch_failover \(arg)"
+        case .setThresholdForFailover, .rsetThresholdForFailover:
+            let n = arg.map { LenientInteger(parsing: Array($0.utf8)) }
+            guard let n, !n.negative, n.low64 != 0 else { out.writeLine("usage:set_threshold_for_failover <n>"); return .next }
+            f.state.withLockedValue { $0.threshold = Int(clamping: n.low64) }
+            own = "STORED"
+            relay = "rset_threshold_for_failover \(n.low64)"
+        case .setGapForFailover, .rsetGapForFailover:
+            guard let arg else {
+                out.writeLine(command == .setGapForFailover ? "usage:set_gap_for_failover <n>" : "usage:rset_gap_for_failover <n>")
+                return .next
+            }
+            let gap = max(0, Double(arg) ?? 0)
+            f.state.withLockedValue { $0.gap = gap }
+            own = "STORED"
+            relay = "rset_gap_for_failover \(arg)"
+        default:
+            guard let arg, arg == "auto_assign" || arg == "shutdown" else {
+                out.writeLine("CLIENT_ERROR changing lost_action must be auto_assign or shutdown")
+                return .next
+            }
+            guard f.state.withLockedValue({ $0.lostAction != .noAction }) else {
+                out.writeLine("CLIENT_ERROR can use this command only current lost action is auto_assign or shutdwn mode")
+                return .next
+            }
+            f.state.withLockedValue { $0.lostAction = LostAction(rawValue: arg)! }
+            own = "STORED"
+            relay = "rset_lost_action \(arg)"
+        }
+        let isRelay = [.rswitchFailover, .rsetThresholdForFailover, .rsetGapForFailover, .rsetLostAction].contains(command)
+        if isRelay {
+            out.writeLine(own)
+            return .next
+        }
+        let node = self.node
+        return .deferred(node.broadcast(relay + "\r\n").map { answers in
+            var b = ByteBuffer()
+            b.writeLine(node.broadcastReply(answers, own: own))
+            return b
+        }.hop(to: loop))
     }
 }

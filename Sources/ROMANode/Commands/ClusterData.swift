@@ -219,7 +219,13 @@ extension Dispatcher {
                     o.writeStaticString("\r\n")
                     return o
                 default:
-                    logger.warning("read forwarded to \(owners[i]) failed: \(result)")
+                    let why: String
+                    switch result {
+                    case .success(.line(let l)): why = "it answered '\(String(buffer: l))'"
+                    case .success: why = "unexpected reply"
+                    case .failure(let e): why = "\(e)"
+                    }
+                    logger.warning("read forwarded to \(owners[i]) failed: \(why)")
                     var o = ByteBuffer()
                     o.writeLine(Dispatcher.forwardFailed)
                     return o

@@ -38,7 +38,7 @@ extension Dispatcher {
         var l: [(String, String)] = []
         func add(_ k: String, _ v: String) { l.append((k, v)) }
         add("version", "1.3.0")
-        add("config.DEFAULT_LOST_ACTION", "auto_assign")
+        add("config.DEFAULT_LOST_ACTION", c.lostAction)
         add("config.LOG_SHIFT_AGE", "10")
         add("config.LOG_SHIFT_SIZE", "10485760")
         add("config.LOG_PATH", FileSystem.absolute(c.logPath))
@@ -134,10 +134,11 @@ extension Dispatcher {
         for (i, n) in counts.secondary.enumerated() { add("routing.secondary\(i + 1)", String(n)) }
         add("routing.short_vnodes", String(counts.short))
         add("routing.lost_vnodes", String(counts.lost))
-        add("routing.fail_cnt_threshold", "15")
-        add("routing.fail_cnt_gap", "0")
+        let fo = node.failover.state.withLockedValue { $0 }
+        add("routing.fail_cnt_threshold", String(fo.threshold))
+        add("routing.fail_cnt_gap", fo.gap == fo.gap.rounded() ? String(Int(fo.gap)) : String(fo.gap))
         add("routing.sub_nid", "{}")
-        add("routing.lost_action", "auto_assign")
+        add("routing.lost_action", fo.lostAction.rawValue)
         add("routing.auto_recover", "false")
         add("routing.auto_recover_status", "waiting")
         add("routing.auto_recover_time", "1800")
@@ -145,7 +146,7 @@ extension Dispatcher {
         add("routing.event_limit_line", "1000")
         add("routing.version_of_nodes", "{" + rt.nodes.map { "\(RubyInspect.string($0))=>66304" }.joined(separator: ", ") + "}")
         add("routing.min_version", "66304")
-        add("routing.enabled_failover", node.serving.load(ordering: .relaxed) ? "true" : "false")
+        add("routing.enabled_failover", fo.enabled ? "true" : "false")
         // SwiftROMA's own counters (not in ROMA 1.3).
         add("stats.forward_count", String(s.forwardCount.load(ordering: .relaxed)))
         add("stats.replication_queue", String(s.replicationQueue.load(ordering: .relaxed)))
