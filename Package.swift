@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "ROMANode",
             dependencies: [
-                "ROMAStorage", "ROMARouting", "ROMAProtocol", "CZlib",
+                "ROMAStorage", "ROMARouting", "ROMAProtocol", "CZlib", "ROMAClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -21,6 +21,8 @@ enum Outcome {
     case deferred(EventLoopFuture<ByteBuffer>)
     /// Send what is buffered, close, and stop the node (`balse`, `shutdown_self`).
     case closeAndStopNode(String)
+    /// The connection now carries a vnode stream (`spushv`) until its terminator.
+    case stream(VnodeStreamReceiver)
 }
 
 /// One client connection: connection → parse → dispatch (route + storage) → reply, all in this
@@ -45,6 +47,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var dataTimeout: Scheduled<Void>?
     private var drainTimer: Scheduled<Void>?
+    /// A vnode stream being received (`spushv`), if any.
+    private var stream: VnodeStreamReceiver?
 
     init(node: Node) {
         self.node = node
@@ -107,6 +111,20 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             updateDataTimeout(context: context)
         }
         while !paused && !closed && !writeBlocked {
+            if let s = stream {
+                do {
+                    guard let reply = try s.consume(&buffer) else { return }
+                    stream = nil
+                    node.logger.info("vnode \(s.vnode) of \(s.storage.name) received: \(s.applied) records stored, \(s.refused) older than ours kept out")
+                    output.writeLine(reply)
+                } catch {
+                    node.logger.error("vnode stream \(s.vnode) broken: \(error); closing the connection")
+                    output.writeLine("SERVER_ERROR \(error)")
+                    _ = apply(.close, context: context)
+                    return
+                }
+                continue
+            }
             if let prompt = session.prompt {
                 guard let answer = parser.nextRawLine(&buffer) else { return }
                 session.prompt = nil
@@ -140,6 +158,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .close:
             closeAfterFlush(context: context)
             return false
+        case .stream(let s):
+            stream = s
+            return true
         case .closeAndStopNode(let reason):
             closeAfterFlush(context: context)
             node.shutdown(reason: reason)
@@ -198,11 +219,12 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// R3.2 with a real timer: a data block that stalls for longer than the read timeout closes
     /// the connection (nothing of it is stored).
     private func updateDataTimeout(context: ChannelHandlerContext) {
-        if parser.isAwaitingData && !closed {
+        if (parser.isAwaitingData || stream != nil) && !closed {
             dataTimeout?.cancel()
-            let seconds = node.config.dataReadTimeout
+            // A vnode stream may pause longer (ROMA: 10 s × spushv_read_timeout).
+            let seconds = node.config.dataReadTimeout * (stream != nil ? 10 : 1)
             dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [self] in
-                guard parser.isAwaitingData, !closed else { return }
+                guard parser.isAwaitingData || stream != nil, !closed else { return }
                 node.logger.info("closing connection: data block not completed within \(seconds) s")
                 closeAfterFlush(context: context)
             }

@@ -155,6 +155,13 @@ struct Dispatcher {
             case .switchFailover, .rswitchFailover, .setThresholdForFailover, .rsetThresholdForFailover,
                  .setGapForFailover, .rsetGapForFailover, .setLostAction, .rsetLostAction:
                 return failoverAdmin(command, r, out: &out)
+            case .spushv: return spushv(r, out: &out)
+            case .reqpushv: return reqpushv(r, out: &out)
+            case .recover, .rrecover: return recover(command, out: &out)
+            case .spushvProtection:
+                if r.count == 2 { node.spushvProtection.store(r.token(1, is: "true"), ordering: .relaxed) }
+                out.writeLine(node.spushvProtection.load(ordering: .relaxed) ? "true" : "false")
+                return .next
             case .rbalse:
                 out.writeStaticString(Reply.bye)
                 return .closeAndStopNode("rbalse\(r.count > 1 ? " " + r.tokenString(1) : "")")

@@ -37,6 +37,17 @@ public final class Node: Sendable {
     let failureDetectorArmed = Atomic<Bool>(false)
     /// A routing sync (R5.13) is running.
     let routingSyncRunning = Atomic<Bool>(false)
+    /// Vnode copies this node is sending (R5.8).
+    let transfers = NIOLockedValueBox(TransferState())
+    /// The recover process runs (R5.10).
+    let recovering = Atomic<Bool>(false)
+    /// `spushv_protection`: incoming vnode streams are refused.
+    let spushvProtection = Atomic<Bool>(false)
+
+    struct TransferState {
+        var running = 0
+        var vnodes = Set<UInt64>()
+    }
     let stats: NodeStats
     let group: MultiThreadedEventLoopGroup
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).

@@ -19,6 +19,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Failover administration (R5.14) and rbalse (R5.15).
     case switchFailover, rswitchFailover, setThresholdForFailover, rsetThresholdForFailover
     case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse
+    // Vnode transfers (R5.8) and recover (R5.10).
+    case spushv, reqpushv, recover, rrecover, spushvProtection
 
     /// The wire name.
     public var name: String {
@@ -46,6 +48,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .rsetGapForFailover: return "rset_gap_for_failover"
         case .setLostAction: return "set_lost_action"
         case .rsetLostAction: return "rset_lost_action"
+        case .spushvProtection: return "spushv_protection"
         default: return String(describing: self)
         }
     }

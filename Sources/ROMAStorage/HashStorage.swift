@@ -269,6 +269,49 @@ public final class HashStorage: @unchecked Sendable {
         }
     }
 
+    // MARK: - Vnode transfers (R5.8)
+
+    /// A record received in a vnode stream (`spushv`) or any other copy: stored under R2.9
+    /// (refused when a record exists that is less than `logic_clock_expire` older and whose
+    /// clock is not older), through the division's write path, so a division in a snapshot
+    /// state takes it into its cache. Physical clock and expire time are the sender's; `expire`
+    /// 0 stores a delete mark, anything else the value — an empty one included (ROMA 1.3 crashed
+    /// on empty live values, §11 item 10). True when stored.
+    public func streamPut(vn: UInt32, key: UnsafeRawBufferPointer, physical: UInt32, logical: UInt32,
+                          expire: UInt32, value: UnsafeRawBufferPointer) throws -> Bool {
+        let d = division(vn)
+        return try d.lock.withLock {
+            try d.read(key) { old -> Bool in
+                if let e = old?.header {
+                    let dt = Int64(physical) - Int64(e.physical)
+                    if dt < Int64(logicClockExpire) && LogicalClock.compare(logical, e.logical) <= 0 { return false }
+                }
+                let h = RecordHeader(vnode: vn, physical: physical, logical: logical, expire: expire)
+                if expire == 0 { try d.write(key, h) } else { try d.write(key, h, value) }
+                return true
+            }
+        }
+    }
+
+    /// Whether the division of vnode `vn` is `normal` (a vnode is only dumped then, R5.8).
+    public func isNormal(vn: UInt32) -> Bool {
+        let d = division(vn)
+        return d.lock.withLock { d.state == .normal }
+    }
+
+    /// Keys of the records of vnode `vn` (one pass over its division's main DB under the lock).
+    public func keys(ofVnode vn: UInt32) throws -> [[UInt8]] {
+        let d = division(vn)
+        var keys: [[UInt8]] = []
+        try d.lock.withLock {
+            try d.main.forEach { k, v in
+                if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
+                return true
+            }
+        }
+        return keys
+    }
+
     /// `out` (R6.1): removes `key` physically. Unlike ROMA (which removed it from the main file
     /// even while that file was being copied, §11 item 5) a division in a snapshot state is left
     /// alone and the removal reported as not done. True when a record was removed.

@@ -127,3 +127,15 @@ struct FailureDetectorTests {
         #expect(f.failed("a_1", now: 4))
     }
 }
+
+@Suite("edit_nodes (R5.5)")
+struct EditNodesTests {
+    @Test func dropsTheLastNodeOrTheOneOnTheNewcomersHost() {
+        #expect(Node.editNodes(["a_1", "b_2"], to: "c_3", isPrimary: false, rn: 2) == ["a_1", "c_3"])
+        #expect(Node.editNodes(["a_1", "b_2"], to: "c_3", isPrimary: true, rn: 2) == ["c_3", "a_1"])
+        #expect(Node.editNodes(["c_9", "b_2"], to: "c_3", isPrimary: false, rn: 2) == ["b_2", "c_3"], "same host goes")
+        #expect(Node.editNodes(["a_1"], to: "c_3", isPrimary: false, rn: 2) == ["a_1", "c_3"], "a short list grows")
+        #expect(Node.editNodes(["a_1", "c_3"], to: "c_3", isPrimary: true, rn: 2) == ["c_3", "a_1"], "already there: moves to the front")
+        #expect(Node.editNodes(["a_1", "b_2"], to: "c_3", isPrimary: false, rn: 1) == ["c_3"])
+    }
+}

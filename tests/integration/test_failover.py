@@ -125,3 +125,30 @@ def test_routing_sync_spreads_changes_and_settles_equal_clocks(cluster):
     assert len({tuple(r[1:]) for r in routes}) == 1, routes
     assert routes[0][1:] in (l1, l2), routes
     assert all(int(r[0]) >= clk2 + 1 for r in routes), routes
+
+
+def test_recover_restores_two_copies_of_every_vnode_after_a_kill(cluster):
+    c = cluster()
+    a, b, dead = c.nodes
+    keys = [b"rc%d" % i for i in range(600)]
+    for i, k in enumerate(keys):
+        assert c.nodes[i % 3].raw(b"set %s 0 0 5\r\nv%04d\r\n" % (k, i)) == b"STORED\r\n"
+    assert a.raw(b"set empty-value 0 0 0\r\n\r\n") == b"STORED\r\n"
+    dead.kill9()
+    wait_for(lambda: dead.node_id not in nodelist(a) and dead.node_id not in nodelist(b), 8.0, "the leave")
+    assert stat_int(a, "routing.short_vnodes") > 0
+    got = a.raw(b"recover\r\n")
+    assert got == ('{"%s"=>"STARTED", "%s"=>"STARTED"}\r\n' % (b.node_id, a.node_id)).encode(), got
+    wait_for(lambda: stat_int(a, "routing.short_vnodes") == 0 and stat_int(b, "routing.short_vnodes") == 0,
+             60.0, "every vnode to have two nodes again")
+    assert a.raw(b"mklhash 0\r\n") == b.raw(b"mklhash 0\r\n")
+    table = c.table(refresh=True)
+    for i, k in enumerate(keys):
+        assert table.nodes_for(k) in ([a.node_id, b.node_id], [b.node_id, a.node_id]), table.nodes_for(k)
+        want = b"VALUE %s 0 5\r\nv%04d\r\nEND\r\n" % (k, i)
+        # each node is in every list now, so each answers from its own files
+        assert a.raw(b"get " + k + b"\r\n") == want and b.raw(b"get " + k + b"\r\n") == want, k
+    for n in (a, b):
+        assert n.raw(b"get empty-value\r\n") == b"VALUE empty-value 0 0\r\n\r\nEND\r\n", "an empty live value survives the copy"
+    # recover again: nothing to do, and a second start while one runs is refused politely
+    assert b"STARTED" in a.raw(b"recover\r\n")

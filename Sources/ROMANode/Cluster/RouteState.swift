@@ -119,6 +119,30 @@ final class RouteState: Sendable {
         }
     }
 
+    /// Opens (`list` non-nil) or ends a vnode's transaction (R5.8): while it is open, writes of
+    /// the vnode also go to the transaction list's extra node.
+    func setTransaction(_ vn: UInt64, _ list: [String]?) {
+        state.withLockedValue { s in
+            s.transactions[vn] = list
+            let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
+            current.withLockedValue { $0 = snap }
+            version.add(1, ordering: .releasing)
+        }
+    }
+
+    /// Ends a transaction and sets the vnode's final list with its clock + 1 (logged): the commit
+    /// of a vnode copy. Returns the new clock.
+    func commit(_ vn: UInt64, _ list: [String]) -> Int? {
+        mutate { t, trans in
+            trans[vn] = nil
+            guard let clk = t.replaceRoute(vn: vn, nids: list) else { return (nil, []) }
+            var events: [RoutingLog.Event] = []
+            for n in list where t.addNode(n) { events.append(.join(n)) }
+            events.append(.setroute(vnode: vn, clock: clk, nodes: list))
+            return (clk, events)
+        }
+    }
+
     /// `set_route` (R4.6) with logging: `join` for new nodes, then `setroute`.
     func setRoute(vn: UInt64, clk: Int, nids: [String]) -> SetRouteResult {
         mutate { t, _ in

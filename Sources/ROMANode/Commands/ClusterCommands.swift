@@ -358,3 +358,65 @@ extension Dispatcher {
         }.hop(to: loop))
     }
 }
+
+// MARK: - Vnode transfers (R5.8) and recover (R5.10)
+
+extension Dispatcher {
+    /// `spushv <hash> <vn>`: `READY`, then the connection carries the vnode's records.
+    func spushv(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 3 else { out.writeStaticString(Reply.wrongArguments); return .next }
+        if node.spushvProtection.load(ordering: .relaxed) {
+            out.writeLine("SERVER_ERROR In spushv_protection.")
+            return .next
+        }
+        let hash = r.tokenString(1)
+        let vn = lenientInt(r, 2)
+        guard let storage = storage(named: hash) else {
+            out.writeLine("SERVER_ERROR \(hash) does not exists.")
+            return .next
+        }
+        guard !vn.negative, node.space.isVnode(vn.low64) else {
+            out.writeLine("CLIENT_ERROR \(r.tokenString(2)) is not a vnode id")
+            return .next
+        }
+        out.writeLine("READY")
+        let node = self.node
+        return .stream(VnodeStreamReceiver(storage: storage, vnode: vn.low64, maxKey: 64 * 1024,
+                                           maxValue: max(node.config.limits.maxValueSize, 1 << 20) * 8,
+                                           isProtected: { node.spushvProtection.load(ordering: .relaxed) }))
+    }
+
+    /// `reqpushv <vn> <nid> <true|false>`: copy vnode `vn` to `nid` (as primary when true).
+    func reqpushv(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        let usage = "CLIENT_ERROR usage:reqpushv vnode-id node-id primary-flag(true/false)"
+        guard r.count == 4, r.token(3, is: "true") || r.token(3, is: "false") else { out.writeLine(usage); return .next }
+        let vn = lenientInt(r, 1)
+        let target = r.tokenString(2)
+        guard !vn.negative, node.routing.nodes(forVnode: vn.low64) != nil, PeerAddress.split(target) != nil else {
+            out.writeLine(usage)
+            return .next
+        }
+        out.writeLine(node.startVnodeCopy(vn.low64, to: target, isPrimary: r.token(3, is: "true")) ? "PUSHED" : "REJECTED")
+        return .next
+    }
+
+    /// `recover` (relayed as `rrecover`): every node copies to itself the short vnodes it may hold.
+    func recover(_ command: Command, out: inout ByteBuffer) -> Outcome {
+        let rt = node.routing
+        if command == .recover && rt.nodes.count < rt.rn {
+            out.writeLine("SERVER_ERROR nodes num < redundant num")
+            return .next
+        }
+        let own = node.startRecover() ? "STARTED" : "SERVER_ERROR Recover process is already running."
+        if command == .rrecover {
+            out.writeLine(own)
+            return .next
+        }
+        let node = self.node
+        return .deferred(node.broadcast("rrecover\r\n").map { answers in
+            var b = ByteBuffer()
+            b.writeLine(node.broadcastReply(answers, own: own))
+            return b
+        }.hop(to: loop))
+    }
+}

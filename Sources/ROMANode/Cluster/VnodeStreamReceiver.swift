@@ -1,0 +1,62 @@
+import NIOCore
+import ROMAStorage
+
+/// The receiving end of `spushv <hash> <vn>` (R5.8): after `READY` the connection carries
+/// records `u32 vn, u32 physical, u32 logical, u32 expire, u32 klen, key, u32 vlen, value`
+/// (big-endian) until 20 zero bytes; each is stored under R2.9 (`HashStorage.streamPut`) as it
+/// arrives; the end is answered `STORED` (`CANCELED` when spushv protection was switched on
+/// meanwhile). Event-loop bound: used by its connection's handler only.
+final class VnodeStreamReceiver {
+    let storage: HashStorage
+    let vnode: UInt64
+    let maxKey: Int
+    let maxValue: Int
+    let isProtected: () -> Bool
+    private(set) var applied = 0
+    private(set) var refused = 0
+
+    struct StreamError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(storage: HashStorage, vnode: UInt64, maxKey: Int, maxValue: Int, isProtected: @escaping () -> Bool) {
+        self.storage = storage
+        self.vnode = vnode
+        self.maxKey = maxKey
+        self.maxValue = maxValue
+        self.isProtected = isProtected
+    }
+
+    /// Applies every complete record in `buffer`; the final reply line once the terminator came,
+    /// nil while more bytes are needed. Throws on a record that cannot be valid.
+    func consume(_ buffer: inout ByteBuffer) throws -> String? {
+        while buffer.readableBytes >= 20 {
+            let base = buffer.readerIndex
+            let vn = buffer.getInteger(at: base, as: UInt32.self)!
+            let physical = buffer.getInteger(at: base + 4, as: UInt32.self)!
+            let logical = buffer.getInteger(at: base + 8, as: UInt32.self)!
+            let expire = buffer.getInteger(at: base + 12, as: UInt32.self)!
+            let klen = Int(buffer.getInteger(at: base + 16, as: UInt32.self)!)
+            if klen == 0 {
+                guard vn == 0 && physical == 0 && logical == 0 && expire == 0 else {
+                    throw StreamError(description: "spushv record with an empty key")
+                }
+                buffer.moveReaderIndex(forwardBy: 20)
+                return isProtected() ? "CANCELED" : "STORED"
+            }
+            guard klen <= maxKey else { throw StreamError(description: "spushv key of \(klen) bytes") }
+            guard buffer.readableBytes >= 24 + klen else { return nil }
+            let vlen = Int(buffer.getInteger(at: base + 20 + klen, as: UInt32.self)!)
+            guard vlen <= maxValue else { throw StreamError(description: "spushv value of \(vlen) bytes") }
+            guard buffer.readableBytes >= 24 + klen + vlen else { return nil }
+            let stored = try buffer.withUnsafeReadableBytes { p in
+                let key = UnsafeRawBufferPointer(rebasing: p[20..<(20 + klen)])
+                let value = UnsafeRawBufferPointer(rebasing: p[(24 + klen)..<(24 + klen + vlen)])
+                return try storage.streamPut(vn: vn, key: key, physical: physical, logical: logical, expire: expire, value: value)
+            }
+            if stored { applied += 1 } else { refused += 1 }
+            buffer.moveReaderIndex(forwardBy: 24 + klen + vlen)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,204 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import ROMAClient
+import ROMAProtocol
+import ROMARouting
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Vnode copies (R5.8) and the recover process (R5.10).
+///
+/// A copy of vnode `vn` to node `T` (asked by `reqpushv <vn> <T> <primary>`):
+/// 1. a transaction makes `T` part of the vnode's write list, so every write from now on
+///    reaches `T` too (R5.9); a pass over the event loops then waits out any write that read
+///    the routing snapshot before the transaction;
+/// 2. the vnode's records of every hash are streamed to `T` with `spushv` (ROMA's record layout
+///    and 20-byte terminator); `T` applies them under R2.9, so records it got from step 1 in the
+///    meantime are never overwritten by older ones;
+/// 3. on `STORED` the new list (R5.5 `edit_nodes`) is committed with the clock + 1 and sent to
+///    every other node (`setroute`); on any failure the transaction is dropped and nothing
+///    changes. No fixed sleeps: the stream goes as fast as the receiver takes it.
+extension Node {
+    /// R5.5: the list after copying to `to` (primary: in front; else appended), dropping one node
+    /// when the list is full: the last one on `to`'s host, else the last.
+    static func editNodes(_ list: [String], to: String, isPrimary: Bool, rn: Int) -> [String] {
+        if rn == 1 { return [to] }
+        var l = list.filter { $0 != to }
+        if l.count >= rn {
+            let host = NodeID.host(of: to)
+            if let i = l.lastIndex(where: { NodeID.host(of: $0) == host }) { l.remove(at: i) } else { l.removeLast() }
+        }
+        if isPrimary { l.insert(to, at: 0) } else { l.append(to) }
+        return l
+    }
+
+    /// `reqpushv` on the source: copies `vn` to `target` in the background. Returns false when
+    /// too many copies run already (`REJECTED`).
+    func startVnodeCopy(_ vn: UInt64, to target: String, isPrimary: Bool) -> Bool {
+        let ok = transfers.withLockedValue { t -> Bool in
+            guard t.running < Node.maxParallelCopies, !t.vnodes.contains(vn) else { return false }
+            t.running += 1
+            t.vnodes.insert(vn)
+            return true
+        }
+        guard ok else { return false }
+        background { [self] in
+            defer { transfers.withLockedValue { $0.running -= 1; $0.vnodes.remove(vn) } }
+            do {
+                try copyVnode(vn, to: target, isPrimary: isPrimary)
+            } catch {
+                logger.error("copy of vnode \(vn) to \(target) failed: \(error); routing unchanged")
+            }
+        }
+        return true
+    }
+
+    static let maxParallelCopies = 4
+
+    struct VnodeCopyError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs on a pool thread (blocking I/O to the target is fine there).
+    func copyVnode(_ vn: UInt64, to target: String, isPrimary: Bool) throws {
+        guard let list = routing.nodes(forVnode: vn) else { throw VnodeCopyError(description: "\(vn) is not a vnode") }
+        let needsRoute = !list.contains(target) || (isPrimary && list.first != target)
+        if needsRoute {
+            routes.setTransaction(vn, list.contains(target) ? list : list + [target])
+            // Any request already past its routing lookup finishes before the copy starts.
+            for loop in group.makeIterator() { try loop.submit {}.wait() }
+        }
+        do {
+            let started = Node.monotonicNow()
+            var records = 0
+            var bytes = 0
+            for name in hashNames {
+                guard let storage = storage(name) else { continue }
+                let (n, b) = try streamVnode(vn, of: storage, to: target)
+                records += n
+                bytes += b
+            }
+            guard needsRoute else {
+                logger.info("vnode \(vn) streamed again to \(target): \(records) records")
+                return
+            }
+            let current = routing.nodes(forVnode: vn) ?? list
+            let final = Node.editNodes(current, to: target, isPrimary: isPrimary, rn: routing.rn)
+            guard let clk = routes.commit(vn, final) else { throw VnodeCopyError(description: "vnode vanished") }
+            let ms = Int((Node.monotonicNow() - started) * 1000)
+            logger.info("vnode \(vn) copied to \(target): \(records) records, \(bytes) bytes in \(ms) ms; now \(final.joined(separator: ","))")
+            let line = "setroute \(vn) \(clk - 1) \(final.joined(separator: " "))\r\n"
+            let acks = peerIDs.map { peers.line($0, line).map { _ in () }.recover { _ in () } }
+            _ = try? EventLoopFuture.andAllComplete(acks, on: group.next()).wait()
+        } catch {
+            if needsRoute { routes.setTransaction(vn, nil) }
+            throw error
+        }
+    }
+
+    /// Streams the records of `vn` in `storage` to `target` with `spushv`; returns (records, bytes).
+    func streamVnode(_ vn: UInt64, of storage: HashStorage, to target: String) throws -> (Int, Int) {
+        let v32 = UInt32(truncatingIfNeeded: vn)
+        // R5.8: a vnode is dumped from a `normal` division only; a snapshot (cpdb) of the division
+        // is waited out, up to two minutes.
+        let waitUntil = Node.monotonicNow() + 120
+        while !storage.isNormal(vn: v32) {
+            guard Node.monotonicNow() < waitUntil, !isShuttingDown else {
+                throw VnodeCopyError(description: "division of vnode \(vn) stayed in a snapshot state")
+            }
+            usleep(20_000)
+        }
+        guard let (host, port) = PeerAddress.split(target) else { throw VnodeCopyError(description: "bad node id \(target)") }
+        let c = try ROMAConnection(host: host, port: port, connectTimeout: config.peerTimeout, timeout: max(config.peerTimeout, 30))
+        defer { c.close() }
+        try c.sendLine("spushv \(storage.name) \(vn)")
+        let ready = try c.readLine()
+        guard ready == "READY" else { throw VnodeCopyError(description: "\(target) answered '\(ready)' to spushv") }
+        let keys = try storage.keys(ofVnode: v32)
+        let now = Dispatcher.now()
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(256 * 1024)
+        var records = 0
+        var total = 0
+        func be32(_ v: UInt32) { chunk.append(UInt8(v >> 24)); chunk.append(UInt8((v >> 16) & 0xff)); chunk.append(UInt8((v >> 8) & 0xff)); chunk.append(UInt8(v & 0xff)) }
+        for key in keys {
+            guard let (h, value) = try key.withUnsafeBytes({ try storage.rawRecord(vn: v32, key: $0) }) else { continue }
+            // R5.8: live records and delete marks; expired records stay behind.
+            if h.expire != 0 && now > h.expire { continue }
+            be32(h.vnode); be32(h.physical); be32(h.logical); be32(h.expire)
+            be32(UInt32(key.count)); chunk.append(contentsOf: key)
+            let v = h.expire == 0 ? [] : value
+            be32(UInt32(v.count)); chunk.append(contentsOf: v)
+            records += 1
+            if chunk.count >= 256 * 1024 {
+                total += chunk.count
+                try c.send(chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        chunk.append(contentsOf: [UInt8](repeating: 0, count: 20))
+        total += chunk.count
+        try c.send(chunk)
+        let done = try c.readLine()
+        guard done == "STORED" else { throw VnodeCopyError(description: "\(target) answered '\(done)' at the end of the stream") }
+        return (records, total)
+    }
+
+    // MARK: - Recover (R5.10)
+
+    /// Every short vnode (fewer than rn nodes) that this node may hold (not on a host already in
+    /// its list, unless `--replication_in_host`) is copied here from its primary, until none is
+    /// left. Runs on a pool thread; false when already running.
+    func startRecover() -> Bool {
+        guard !recovering.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        background { [self] in
+            defer { recovering.store(false, ordering: .releasing) }
+            let started = Node.monotonicNow()
+            var copied = 0
+            var failures = 0
+            let myHost = NodeID.host(of: nodeID)
+            var skip = Set<UInt64>()
+            while !isShuttingDown && failures < 20 {
+                let t = routing
+                let candidates = t.shortVnodes.filter { vn in
+                    let l = t.nodes(forVnode: vn) ?? []
+                    return !skip.contains(vn) && !l.isEmpty && !l.contains(nodeID)
+                        && (config.replicationInHost || !l.contains { NodeID.host(of: $0) == myHost })
+                }
+                guard let vn = candidates.first, let source = t.nodes(forVnode: vn)?.first else { break }
+                do {
+                    let answer = try peers.line(source, "reqpushv \(vn) \(nodeID) false\r\n").wait()
+                    if answer == "REJECTED" {
+                        usleep(100_000)
+                        continue
+                    }
+                    guard answer == "PUSHED" else {
+                        logger.warning("recover: \(source) answered '\(answer)' for vnode \(vn)")
+                        skip.insert(vn)
+                        failures += 1
+                        continue
+                    }
+                    // The source commits and sends `setroute` here when the copy is done.
+                    let deadline = Node.monotonicNow() + 60
+                    while !(routing.nodes(forVnode: vn) ?? []).contains(nodeID) && Node.monotonicNow() < deadline && !isShuttingDown {
+                        usleep(10_000)
+                    }
+                    if (routing.nodes(forVnode: vn) ?? []).contains(nodeID) { copied += 1 } else {
+                        logger.warning("recover: vnode \(vn) did not arrive from \(source) within 60 s")
+                        skip.insert(vn)
+                        failures += 1
+                    }
+                } catch {
+                    logger.warning("recover: reqpushv of \(vn) to \(source) failed: \(error)")
+                    skip.insert(vn)
+                    failures += 1
+                }
+            }
+            logger.notice("recover finished: \(copied) vnode(s) copied here in \(Int(Node.monotonicNow() - started)) s, \(routing.shortVnodes.count) short vnode(s) left in the cluster")
+        }
+        return true
+    }
+}
