@@ -41,6 +41,8 @@ public final class Node: Sendable {
     let transfers = NIOLockedValueBox(TransferState())
     /// The recover process runs (R5.10).
     let recovering = Atomic<Bool>(false)
+    /// The join process runs (R5.4).
+    let joining = Atomic<Bool>(false)
     /// `spushv_protection`: incoming vnode streams are refused.
     let spushvProtection = Atomic<Bool>(false)
 
@@ -240,6 +242,10 @@ public final class Node: Sendable {
         scheduleCleanUp()
         startServing()
         startClusterProcesses()
+        if config.joinSeed != nil {
+            joining.store(true, ordering: .releasing)
+            startJoinProcess()
+        }
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
     }
 

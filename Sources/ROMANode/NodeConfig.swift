@@ -66,6 +66,8 @@ public struct NodeConfig: Sendable {
     public var lostAction: String = "auto_assign"
     /// Seconds between routing-table comparisons with the preceding node (R5.13; ROMA: 10).
     public var routingSyncInterval: Double = 10
+    /// `-j host:port`: this node joined the cluster through that node at start.
+    public var joinSeed: String?
     /// Path of the config file, if one was read.
     public var configPath: String?
 

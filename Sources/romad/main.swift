@@ -135,7 +135,7 @@ struct Romad: ParsableCommand {
             guard nid.contains("_"), let last = nid.split(separator: "_").last, Int(last) != nil else {
                 throw ValidationError("[address:port] can not parse.")
             }
-            throw ValidationError("joining a cluster (-j \(join)) is not supported by this version of romad yet; start a single node without -j")
+            cfg.joinSeed = nid
         }
         guard let level = Logger.Level(rawValue: cfg.logLevel.lowercased()) ?? (cfg.logLevel.lowercased() == "warn" ? .warning : nil) else {
             throw ValidationError("unknown log level '\(cfg.logLevel)': use trace, debug, info, notice, warning, error or critical")
@@ -173,6 +173,15 @@ struct Romad: ParsableCommand {
             }
         }
 
+        if let seed = cfg.joinSeed {
+            do {
+                try JoinPreparation.prepare(config: cfg, seed: seed)
+                logger.notice("joined the cluster through \(seed): every node answered ADDED")
+            } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
         let node: Node
         do {
             node = try Node(config: cfg, logger: logger)

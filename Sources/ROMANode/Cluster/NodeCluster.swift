@@ -11,7 +11,8 @@ extension Node {
     /// cluster's name. A node alone in its table, or started with `--disabled_cmd_protect`,
     /// serves at once. Checked every second (ROMA: every 10 s).
     func startServing() {
-        if config.disabledCmdProtect || peerIDs.isEmpty {
+        // A joining node (`-j`) serves at once, as in ROMA (R3.7).
+        if config.disabledCmdProtect || peerIDs.isEmpty || config.joinSeed != nil {
             serving.store(true, ordering: .releasing)
             return
         }

@@ -1,0 +1,156 @@
+import ROMAClient
+import ROMARouting
+import ROMAStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Joining a running cluster (`romad … -j host:port`, R5.4) and the balancing that follows.
+public enum JoinPreparation {
+    /// Before the node opens anything: asks the seed for its cluster name (`whoami`) and routing
+    /// table (`routingdump bin`), tells every node `join <me>` (each must answer `ADDED`), and
+    /// writes the table, with this node added, as `<rttable-path>/<nid>.route` (old logs of this
+    /// node id are set aside as `.route.<n>.old`). Throws with an operator's message.
+    public static func prepare(config: NodeConfig, seed: String) throws {
+        let me = config.nodeID
+        guard let (host, port) = PeerAddress.split(seed) else { throw ConfigError("[address:port] can not parse.") }
+        let c: ROMAConnection
+        do { c = try ROMAConnection(host: host, port: port, connectTimeout: config.peerTimeout, timeout: 30) } catch {
+            throw ConfigError("cannot join through \(seed): \(error)")
+        }
+        defer { c.close() }
+        let name = try c.request("whoami")
+        guard name == config.name else {
+            throw ConfigError("\(seed) belongs to cluster '\(name)', this node to '\(config.name)' (-n): not joining")
+        }
+        try c.sendLine("routingdump bin")
+        let lenLine = try c.readLine()
+        guard let n = Int(lenLine), n > 0 else { throw ConfigError("\(seed) answered '\(lenLine)' to routingdump bin") }
+        let bin = try c.readExact(n)
+        _ = try c.readLine()
+        guard try c.readLine() == "END" else { throw ConfigError("\(seed): malformed routingdump bin reply") }
+        var table: RoutingTable
+        do { table = try RoutingTable(binary: bin) } catch { throw ConfigError("\(seed): cannot decode its routing table: \(error)") }
+        guard !table.nodes.contains(me) && !table.hasNode(me) else {
+            throw ConfigError("\(me) is already in the routing table of \(seed): start it without -j")
+        }
+        for nid in table.nodes {
+            guard let (h, p) = PeerAddress.split(nid) else { continue }
+            do {
+                let pc = try ROMAConnection(host: h, port: p, connectTimeout: config.peerTimeout, timeout: max(config.peerTimeout, 5))
+                defer { pc.close() }
+                let answer = try pc.request("join \(me)")
+                guard answer == "ADDED" else { throw ConfigError("\(nid) answered '\(answer)' to join") }
+            } catch let e as ConfigError {
+                throw ConfigError("Hotscale initialize failed. \(e.description)")
+            } catch {
+                throw ConfigError("Hotscale initialize failed. \(nid): \(error)")
+            }
+        }
+        table.addNode(me)
+        let dir = FileSystem.absolute(config.routingPath)
+        try FileSystem.makeDirectories(dir)
+        let file = "\(dir)/\(me).route"
+        for (_, old) in RoutingLog.files(of: file) { rename(old, old + ".old") }
+        do { try table.save(path: file) } catch { throw ConfigError("cannot write \(file): \(error)") }
+    }
+}
+
+extension Node {
+    /// The join process (R5.4), aiming past ROMA's: it runs until this node holds its full share —
+    /// within one of `rn × vnodes / nodes` vnodes and of `vnodes / nodes` primaries — and picks each
+    /// move so that the nodes losing a vnode (`edit_nodes` decides who) are the fullest ones, so
+    /// every node ends within one of the mean (ROMA stopped once the newcomer was primary for its
+    /// share, leaving it in as few as 37 % of the vnodes of a 3-node cluster). Copies run one
+    /// after another without sleeps (each takes as long as its data needs).
+    func startJoinProcess() {
+        background { [self] in
+            let started = Node.monotonicNow()
+            var moves = 0
+            var refused = Set<String>()
+            while !isShuttingDown {
+                let t = routing
+                guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
+                                                            excluded: refused) else { break }
+                guard let source = t.nodes(forVnode: vn)?.first else { break }
+                do {
+                    let answer = try peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()
+                    if answer == "REJECTED" { usleep(100_000); continue }
+                    guard answer == "PUSHED" else {
+                        logger.warning("join: \(source) answered '\(answer)' for vnode \(vn)")
+                        refused.insert("\(vn)")
+                        continue
+                    }
+                    let deadline = Node.monotonicNow() + 60
+                    func arrived() -> Bool {
+                        let l = routing.nodes(forVnode: vn) ?? []
+                        return primary ? l.first == nodeID : l.contains(nodeID)
+                    }
+                    while !arrived() && Node.monotonicNow() < deadline && !isShuttingDown { usleep(5_000) }
+                    if arrived() { moves += 1 } else {
+                        logger.warning("join: vnode \(vn) did not arrive from \(source) within 60 s")
+                        refused.insert("\(vn)")
+                    }
+                } catch {
+                    logger.warning("join: reqpushv of \(vn) to \(source) failed: \(error)")
+                    refused.insert("\(vn)")
+                }
+            }
+            let c = routing.counts(for: nodeID)
+            logger.notice("join finished: \(moves) vnode(s) copied here in \(Int(Node.monotonicNow() - started)) s; primary of \(c.primary), in \(c.primary + c.secondary.reduce(0, +)) vnodes")
+            joining.store(false, ordering: .releasing)
+        }
+    }
+
+    /// The next copy the joining node `me` asks for: the (vnode, as primary?) whose result per
+    /// `edit_nodes` lowers the spread of vnode and primary counts over the nodes most; nil when
+    /// no copy improves it.
+    static func bestJoinMove(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<String>) -> (UInt64, Bool)? {
+        let nodes = t.nodes
+        guard nodes.contains(me), nodes.count > 1 else { return nil }
+        var total: [String: Int] = [:]
+        var prim: [String: Int] = [:]
+        for n in nodes { total[n] = 0; prim[n] = 0 }
+        for vn in t.vnodes {
+            let l = t.nodes(forVnode: vn) ?? []
+            for n in l { total[n, default: 0] += 1 }
+            if let p = l.first { prim[p, default: 0] += 1 }
+        }
+        let v = Double(t.space.vnodeCount)
+        let meanTotal = Double(t.rn) * v / Double(nodes.count)
+        let meanPrim = v / Double(nodes.count)
+        func cost(_ tot: [String: Int], _ pr: [String: Int]) -> Double {
+            var c = 0.0
+            for n in nodes {
+                let dt = Double(tot[n] ?? 0) - meanTotal
+                let dp = Double(pr[n] ?? 0) - meanPrim
+                c += dt * dt + 8 * dp * dp
+            }
+            return c
+        }
+        let base = cost(total, prim)
+        var best: (UInt64, Bool, Double)?
+        for vn in t.vnodes where !excluded.contains("\(vn)") {
+            let l = t.nodes(forVnode: vn) ?? []
+            if l.isEmpty { continue }
+            for primary in [true, false] {
+                if l.contains(me) && (!primary || l.first == me) { continue }
+                let after = editNodes(l, to: me, isPrimary: primary, rn: t.rn)
+                if !replicationInHost {
+                    var hosts = Set<Substring>()
+                    if after.contains(where: { !hosts.insert(NodeID.host(of: $0)).inserted }) { continue }
+                }
+                var tot = total
+                var pr = prim
+                for n in l { tot[n]! -= 1 }
+                for n in after { tot[n]! += 1 }
+                pr[l[0]]! -= 1
+                pr[after[0]]! += 1
+                let c = cost(tot, pr)
+                if c < base - 1e-9, best == nil || c < best!.2 { best = (vn, primary, c) }
+            }
+        }
+        return best.map { ($0.0, $0.1) }
+    }
+}
