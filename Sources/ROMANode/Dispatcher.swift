@@ -158,6 +158,10 @@ struct Dispatcher {
             case .spushv: return spushv(r, out: &out)
             case .reqpushv: return reqpushv(r, out: &out)
             case .recover, .rrecover: return recover(command, out: &out)
+            case .release:
+                out.writeLine(node.startRelease() ?? "STARTED")
+                return .next
+            case .balance, .rbalance: return balance(command, out: &out)
             case .spushvProtection:
                 if r.count == 2 { node.spushvProtection.store(r.token(1, is: "true"), ordering: .relaxed) }
                 out.writeLine(node.spushvProtection.load(ordering: .relaxed) ? "true" : "false")

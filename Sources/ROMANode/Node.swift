@@ -41,8 +41,10 @@ public final class Node: Sendable {
     let transfers = NIOLockedValueBox(TransferState())
     /// The recover process runs (R5.10).
     let recovering = Atomic<Bool>(false)
-    /// The join process runs (R5.4).
+    /// The join process runs (R5.4), or balance (R5.12).
     let joining = Atomic<Bool>(false)
+    /// The release process runs (R5.11).
+    let releasing = Atomic<Bool>(false)
     /// `spushv_protection`: incoming vnode streams are refused.
     let spushvProtection = Atomic<Bool>(false)
 

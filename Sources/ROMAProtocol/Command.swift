@@ -20,7 +20,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case switchFailover, rswitchFailover, setThresholdForFailover, rsetThresholdForFailover
     case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse
     // Vnode transfers (R5.8) and recover (R5.10).
-    case spushv, reqpushv, recover, rrecover, spushvProtection
+    case spushv, reqpushv, recover, rrecover, spushvProtection, release, balance, rbalance
 
     /// The wire name.
     public var name: String {

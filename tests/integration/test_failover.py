@@ -152,3 +152,55 @@ def test_recover_restores_two_copies_of_every_vnode_after_a_kill(cluster):
         assert n.raw(b"get empty-value\r\n") == b"VALUE empty-value 0 0\r\n\r\nEND\r\n", "an empty live value survives the copy"
     # recover again: nothing to do, and a second start while one runs is refused politely
     assert b"STARTED" in a.raw(b"recover\r\n")
+
+
+def test_release_hands_every_vnode_over_then_the_node_stops_without_loss(cluster):
+    c = cluster()
+    a, b, r = c.nodes
+    keys = [b"rl%d" % i for i in range(600)]
+    for i, k in enumerate(keys):
+        assert c.nodes[i % 3].raw(b"set %s 0 0 5\r\nv%04d\r\n" % (k, i)) == b"STORED\r\n"
+    assert r.raw(b"release\r\n") == b"STARTED\r\n"
+    assert r.raw(b"spushv_protection\r\n") == b"true\r\n", "incoming copies are refused while releasing"
+
+    def released():
+        t = c.table(refresh=True)
+        return all(r.node_id not in lst for lst in t.v_idx.values())
+    wait_for(released, 60.0, "every vnode to leave the released node")
+    wait_for(lambda: len({n.raw(b"mklhash 0\r\n") for n in c.nodes}) == 1, 20.0, "routing to agree")
+    assert stat_int(r, "routing.primary") == 0 and stat_int(r, "routing.secondary1") == 0
+    t = c.table()
+    for lst in t.v_idx.values():
+        assert len(lst) == 2 and len({x.split("_")[0] for x in lst}) == 2, lst
+    assert a.raw(b"switch_failover off\r\n").count(b"DISABLED") == 3
+    r.stop()
+    for i, k in enumerate(keys):
+        want = b"VALUE %s 0 5\r\nv%04d\r\nEND\r\n" % (k, i)
+        assert a.raw(b"get " + k + b"\r\n") == want and b.raw(b"get " + k + b"\r\n") == want, k
+
+
+def test_balance_gives_a_node_below_its_share_its_primaries_back(cluster):
+    c = cluster()
+    a, b, low = c.nodes
+    for i in range(300):
+        assert c.nodes[i % 3].raw(b"set bl%d 0 0 2\r\nzz\r\n" % i) == b"STORED\r\n"
+    t = c.table()
+    demoted = 0
+    for vn, lst in sorted(t.v_idx.items()):
+        if lst[0] == low.node_id and demoted < 80:
+            clk = int(a.raw(b"getroute %d\r\n" % vn).split()[0])
+            line = b"setroute %d %d %s %s\r\n" % (vn, clk + 1, lst[1].encode(), lst[0].encode())
+            for n in c.nodes:  # the routing sync may have brought it there first
+                assert n.raw(line) in (b"STORED\r\n", b"SERVER_ERROR It's old table.\r\n")
+            demoted += 1
+    assert stat_int(low, "routing.primary") < 512 // 3 - 1
+    got = a.raw(b"balance\r\n")
+    assert got.count(b'"STARTED"') == 1 and b"Not unbalance" in got, got
+    wait_for(lambda: abs(stat_int(low, "routing.primary") - 512 / 3) <= 1 and low.raw(b"stat run_balance\r\n")
+             == b"stats.run_balance false\r\nEND\r\n", 60.0, "balance to even the primaries out")
+    wait_for(lambda: len({n.raw(b"mklhash 0\r\n") for n in c.nodes}) == 1, 20.0, "routing to agree")
+    for n in c.nodes:
+        assert abs(stat_int(n, "routing.primary") - 512 / 3) <= 1.5
+    for i in range(300):
+        for n in c.nodes:
+            assert n.raw(b"get bl%d\r\n" % i) == b"VALUE bl%d 0 2\r\nzz\r\nEND\r\n" % i

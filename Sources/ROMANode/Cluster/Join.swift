@@ -154,3 +154,70 @@ extension Node {
         return best.map { ($0.0, $0.1) }
     }
 }
+
+// MARK: - Release (R5.11) and balance (R5.12)
+
+extension Node {
+    /// `release`: every vnode that lists this node is copied to another node (the one holding the
+    /// fewest vnodes among those not on a host already in the list), which takes this node's
+    /// place in the list. Incoming copies are refused meanwhile (`spushv_protection`). When it
+    /// ends this node holds no vnode and can be stopped without losing anything. Returns an error
+    /// line when it cannot start.
+    func startRelease() -> String? {
+        let t = routing
+        let hosts = Set(t.nodes.filter { $0 != nodeID }.map { NodeID.host(of: $0) })
+        let others = t.nodes.filter { $0 != nodeID }
+        if (config.replicationInHost ? others.count : hosts.count) < t.rn {
+            return "SERVER_ERROR Releasing this node would leave fewer nodes than the redundancy \(t.rn)."
+        }
+        guard !joining.load(ordering: .relaxed), !recovering.load(ordering: .relaxed),
+              !releasing.exchange(true, ordering: .acquiringAndReleasing) else {
+            return "SERVER_ERROR Other process is already running."
+        }
+        spushvProtection.store(true, ordering: .releasing)
+        background { [self] in
+            defer { releasing.store(false, ordering: .releasing) }
+            let started = Node.monotonicNow()
+            var moved = 0
+            var failures = 0
+            while !isShuttingDown && failures < 50 {
+                let t = routing
+                guard let vn = t.vnodes.first(where: { (t.nodes(forVnode: $0) ?? []).contains(nodeID) }),
+                      let list = t.nodes(forVnode: vn) else { break }
+                var load: [String: Int] = [:]
+                for v in t.vnodes { for n in t.nodes(forVnode: v) ?? [] { load[n, default: 0] += 1 } }
+                let rest = list.filter { $0 != nodeID }
+                let candidates = t.nodes.filter { n in
+                    n != nodeID && !list.contains(n)
+                        && (config.replicationInHost || !rest.contains { NodeID.host(of: $0) == NodeID.host(of: n) })
+                }
+                guard let target = candidates.min(by: { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }) else {
+                    logger.error("release: no node can take vnode \(vn) (\(list.joined(separator: ",")))")
+                    failures += 1
+                    break
+                }
+                do {
+                    try copyVnode(vn, to: target, isPrimary: list.first == nodeID, replacing: nodeID)
+                    moved += 1
+                } catch {
+                    logger.warning("release: copy of vnode \(vn) to \(target) failed: \(error); trying again")
+                    failures += 1
+                    usleep(200_000)
+                }
+            }
+            let left = routing.vnodes.filter { (routing.nodes(forVnode: $0) ?? []).contains(nodeID) }.count
+            logger.notice("release finished: \(moved) vnode(s) handed over in \(Int(Node.monotonicNow() - started)) s; \(left) still list this node\(left == 0 ? ": it can be stopped" : "")")
+        }
+        return nil
+    }
+
+    /// `balance`/`rbalance`: a node below its share of primaries pulls vnodes as a joining node
+    /// does. Nil when started, else the reason it did not.
+    func startBalance() -> Bool {
+        let t = routing
+        guard t.vnodeBalance(for: nodeID) == .less, !releasing.load(ordering: .relaxed), !recovering.load(ordering: .relaxed),
+              !joining.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        startJoinProcess()
+        return true
+    }
+}

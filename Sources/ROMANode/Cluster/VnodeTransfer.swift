@@ -38,6 +38,12 @@ extension Node {
     /// `reqpushv` on the source: copies `vn` to `target` in the background. Returns false when
     /// too many copies run already (`REJECTED`).
     func startVnodeCopy(_ vn: UInt64, to target: String, isPrimary: Bool) -> Bool {
+        startVnodeCopy(vn, to: target, isPrimary: isPrimary, replacing: nil)
+    }
+
+    /// `replacing`: the copy takes that node's place in the list (release, R5.11) instead of
+    /// `edit_nodes`.
+    func startVnodeCopy(_ vn: UInt64, to target: String, isPrimary: Bool, replacing: String?) -> Bool {
         let ok = transfers.withLockedValue { t -> Bool in
             guard t.running < Node.maxParallelCopies, !t.vnodes.contains(vn) else { return false }
             t.running += 1
@@ -48,7 +54,7 @@ extension Node {
         background { [self] in
             defer { transfers.withLockedValue { $0.running -= 1; $0.vnodes.remove(vn) } }
             do {
-                try copyVnode(vn, to: target, isPrimary: isPrimary)
+                try copyVnode(vn, to: target, isPrimary: isPrimary, replacing: replacing)
             } catch {
                 logger.error("copy of vnode \(vn) to \(target) failed: \(error); routing unchanged")
             }
@@ -63,7 +69,7 @@ extension Node {
     }
 
     /// Runs on a pool thread (blocking I/O to the target is fine there).
-    func copyVnode(_ vn: UInt64, to target: String, isPrimary: Bool) throws {
+    func copyVnode(_ vn: UInt64, to target: String, isPrimary: Bool, replacing: String? = nil) throws {
         guard let list = routing.nodes(forVnode: vn) else { throw VnodeCopyError(description: "\(vn) is not a vnode") }
         let needsRoute = !list.contains(target) || (isPrimary && list.first != target)
         if needsRoute {
@@ -86,7 +92,8 @@ extension Node {
                 return
             }
             let current = routing.nodes(forVnode: vn) ?? list
-            let final = Node.editNodes(current, to: target, isPrimary: isPrimary, rn: routing.rn)
+            let final = replacing.map { r in current.map { $0 == r ? target : $0 } }
+                ?? Node.editNodes(current, to: target, isPrimary: isPrimary, rn: routing.rn)
             guard let clk = routes.commit(vn, final) else { throw VnodeCopyError(description: "vnode vanished") }
             let ms = Int((Node.monotonicNow() - started) * 1000)
             logger.info("vnode \(vn) copied to \(target): \(records) records, \(bytes) bytes in \(ms) ms; now \(final.joined(separator: ","))")

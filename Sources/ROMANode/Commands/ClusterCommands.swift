@@ -420,3 +420,21 @@ extension Dispatcher {
         }.hop(to: loop))
     }
 }
+
+extension Dispatcher {
+    /// `balance` (relayed as `rbalance`, R5.12): nodes below their share of primaries pull vnodes.
+    func balance(_ command: Command, out: inout ByteBuffer) -> Outcome {
+        let started = node.startBalance()
+        if command == .rbalance {
+            out.writeLine(started ? "STARTED" : "SERVER_ERROR Not unbalance or other process is already running.")
+            return .next
+        }
+        let own = started ? "STARTED" : "SERVER_ERROR Not unbalance or othre process is already running."
+        let node = self.node
+        return .deferred(node.broadcast("rbalance\r\n").map { answers in
+            var b = ByteBuffer()
+            b.writeLine(node.broadcastReply(answers, own: own))
+            return b
+        }.hop(to: loop))
+    }
+}
