@@ -15,7 +15,10 @@ struct RomaAdm: ParsableCommand {
         commandName: "roma-adm",
         abstract: "Send one command to a ROMA node on this machine and print the reply.",
         discussion: """
-        Examples: roma-adm stats 10001; roma-adm "stat storage" 10001; roma-adm balse 10001.
+        Examples: roma-adm stats 10001; roma-adm "stat storage" 10001; roma-adm balse 10001; \
+        roma-adm recover 127.0.0.1:10001; roma-adm nodelist 10001 --json.
+        Cluster work (recover, release, balance) is followed until it ends, with a progress line \
+        on a terminal; `join HOST:PORT` follows the join of a node started with `romad -j`.
         Differences from ROMA: `start` is not supported (run romad directly); the exit status is 1 \
         when the node cannot be reached or answers with an error.
         """
@@ -24,8 +27,17 @@ struct RomaAdm: ParsableCommand {
     @Argument(help: "The command line, quoted when it has arguments (e.g. \"stat storage\").")
     var command: String
 
-    @Argument(help: "Port of the node (default 12000).")
+    @Argument(help: "Port of the node, or host:port (default 12000).")
     var port: String?
+
+    @Flag(help: "Print the result as one JSON object.")
+    var json = false
+
+    @Flag(name: .customLong("no-wait"), help: "Do not follow recover, release, balance or join until they end.")
+    var noWait = false
+
+    @Option(name: .customLong("wait-limit"), help: ArgumentHelp("Give up following long work after SECONDS.", valueName: "SECONDS"))
+    var waitLimit: Double = 3600
 
     @Option(help: "Host of the node (default localhost).")
     var host = "localhost"
@@ -45,7 +57,12 @@ struct RomaAdm: ParsableCommand {
     }
 
     func run() throws {
-        let portText = port ?? "12000"
+        var portText = port ?? "12000"
+        var host = self.host
+        if let i = portText.lastIndex(where: { $0 == ":" || $0 == "_" }), !portText.allSatisfy(\.isNumber) {
+            host = String(portText[..<i])
+            portText = String(portText[portText.index(after: i)...])
+        }
         guard let p = Int(portText), portText.allSatisfy(\.isNumber), p > 0, p < 65536 else {
             RomaAdm.write(2, "Argument Error: roma-adm [adm-command] [port No.]\n[port No.] should be Interger\n")
             throw ExitCode(64)
@@ -55,7 +72,8 @@ struct RomaAdm: ParsableCommand {
             RomaAdm.write(2, "roma-adm: `start` is not supported; start the node with romad\n")
             throw ExitCode(64)
         }
-        var payload = Array(command.utf8) + [13, 10]
+        // `join HOST:PORT` follows a node started with `romad -j`: it sends nothing but a stat.
+        var payload = Array((name == "join" ? "stat run_join" : command).utf8) + [13, 10]
         if RomaAdm.valueCommands.contains(where: { name.hasPrefix($0) }) {
             RomaAdm.write(1, "Please input value.\n")
             let value = readLine(strippingNewline: true) ?? ""
@@ -94,9 +112,88 @@ struct RomaAdm: ParsableCommand {
         }
         var text = String(decoding: reply, as: UTF8.self)
         text = text.replacingCRLF()
-        RomaAdm.write(1, text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
         let first = text.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? ""
-        if reply.isEmpty || ROMAConnection.isErrorReply(first) { throw ExitCode(1) }
+        let failed = reply.isEmpty || ROMAConnection.isErrorReply(first) || (name != "join" && text.contains("SERVER_ERROR") && !text.contains("STARTED"))
+        var progress: [String: String] = [:]
+        if !failed && !noWait && RomaAdm.followed.contains(name) {
+            progress = try follow(name, host: host, port: p)
+        }
+        if json {
+            var fields = ["\"command\": \(RomaAdm.quote(command))", "\"node\": \(RomaAdm.quote("\(host):\(p)"))",
+                          "\"reply\": \(RomaAdm.quote(text.hasSuffix("\n") ? String(text.dropLast()) : text))",
+                          "\"ok\": \(!failed)"]
+            if !progress.isEmpty {
+                fields.append("\"result\": {" + progress.sorted { $0.key < $1.key }
+                    .map { "\(RomaAdm.quote($0.key)): \(RomaAdm.quote($0.value))" }.joined(separator: ", ") + "}")
+            }
+            RomaAdm.write(1, "{" + fields.joined(separator: ", ") + "}\n")
+        } else {
+            RomaAdm.write(1, text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
+            if !progress.isEmpty {
+                RomaAdm.write(1, progress.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "\n") + "\n")
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    /// Commands whose work goes on after the reply.
+    static let followed: Set<String> = ["recover", "release", "balance", "join"]
+
+    /// Polls the node's `stat` until the work ends; a progress line on a terminal. Returns the
+    /// final counters.
+    func follow(_ name: String, host: String, port: Int) throws -> [String: String] {
+        let conn = try ROMAConnection(host: host, port: port, connectTimeout: timeout, timeout: timeout)
+        defer { conn.close() }
+        let tty = isatty(2) == 1
+        let start = ROMAConnection.now()
+        var last: [String: String] = [:]
+        var seenRunning = false
+        while ROMAConnection.now() - start < waitLimit {
+            let st = Dictionary(try conn.stat("^(stats.run_(recover|release|balance|join|iterate_storage)|routing.(primary|secondary1|short_vnodes|lost_vnodes|vnodes.length|nodes.length))$")
+                .map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+            last = st
+            let running: Bool
+            switch name {
+            case "recover": running = st["stats.run_recover"] == "true"
+            case "release": running = st["stats.run_release"] == "true"
+            case "balance": running = st["stats.run_balance"] == "true"
+            default: running = st["stats.run_join"] == "true"
+            }
+            if running { seenRunning = true }
+            let held = (Int(st["routing.primary"] ?? "0") ?? 0) + (Int(st["routing.secondary1"] ?? "0") ?? 0)
+            if tty {
+                let line = "\r\(name): \(Int(ROMAConnection.now() - start)) s, this node primary of \(st["routing.primary"] ?? "?") and in \(held) vnodes, short vnodes \(st["routing.short_vnodes"] ?? "?")   "
+                RomaAdm.write(2, line)
+            }
+            // Done when the process has stopped (it may have ended before the first look).
+            if !running && (seenRunning || ROMAConnection.now() - start > 1) { break }
+            usleep(250_000)
+        }
+        if tty { RomaAdm.write(2, "\r\u{1B}[K") }
+        let tenths = Int((ROMAConnection.now() - start) * 10)
+        last["elapsed_s"] = "\(tenths / 10).\(tenths % 10)"
+        return last
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let h = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -204,3 +204,27 @@ def test_balance_gives_a_node_below_its_share_its_primaries_back(cluster):
     for i in range(300):
         for n in c.nodes:
             assert n.raw(b"get bl%d\r\n" % i) == b"VALUE bl%d 0 2\r\nzz\r\nEND\r\n" % i
+
+
+def test_roma_adm_follows_recover_to_its_end(cluster):
+    import json
+    import os
+    import subprocess
+    from romatest import ROMAD_BIN
+    adm = os.environ.get("ROMA_ADM_BIN") or os.path.join(os.path.dirname(ROMAD_BIN), "roma-adm")
+    c = cluster()
+    a, b, dead = c.nodes
+    for i in range(200):
+        assert c.nodes[i % 3].raw(b"set ad%d 0 0 1\r\nx\r\n" % i) == b"STORED\r\n"
+    dead.kill9()
+    wait_for(lambda: dead.node_id not in nodelist(a), 8.0, "the leave")
+    r = subprocess.run([adm, "recover", f"{a.host}:{a.port}", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] is True and "STARTED" in out["reply"], out
+    assert out["result"]["stats.run_recover"] == "false", out
+    wait_for(lambda: stat_int(a, "routing.short_vnodes") == 0, 30.0, "the other node's recover too")
+    r = subprocess.run([adm, "nodelist", str(b.port), "--host", b.host], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.split() == [a.node_id, b.node_id], r
+    r = subprocess.run([adm, "release", f"{b.host}:{b.port}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "fewer nodes than the redundancy" in r.stdout, r
