@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "romad", targets: ["romad"]),
         .executable(name: "cpdb", targets: ["cpdb"]),
         .executable(name: "mkroute", targets: ["mkroute"]),
+        .executable(name: "recoverlost", targets: ["recoverlost"]),
         .executable(name: "roma-adm", targets: ["roma-adm"]),
         .executable(name: "roma-bench", targets: ["roma-bench"]),
         .library(name: "ROMAClient", targets: ["ROMAClient"]),
@@ -103,6 +104,11 @@ let package = Package(
         .executableTarget(
             name: "mkroute",
             dependencies: ["ROMARouting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "recoverlost",
+            dependencies: ["ROMAClient", "ROMARouting", "ROMAStorage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
