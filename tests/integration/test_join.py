@@ -111,3 +111,55 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path):
     finally:
         cl.stop(check=False)
         cl.cleanup()
+
+
+def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path):
+    """A join copies vnodes out of divisions that cpdb is snapshotting at the same time (each
+    safecopy state held 200 ms longer by the test hook): copies wait for `normal` divisions,
+    writes during the snapshot go to the caches, and afterwards every key is everywhere it should
+    be and the snapshot verifies."""
+    import os
+    import subprocess
+    from romatest import ROMAD_BIN
+    cpdb = os.environ.get("CPDB_BIN") or os.path.join(os.path.dirname(ROMAD_BIN), "cpdb")
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), env={"ROMAD_TEST_SAFECOPY_DELAY_MS": "200"})
+    cl.start()
+    try:
+        a, b = cl.nodes
+        keys = {}
+        for i in range(2000):
+            k, v = b"cj%d" % i, b"c%05d" % i
+            assert cl.nodes[i % 2].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
+            keys[k] = v
+        snap = subprocess.Popen([cpdb, "--host", "127.0.0.1", str(a.port), "--no-progress"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        wait_for(lambda: b"safecopy" in a.raw(b"stat safecopy_stats\r\n"), 10.0, "cpdb to start")
+        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
+                         address="127.0.0.3",
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"])
+        newcomer.start()
+        cl.nodes.append(newcomer)
+        for i in range(2000, 2600):  # writes while both run
+            k, v = b"cj%d" % i, b"c%05d" % i
+            assert cl.nodes[i % 3].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
+            keys[k] = v
+        out, _ = snap.communicate(timeout=120)
+        assert snap.returncode == 0, out
+        wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join")
+        wait_for(lambda: len({n.raw(b"mklhash 0\r\n") for n in cl.nodes}) == 1, 30.0, "routing to converge")
+        wait_for(lambda: a.raw(b"stat safecopy_stats\r\n").count(b":normal") == 10, 30.0, "every division back to normal")
+        table = Table(a.raw(b"routingdump json\r\n"))
+        assert all(len(l) == 2 for l in table.v_idx.values())
+        assert sum(1 for l in table.v_idx.values() if newcomer.node_id in l) > 300
+        for node in cl.nodes:
+            with node.connect() as conn:
+                for k, v in keys.items():
+                    assert conn.exchange(b"get %s\r\n" % k) == b"VALUE %s 0 6\r\n%s\r\nEND\r\n" % (k, v), (node.node_id, k)
+        hash_dir = a.node_dir / "roma"
+        manifests = sorted(hash_dir.glob("snapshot-*.json"))
+        assert manifests, out
+        v = subprocess.run([cpdb, "verify", str(manifests[-1])], capture_output=True, text=True, timeout=60)
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()
