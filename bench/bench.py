@@ -37,6 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cluster_part  # noqa: E402  (bench/cluster_part.py, found whichever way this file is loaded)
+import membership_part  # noqa: E402
 REPO = os.path.dirname(HERE)
 
 
@@ -94,6 +95,10 @@ class Settings:
         self.cluster_pipeline = 1
         self.cluster_duration = 0.5 if smoke else 5.0
         self.cluster_repeats = 1 if smoke else 3
+        # membership (issue #12): records in the 2-node cluster, writer rate, before-window seconds
+        self.member_records = 5_000 if smoke else 1_000_000
+        self.member_rate = 200 if smoke else 2000
+        self.member_before = 0.5 if smoke else 3.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -964,6 +969,8 @@ def render(facts: dict, settings: Settings, parts: dict, romads: list[str], fail
         out += memory_table(parts["memory"]) + [""]
     if "cluster" in parts:
         out += ["## Cluster: 3 nodes, rn = 2, against one node", ""] + cluster_part.cluster_lines(parts["cluster"]) + [""]
+    if "membership" in parts:
+        out += ["## Membership: join and recover under load", ""] + membership_part.membership_lines(parts["membership"]) + [""]
     if "snapshot" in parts:
         out += ["## Online snapshot under write load (cpdb)", ""] + snapshot_lines(parts["snapshot"]) + [""]
     out += ["## Problems", ""]
@@ -979,7 +986,7 @@ def main() -> int:
     ap.add_argument("--bin-dir", help="directory with romad, roma-bench (and cpdb)")
     ap.add_argument("--smoke", action="store_true", help="few-seconds mode: tiny sizes, one scenario each")
     ap.add_argument("--results", default=None, help="write the Markdown report here (full mode default: bench/RESULTS.md)")
-    ap.add_argument("--parts", default="matrix,memcslap,memory,snapshot,cluster")
+    ap.add_argument("--parts", default="matrix,memcslap,memory,snapshot,cluster,membership")
     ap.add_argument("--duration", type=float, help="override the measured seconds per matrix run")
     ap.add_argument("--from-json", metavar="FILE", help="only render the report of a saved results-latest.json")
     args = ap.parse_args()
@@ -1047,6 +1054,10 @@ def main() -> int:
             parts["memory"] = part_memory(runner, bin_dir, workdir)
         if "cluster" in wanted:
             parts["cluster"] = cluster_part.part_cluster(sys.modules[__name__], runner, bin_dir, workdir)
+        if "membership" in wanted:
+            parts["membership"] = membership_part.part_membership(sys.modules[__name__], runner, bin_dir, workdir)
+            if parts["membership"].get("writes_lost"):
+                runner.fail(f"membership: {parts['membership']['writes_lost']} acknowledged writes lost")
         if "snapshot" in wanted:
             parts["snapshot"] = part_snapshot(runner, bin_dir, workdir)
             snap = parts["snapshot"]

@@ -28,6 +28,9 @@ final class NodeStats: Sendable {
     let replicationDropped = Atomic<Int>(0)
     /// `size_of_zredundant`: replica values longer than this go compressed (`rzset`); 0 = never.
     let sizeOfZredundant = Atomic<Int>(0)
+    /// Vnode copies sent (R5.8): records and stream bytes (`stats.vnode_records_sent`, `…bytes_sent`).
+    let vnodeRecordsSent = Atomic<Int>(0)
+    let vnodeBytesSent = Atomic<Int>(0)
     /// `out` messages received (`stats.out_count`).
     let outCount = Atomic<Int>(0)
 

@@ -69,38 +69,80 @@ extension Node {
             let started = Node.monotonicNow()
             var moves = 0
             var refused = Set<String>()
+            var failed: [UInt64: Int] = [:]
+            var width = Node.maxParallelCopies
             while !isShuttingDown {
                 let t = routing
-                guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
-                                                            excluded: refused) else { break }
-                guard let source = t.nodes(forVnode: vn)?.first else { break }
-                do {
-                    let answer = try peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()
-                    if answer == "REJECTED" { usleep(100_000); continue }
-                    guard answer == "PUSHED" else {
-                        logger.warning("join: \(source) answered '\(answer)' for vnode \(vn)")
-                        refused.insert("\(vn)")
-                        continue
-                    }
-                    let deadline = Node.monotonicNow() + 60
-                    func arrived() -> Bool {
-                        let l = routing.nodes(forVnode: vn) ?? []
-                        return primary ? l.first == nodeID : l.contains(nodeID)
-                    }
-                    while !arrived() && Node.monotonicNow() < deadline && !isShuttingDown { usleep(5_000) }
-                    if arrived() { moves += 1 } else {
-                        logger.warning("join: vnode \(vn) did not arrive from \(source) within 60 s")
-                        refused.insert("\(vn)")
-                    }
-                } catch {
-                    logger.warning("join: reqpushv of \(vn) to \(source) failed: \(error)")
-                    refused.insert("\(vn)")
+                // Up to `width` moves at once, each chosen on the table as the earlier ones of the
+                // round will leave it; after a round with a failure, one at a time (a failed move
+                // changes what the next best one is).
+                let round = Node.bestJoinMoves(t, me: nodeID, replicationInHost: config.replicationInHost,
+                                               excluded: refused, count: width)
+                if round.isEmpty { break }
+                let done = pullVnodes(round.map { ($0.0, $0.1) }, what: "join")
+                moves += done.count
+                width = done.count == round.count ? Node.maxParallelCopies : 1
+                for (vn, _) in round where !done.contains(vn) {
+                    failed[vn, default: 0] += 1
+                    if failed[vn]! >= 3 { refused.insert("\(vn)") }
                 }
             }
             let c = routing.counts(for: nodeID)
             logger.notice("join finished: \(moves) vnode(s) copied here in \(Int(Node.monotonicNow() - started)) s; primary of \(c.primary), in \(c.primary + c.secondary.reduce(0, +)) vnodes")
             joining.store(false, ordering: .releasing)
         }
+    }
+
+    /// Asks each vnode's primary to copy it here (as primary or not), all at once, and waits
+    /// until each has arrived (its `setroute` reached this node) or failed. Returns the vnodes
+    /// that arrived. Runs on a pool thread.
+    /// `stillWanted` is asked before a refused (`REJECTED`: the source is busy with that vnode)
+    /// request is sent again.
+    func pullVnodes(_ wanted: [(UInt64, Bool)], what: String, stillWanted: (UInt64) -> Bool = { _ in false }) -> Set<UInt64> {
+        var pending: [(UInt64, Bool)] = []
+        for (vn, primary) in wanted {
+            guard let source = routing.nodes(forVnode: vn)?.first, source != nodeID else { continue }
+            var tries = 0
+            while true {
+                let answer = (try? peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()) ?? "no answer"
+                if answer == "REJECTED" && tries < 50 && stillWanted(vn) {
+                    tries += 1
+                    usleep(50_000)
+                    continue
+                }
+                if answer == "PUSHED" { pending.append((vn, primary)) } else {
+                    logger.warning("\(what): \(source) answered '\(answer)' for vnode \(vn)")
+                }
+                break
+            }
+        }
+        var arrived = Set<UInt64>()
+        let deadline = Node.monotonicNow() + 120
+        while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
+            pending.removeAll { vn, primary in
+                let l = routing.nodes(forVnode: vn) ?? []
+                let ok = primary ? l.first == nodeID : l.contains(nodeID)
+                if ok { arrived.insert(vn) }
+                return ok
+            }
+            if !pending.isEmpty { usleep(5_000) }
+        }
+        for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within 120 s") }
+        return arrived
+    }
+
+    static func bestJoinMoves(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<String>,
+                              count: Int) -> [(UInt64, Bool)] {
+        var table = t
+        var out: [(UInt64, Bool)] = []
+        var skip = excluded
+        while out.count < count, let (vn, primary) = bestJoinMove(table, me: me, replicationInHost: replicationInHost, excluded: skip) {
+            out.append((vn, primary))
+            skip.insert("\(vn)")
+            let l = table.nodes(forVnode: vn) ?? []
+            table.replaceRoute(vn: vn, nids: editNodes(l, to: me, isPrimary: primary, rn: table.rn))
+        }
+        return out
     }
 
     /// The next copy the joining node `me` asks for: the (vnode, as primary?) whose result per
@@ -125,11 +167,15 @@ extension Node {
             for n in nodes {
                 let dt = Double(tot[n] ?? 0) - meanTotal
                 let dp = Double(pr[n] ?? 0) - meanPrim
-                c += dt * dt + 8 * dp * dp
+                c += dt * dt + 100 * dp * dp
             }
             return c
         }
         let base = cost(total, prim)
+        // The newcomer can only gain: it never goes above its share (rounded up), so what is left
+        // over stays spread over the others, each within one of the mean.
+        let capPrim = Int(meanPrim.rounded(.up))
+        let capTotal = Int(meanTotal.rounded(.up))
         var best: (UInt64, Bool, Double)?
         for vn in t.vnodes where !excluded.contains("\(vn)") {
             let l = t.nodes(forVnode: vn) ?? []
@@ -147,6 +193,7 @@ extension Node {
                 for n in after { tot[n]! += 1 }
                 pr[l[0]]! -= 1
                 pr[after[0]]! += 1
+                if (pr[me] ?? 0) > capPrim || (tot[me] ?? 0) > capTotal { continue }
                 let c = cost(tot, pr)
                 if c < base - 1e-9, best == nil || c < best!.2 { best = (vn, primary, c) }
             }

@@ -86,6 +86,8 @@ extension Node {
                 let (n, b) = try streamVnode(vn, of: storage, to: target)
                 records += n
                 bytes += b
+                stats.vnodeRecordsSent.add(n, ordering: .relaxed)
+                stats.vnodeBytesSent.add(b, ordering: .relaxed)
             }
             guard needsRoute else {
                 logger.info("vnode \(vn) streamed again to \(target): \(records) records")
@@ -175,33 +177,17 @@ extension Node {
                     return !skip.contains(vn) && !l.isEmpty && !l.contains(nodeID)
                         && (config.replicationInHost || !l.contains { NodeID.host(of: $0) == myHost })
                 }
-                guard let vn = candidates.first, let source = t.nodes(forVnode: vn)?.first else { break }
-                do {
-                    let answer = try peers.line(source, "reqpushv \(vn) \(nodeID) false\r\n").wait()
-                    if answer == "REJECTED" {
-                        usleep(100_000)
-                        continue
-                    }
-                    guard answer == "PUSHED" else {
-                        logger.warning("recover: \(source) answered '\(answer)' for vnode \(vn)")
-                        skip.insert(vn)
-                        failures += 1
-                        continue
-                    }
-                    // The source commits and sends `setroute` here when the copy is done.
-                    let deadline = Node.monotonicNow() + 60
-                    while !(routing.nodes(forVnode: vn) ?? []).contains(nodeID) && Node.monotonicNow() < deadline && !isShuttingDown {
-                        usleep(10_000)
-                    }
-                    if (routing.nodes(forVnode: vn) ?? []).contains(nodeID) { copied += 1 } else {
-                        logger.warning("recover: vnode \(vn) did not arrive from \(source) within 60 s")
-                        skip.insert(vn)
-                        failures += 1
-                    }
-                } catch {
-                    logger.warning("recover: reqpushv of \(vn) to \(source) failed: \(error)")
+                if candidates.isEmpty { break }
+                let round = Array(candidates.prefix(Node.maxParallelCopies))
+                let done = pullVnodes(round.map { ($0, false) }, what: "recover", stillWanted: { [self] vn in
+                    let l = routing.nodes(forVnode: vn) ?? []
+                    return l.count < routing.rn && !l.contains(nodeID)
+                })
+                copied += done.count
+                for vn in round where !done.contains(vn) {
                     skip.insert(vn)
-                    failures += 1
+                    // Another node took it first: not a failure.
+                    if (routing.nodes(forVnode: vn) ?? []).count < routing.rn { failures += 1 }
                 }
             }
             logger.notice("recover finished: \(copied) vnode(s) copied here in \(Int(Node.monotonicNow() - started)) s, \(routing.shortVnodes.count) short vnode(s) left in the cluster")

@@ -44,7 +44,8 @@ extension Dispatcher {
 
     /// Sends `request` to `nid` and relays its one-line reply (`transform` may rewrite it);
     /// no reply, or one starting with `ERROR`, becomes `SERVER_ERROR Message forward failed.`
-    func forwardLine(_ nid: String?, _ request: ByteBuffer, transform: @escaping @Sendable (String) -> String = { $0 }) -> Outcome {
+    func forwardLine(_ nid: String?, _ request: ByteBuffer, transform: @escaping @Sendable (String) -> String = { $0 },
+                     owner: (@Sendable () -> String?)? = nil) -> Outcome {
         guard let nid else {
             var b = ByteBuffer()
             b.writeLine(Dispatcher.forwardFailed)
@@ -52,15 +53,28 @@ extension Dispatcher {
         }
         node.stats.forwardCount.add(1, ordering: .relaxed)
         let logger = node.logger
-        return .deferred(node.peers.request(nid, request, kind: .line, on: loop, timeout: forwardTimeout).map { reply in
-            var b = ByteBuffer()
-            if let line = reply.lineString, !line.hasPrefix("ERROR") {
-                b.writeLine(transform(line))
-            } else {
-                b.writeLine(Dispatcher.forwardFailed)
+        let node = self.node
+        let loop = self.loop
+        let timeout = forwardTimeout
+        /// A node whose table has not yet caught up with a vnode move answers "inconsistent";
+        /// the move's `setroute` is on its way, so ask again shortly (the owner may have changed).
+        @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<ByteBuffer> {
+            node.peers.request(nid, request, kind: .line, on: loop, timeout: timeout).flatMap { reply in
+                var b = ByteBuffer()
+                if let line = reply.lineString, line == "SERVER_ERROR Routing table is inconsistent.", left > 0, let owner = owner {
+                    return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
+                        attempt(owner() ?? nid, left - 1)
+                    }
+                }
+                if let line = reply.lineString, !line.hasPrefix("ERROR") {
+                    b.writeLine(transform(line))
+                } else {
+                    b.writeLine(Dispatcher.forwardFailed)
+                }
+                return loop.makeSucceededFuture(b)
             }
-            return b
-        }.recover { error in
+        }
+        return .deferred(attempt(nid, 5).recover { error in
             logger.warning("forward to \(nid) failed: \(error)")
             var b = ByteBuffer()
             b.writeLine(Dispatcher.forwardFailed)
@@ -292,7 +306,10 @@ extension Dispatcher {
             m.writeBuffer(&data)
             m.writeStaticString("\r\n")
         }
-        return .done(forwardLine(route.writeLists[k.index].first, m, transform: transform))
+        let routes = node.routes
+        let index = k.index
+        return .done(forwardLine(route.writeLists[k.index].first, m, transform: transform,
+                                 owner: { routes.snapshot.writeLists[index].first }))
     }
 
     /// After a local write: replicate when it changed something and there are other nodes.

@@ -1,0 +1,212 @@
+"""`make bench` part `membership` (issue #12): a 2-node cluster (rn = 2, 127.0.0.1-2) holding
+`member_records` records of 100 B; a third node joins (127.0.0.3, `romad -j`), then one node is
+killed and `recover` restores two copies of every vnode.
+
+Reported: join time and recover time, bytes the vnode copies streamed (`stats.vnode_bytes_sent`)
+and their rate, against a plain loopback TCP copy of the same number of bytes in the same run;
+client p99 (roma-bench open loop, `member_rate` sets/s through node 1) while each move runs,
+against the window just before it (SIGUSR2 / SIGUSR1 windows of roma-bench); acknowledged writes
+lost (`roma-bench --verify` of everything written, through the cluster).
+Targets: join rate ≥ 50 % of the loopback copy; p99 during a move ≤ 3× before; 0 lost writes.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+
+
+def loopback_copy_rate(nbytes: int) -> float:
+    """Bytes/s of a plain TCP copy of `nbytes` over loopback (256 KiB writes, reader discards)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = [0]
+
+    def reader():
+        c, _ = srv.accept()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            got[0] += len(b)
+        c.close()
+    t = threading.Thread(target=reader)
+    t.start()
+    chunk = b"x" * (256 * 1024)
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.monotonic()
+    left = nbytes
+    while left > 0:
+        n = min(left, len(chunk))
+        s.sendall(chunk[:n])
+        left -= n
+    s.close()
+    t.join()
+    dt = time.monotonic() - t0
+    srv.close()
+    return got[0] / dt if dt > 0 else 0.0
+
+
+def one_line(node, text: str, timeout: float = 10) -> str:
+    """Sends a command answered by one line (e.g. `recover`) and returns that line."""
+    with socket.create_connection((node.address, node.port), timeout=timeout) as c:
+        c.sendall(text.encode() + b"\r\n")
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def stat(bench, node, name: str) -> str:
+    out = bench.command(node.port, f"stat ^{name}$", host=node.address)
+    for line in out.splitlines():
+        if line.startswith(name + " "):
+            return line.split(" ", 1)[1]
+    return ""
+
+
+def wait(pred, timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if pred():
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
+    s = r.s
+    rt = os.path.join(workdir, "member-routing")
+    os.makedirs(rt, exist_ok=True)
+    nodes = []
+    for i, h in enumerate(HOSTS[:2]):
+        srv = bench.Server(f"member-{i + 1}", "romad", bin_dir, workdir, "tc", address=h)
+        srv.cmd += ["--rttable-path", rt]
+        nodes.append(srv)
+    newcomer = bench.Server("member-3", "romad", bin_dir, workdir, "tc", address=HOSTS[2])
+    newcomer.cmd += ["--rttable-path", rt, "-j", f"{HOSTS[0]}:{nodes[0].port}"]
+    subprocess.run([os.path.join(bin_dir, "mkroute"), "-r", "2", "--out", rt] + [f"{n.address}_{n.port}" for n in nodes],
+                   check=True, stdout=subprocess.DEVNULL)
+    res: dict = {"records": s.member_records, "value_size": 100, "rate": s.member_rate, "before": s.member_before}
+    writer = None
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            n.wait_serving()
+        seeds = ",".join(f"{n.address}:{n.port}" for n in nodes)
+        bench.log(f"membership: preloading {s.member_records:,} records of 100 B into the 2-node cluster")
+        pre = r.roma_bench("membership preload", nodes[0].port, ["--preload-only", "--seeds", seeds, "--keys",
+                           str(s.member_records), "--value-size", "100", "--connections", "8", "--pipeline", "16",
+                           "--key-prefix", "m:"], timeout=1800, host=nodes[0].address)
+        res["preload_ops_per_sec"] = pre["ops_per_sec"] if pre else None
+        def window(label: str, prefix: str, action) -> tuple[float, dict]:
+            """A writer session: a window before (SIGUSR2), then the move (SIGUSR1)."""
+            nonlocal writer
+            writer, cmd, seen = r.start_bench(nodes[0].port, ["--mix", "0:1", "--rate", str(s.member_rate), "--connections", "4",
+                                                              "--key-order", "sequential", "--keys", "100000000",
+                                                              "--value-size", "100", "--key-prefix", prefix, "--duration", "3600"],
+                                              host=nodes[0].address)
+            time.sleep(0.5)
+            writer.send_signal(signal.SIGUSR2)
+            time.sleep(s.member_before)
+            writer.send_signal(signal.SIGUSR2)
+            time.sleep(0.2)
+            writer.send_signal(signal.SIGUSR1)
+            took = action()
+            writer.send_signal(signal.SIGUSR1)
+            time.sleep(0.3)
+            writer.send_signal(signal.SIGINT)
+            w = r.finish_bench(f"membership writers ({label})", writer, cmd, timeout=120, seen=seen)
+            writer = None
+            bench.log(f"membership: {label} took {took:.1f} s")
+            return took, (w or {})
+
+        def join() -> float:
+            t0 = time.monotonic()
+            newcomer.start()
+            wait(lambda: stat(bench, newcomer, "stats.run_join") == "false", 3600, "the join")
+            return time.monotonic() - t0
+        res["join_s"], wj = window("join", "w1:", join)
+        res["join_writer"] = bench.summarize_writer(wj)
+        all3 = nodes + [newcomer]
+        res["join_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in all3)
+        res["join_records"] = sum(int(stat(bench, n, "stats.vnode_records_sent") or 0) for n in all3)
+        res["primaries_after_join"] = [int(stat(bench, n, "routing.primary") or 0) for n in all3]
+        # kill -9 the second node; recover from the others
+        victim = nodes[1]
+        victim.proc.kill()
+        victim.proc.wait()
+        wait(lambda: f"{victim.address}_{victim.port}" not in stat(bench, nodes[0], "routing.nodes"), 30, "the leave")
+        before_bytes = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in (nodes[0], newcomer))
+
+        def recover() -> float:
+            t0 = time.monotonic()
+            reply = one_line(nodes[0], "recover")
+            if "STARTED" not in reply:
+                raise RuntimeError(f"recover answered {reply}")
+            wait(lambda: stat(bench, nodes[0], "routing.short_vnodes") == "0" and stat(bench, newcomer, "routing.short_vnodes") == "0"
+                 and stat(bench, nodes[0], "stats.run_recover") == "false" and stat(bench, newcomer, "stats.run_recover") == "false",
+                 3600, "the recover")
+            return time.monotonic() - t0
+        res["recover_s"], wr = window("recover", "w2:", recover)
+        res["recover_writer"] = bench.summarize_writer(wr)
+        res["recover_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in (nodes[0], newcomer)) - before_bytes
+        survivors = f"{nodes[0].address}:{nodes[0].port},{newcomer.address}:{newcomer.port}"
+        lost = 0
+        for prefix, n in (("m:", s.member_records), ("w1:", (wj.get("sequential_keys_issued") or 0)),
+                          ("w2:", (wr.get("sequential_keys_issued") or 0))):
+            if n <= 0:
+                continue
+            v = r.roma_bench(f"membership verify {prefix}", nodes[0].port, ["--verify", "--seeds", survivors, "--keys", str(n),
+                             "--value-size", "100", "--key-prefix", prefix, "--connections", "8", "--pipeline", "16"],
+                             timeout=1800, host=nodes[0].address)
+            ver = (v or {}).get("verify") or {}
+            res[f"verify_{prefix}"] = ver
+            lost += ver.get("missing", n) + ver.get("mismatched", 0)
+        res["writes_lost"] = lost
+        res["loopback_copy_Bps"] = loopback_copy_rate(max(res["join_bytes"], 1 << 20))
+        res["join_Bps"] = res["join_bytes"] / res["join_s"] if res["join_s"] else None
+        res["recover_Bps"] = res["recover_bytes"] / res["recover_s"] if res["recover_s"] else None
+        return res
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+        for srv in nodes + [newcomer]:
+            if srv.proc is not None:
+                srv.stop()
+
+
+def membership_lines(m: dict) -> list[str]:
+    def mb(x):
+        return f"{x / 1e6:,.1f}" if x else "—"
+    lb = m.get("loopback_copy_Bps") or 0
+    lines = [f"A 2-node cluster (rn = 2, TokyoCabinet) holding {m['records']:,} records of {m['value_size']} B; "
+             f"{m['rate']} sets/s through node 1 during each move and the {m.get('before', 5)} s before it "
+             "(roma-bench open loop, one writer session per move).", "",
+             "| move | time s | MB streamed | MB/s | ÷ loopback copy (≥ 0.5) | p99 before µs | p99 during µs | ÷ before (≤ 3) | failed writes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, label in (("join", "third node joins"), ("recover", "recover after kill -9")):
+        bps = m.get(f"{key}_Bps")
+        w = m.get(f"{key}_writer") or {}
+        b, d = w.get("before_p99_us"), w.get("copy_p99_us")
+        lines.append(f"| {label} | {m.get(key + '_s', 0):.1f} | {mb(m.get(key + '_bytes'))} | {mb(bps)} | "
+                     f"**{(bps / lb) if bps and lb else 0:.2f}×** | {b if b is not None else '—'} | {d if d is not None else '—'} | "
+                     f"**{(d / b) if b and d else 0:.2f}×** | {w.get('errors', '—')} |")
+    lines += ["", f"Plain loopback TCP copy of the join's bytes in the same run: {mb(lb)} MB/s. Primaries after the join: "
+              f"{m.get('primaries_after_join')}. Acknowledged writes lost (preload and both writer sessions, read back "
+              f"through the surviving nodes with `roma-bench --verify`): **{m.get('writes_lost')}**."]
+    return lines
