@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := libtokyocabinet-dev tokyocabinet-bin libssl-dev libbz2-dev zlib1g-dev libmemcached-tools memcached python3-venv binutils
+APT_PACKAGES := libtokyocabinet-dev tokyocabinet-bin libssl-dev libbz2-dev zlib1g-dev libmemcached-tools memcached python3-venv binutils iproute2
 # Release builds: no dynamic exclusivity checks in any module, SwiftNIO's included (our own
 # targets already build that way). callgrind showed swift_beginAccess and its thread-local access
 # set in NIO's channel and write paths at 13 % of romad's instructions per request.

@@ -299,16 +299,22 @@ public final class HashStorage: @unchecked Sendable {
         return d.lock.withLock { d.state == .normal }
     }
 
-    /// Keys of the records of vnode `vn` (one pass over its division's main DB under the lock).
-    public func keys(ofVnode vn: UInt32) throws -> [[UInt8]] {
+    /// Keys of the records of vnode `vn`: one pass over its division's main DB in slices of
+    /// `slice` records, the division lock held for one slice at a time (requests to the division
+    /// wait a slice, never the whole pass). A record written during the pass may be missed: the
+    /// caller covers those writes another way (a vnode copy's transaction sends them along).
+    public func keys(ofVnode vn: UInt32, slice: Int = 2000) throws -> [[UInt8]] {
         let d = division(vn)
         var keys: [[UInt8]] = []
-        try d.lock.withLock {
-            try d.main.forEach { k, v in
-                if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
-                return true
+        var cursor: [UInt8]?
+        repeat {
+            cursor = try d.lock.withLock {
+                try d.main.forEach(after: cursor, limit: slice) { k, v in
+                    if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
+                }
             }
-        }
+            if cursor != nil { sched_yield() }
+        } while cursor != nil
         return keys
     }
 

@@ -23,6 +23,10 @@ public protocol StorageEngine: AnyObject, Sendable {
     func keys(limit: Int) throws -> [[UInt8]]
     /// Visits every record until `body` returns false.
     func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws
+    /// Visits up to `limit` records after the record of key `after` (from the start when nil), so
+    /// that a long pass can release its lock between calls; returns the last key visited, nil
+    /// when the pass is complete. Records written between calls may be missed or seen twice.
+    func forEach(after: [UInt8]?, limit: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> [UInt8]?
     /// Writes buffered data and fsyncs (TC `sync`).
     func sync() throws
     /// Writes buffered data and headers into the file (page cache) without forcing them to disk:
@@ -110,4 +114,16 @@ public enum EngineKind: Equatable, Sendable {
 
     /// File extension of division files.
     public var fileExtension: String { "tc" }
+}
+
+extension StorageEngine {
+    /// Engines without a resumable iterator (the memory engines) visit everything in one call.
+    public func forEach(after: [UInt8]?, limit: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> [UInt8]? {
+        if after != nil { return nil }
+        try forEach { k, v in
+            try body(k, v)
+            return true
+        }
+        return nil
+    }
 }

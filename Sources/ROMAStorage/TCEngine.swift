@@ -111,6 +111,37 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         }
     }
 
+    /// Resumable pass (TC's `iterinit2` starts at a key, so another pass over the same database
+    /// in between does not disturb this one). When the cursor's record was removed meanwhile the
+    /// pass starts again from the beginning once (records are then seen twice, never missed).
+    public func forEach(after: [UInt8]?, limit: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> [UInt8]? {
+        var skipFirst = false
+        if let after {
+            let ok = after.withUnsafeBytes { tchdbiterinit2(hdb, $0.baseAddress, Int32($0.count)) }
+            if ok { skipFirst = true } else if !tchdbiterinit(hdb) { throw failure("iterinit") }
+        } else if !tchdbiterinit(hdb) {
+            throw failure("iterinit")
+        }
+        var last: [UInt8]?
+        var n = 0
+        while n < limit {
+            var ksize: Int32 = 0
+            guard let kp = tchdbiternext(hdb, &ksize) else { return nil }
+            defer { tcfree(kp) }
+            if skipFirst {
+                skipFirst = false
+                continue
+            }
+            var vsize: Int32 = 0
+            guard let vp = tchdbget(hdb, kp, ksize, &vsize) else { continue }
+            defer { tcfree(vp) }
+            try body(UnsafeRawBufferPointer(start: kp, count: Int(ksize)), UnsafeRawBufferPointer(start: vp, count: Int(vsize)))
+            last = Array(UnsafeRawBufferPointer(start: kp, count: Int(ksize)))
+            n += 1
+        }
+        return last
+    }
+
     public func sync() throws {
         if !tchdbsync(hdb) { throw failure("sync") }
     }
