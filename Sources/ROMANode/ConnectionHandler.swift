@@ -113,7 +113,17 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         while !paused && !closed && !writeBlocked {
             if let s = stream {
                 do {
-                    guard let reply = try s.consume(&buffer) else { return }
+                    guard let reply = try s.consume(&buffer) else {
+                        if s.more {
+                            // Let the loop's other connections in, then go on.
+                            context.eventLoop.assumeIsolated().execute { [self] in
+                                guard !closed else { return }
+                                process(context: context)
+                                flushOutput(context: context)
+                            }
+                        }
+                        return
+                    }
                     stream = nil
                     node.logger.info("vnode \(s.vnode) of \(s.storage.name) received: \(s.applied) records stored, \(s.refused) older than ours kept out")
                     output.writeLine(reply)

@@ -313,7 +313,9 @@ public final class HashStorage: @unchecked Sendable {
                     if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
                 }
             }
-            if cursor != nil { sched_yield() }
+            // Let a request waiting for the division in (a bare unlock/lock would take the
+            // mutex straight back; romad's sched_yield does nothing, see CTokyoCabinetNoYield).
+            if cursor != nil { usleep(200) }
         } while cursor != nil
         return keys
     }

@@ -27,10 +27,21 @@ final class VnodeStreamReceiver {
         self.isProtected = isProtected
     }
 
-    /// Applies every complete record in `buffer`; the final reply line once the terminator came,
-    /// nil while more bytes are needed. Throws on a record that cannot be valid.
-    func consume(_ buffer: inout ByteBuffer) throws -> String? {
+    /// Set by `consume` when it stopped at `limit` records with more complete ones buffered.
+    private(set) var more = false
+
+    /// Applies up to `limit` complete records in `buffer` (a vnode stream shares its event loop
+    /// with client connections: they get their turn between slices); the final reply line once
+    /// the terminator came, nil otherwise. Throws on a record that cannot be valid.
+    func consume(_ buffer: inout ByteBuffer, limit: Int = 256) throws -> String? {
+        more = false
+        var n = 0
         while buffer.readableBytes >= 20 {
+            if n == limit {
+                more = true
+                return nil
+            }
+            n += 1
             let base = buffer.readerIndex
             let vn = buffer.getInteger(at: base, as: UInt32.self)!
             let physical = buffer.getInteger(at: base + 4, as: UInt32.self)!
