@@ -196,7 +196,25 @@ extension Dispatcher {
             }
             m.writeStaticString("\r\n")
             node.stats.forwardCount.add(1, ordering: .relaxed)
-            return node.peers.request(g.nid, m, kind: .values, on: loop, timeout: forwardTimeout)
+            guard single else { return node.peers.request(g.nid, m, kind: .values, on: loop, timeout: forwardTimeout) }
+            // `fget` to a node whose table has not caught up with a vnode move yet is answered
+            // "inconsistent"; the move's setroute is on its way: ask the current owner again shortly.
+            let node = self.node
+            let timeout = forwardTimeout
+            let routes = node.routes
+            let index = keyRoute(r, 1, session, route).index
+            let message = m
+            @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<PeerReply> {
+                node.peers.request(nid, message, kind: .values, on: loop, timeout: timeout).flatMap { reply in
+                    if left > 0, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
+                        return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
+                            attempt(routes.snapshot.lists[index].first ?? nid, left - 1)
+                        }
+                    }
+                    return loop.makeSucceededFuture(reply)
+                }
+            }
+            return attempt(g.nid, 5)
         }
         let logger = node.logger
         let keys = tokenOfKey
