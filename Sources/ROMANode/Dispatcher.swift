@@ -162,6 +162,7 @@ struct Dispatcher {
                 out.writeLine(node.startRelease() ?? "STARTED")
                 return .next
             case .balance, .rbalance: return balance(command, out: &out)
+            case .setAutoRecover, .rsetAutoRecover: return setAutoRecover(command, r, out: &out)
             case .spushvProtection:
                 if r.count == 2 { node.spushvProtection.store(r.token(1, is: "true"), ordering: .relaxed) }
                 out.writeLine(node.spushvProtection.load(ordering: .relaxed) ? "true" : "false")

@@ -45,6 +45,15 @@ public final class Node: Sendable {
     let joining = Atomic<Bool>(false)
     /// The release process runs (R5.11).
     let releasing = Atomic<Bool>(false)
+    /// Auto-recover (R5.10): on/off, delay, status (`waiting|preparing|executing`), generation.
+    let autoRecover = NIOLockedValueBox(AutoRecoverState())
+
+    struct AutoRecoverState {
+        var enabled = false
+        var seconds = 1800
+        var status = "waiting"
+        var generation = 0
+    }
     /// `spushv_protection`: incoming vnode streams are refused.
     let spushvProtection = Atomic<Bool>(false)
 
@@ -96,6 +105,7 @@ public final class Node: Sendable {
         let threads = config.threads > 0 ? config.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
+        autoRecover.withLockedValue { $0.enabled = config.autoRecover; $0.seconds = config.autoRecoverTime }
         failover = FailureDetector(threshold: config.failThreshold, gap: config.failGap,
                                    lostAction: LostAction(rawValue: config.lostAction) ?? .autoAssign)
         let routesRef = routes

@@ -66,6 +66,10 @@ public struct NodeConfig: Sendable {
     public var lostAction: String = "auto_assign"
     /// Seconds between routing-table comparisons with the preceding node (R5.13; ROMA: 10).
     public var routingSyncInterval: Double = 10
+    /// `AUTO_RECOVER`: after a leave that left vnodes short, `recover` runs by itself once the
+    /// routing has been quiet for `autoRecoverTime` seconds (R5.10).
+    public var autoRecover = false
+    public var autoRecoverTime = 1800
     /// `-j host:port`: this node joined the cluster through that node at start.
     public var joinSeed: String?
     /// Path of the config file, if one was read.
@@ -139,6 +143,10 @@ public struct NodeConfig: Sendable {
         case "REPLICATION_QUEUE_BYTES": replicationQueueBytes = try int()
         case "REDUNDANT_ZREDUNDANT_SIZE": zredundantSize = try int()
         case "ROUTING_FAIL_CNT_THRESHOLD": failThreshold = try int()
+        case "AUTO_RECOVER":
+            guard let b = value.bool else { throw ConfigError("\(file): AUTO_RECOVER must be true or false") }
+            autoRecover = b
+        case "AUTO_RECOVER_TIME": autoRecoverTime = max(1, try int())
         case "ROUTING_FAIL_CNT_GAP": failGap = try value.float ?? Double(int())
         case "DEFAULT_LOST_ACTION":
             let v = try str()

@@ -21,6 +21,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse
     // Vnode transfers (R5.8) and recover (R5.10).
     case spushv, reqpushv, recover, rrecover, spushvProtection, release, balance, rbalance
+    case setAutoRecover, rsetAutoRecover
 
     /// The wire name.
     public var name: String {
@@ -49,6 +50,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .setLostAction: return "set_lost_action"
         case .rsetLostAction: return "rset_lost_action"
         case .spushvProtection: return "spushv_protection"
+        case .setAutoRecover: return "set_auto_recover"
+        case .rsetAutoRecover: return "rset_auto_recover"
         default: return String(describing: self)
         }
     }

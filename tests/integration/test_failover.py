@@ -228,3 +228,24 @@ def test_roma_adm_follows_recover_to_its_end(cluster):
     assert r.returncode == 0 and r.stdout.split() == [a.node_id, b.node_id], r
     r = subprocess.run([adm, "release", f"{b.host}:{b.port}"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "fewer nodes than the redundancy" in r.stdout, r
+
+
+def test_auto_recover_runs_recover_after_a_quiet_wait(cluster):
+    c = cluster()
+    a, b, dead = c.nodes
+    for i in range(200):
+        assert c.nodes[i % 3].raw(b"set au%d 0 0 1\r\nx\r\n" % i) == b"STORED\r\n"
+    got = a.raw(b"set_auto_recover true 2\r\n")
+    assert got.count(b'"STORED"') == 3, got
+    assert stats(b, "routing.auto_recover") == {"routing.auto_recover": "true", "routing.auto_recover_status": "waiting",
+                                                "routing.auto_recover_time": "2"}
+    assert a.raw(b"set_auto_recover maybe\r\n") == b"CLIENT_ERROR arguments must be true or false\r\n"
+    assert a.raw(b"set_auto_recover true 0\r\n") == b"CLIENT_ERROR length must be greater than zero\r\n"
+    dead.kill9()
+    wait_for(lambda: stats(a, "auto_recover_status")["routing.auto_recover_status"] == "preparing", 8.0,
+             "the leave to arm auto-recover")
+    wait_for(lambda: stat_int(a, "routing.short_vnodes") == 0 and stat_int(b, "routing.short_vnodes") == 0, 30.0,
+             "auto-recover to restore two copies of every vnode")
+    wait_for(lambda: stats(a, "auto_recover_status")["routing.auto_recover_status"] == "waiting", 10.0, "the status to return")
+    for i in range(200):
+        assert a.raw(b"get au%d\r\n" % i) == b.raw(b"get au%d\r\n" % i) == b"VALUE au%d 0 1\r\nx\r\nEND\r\n" % i

@@ -151,6 +151,35 @@ extension Node {
             }
         }
         handleLostVnodes()
+        armAutoRecover()
+    }
+
+    /// R5.10: after a leave that left vnodes short (none lost), with auto-recover on and
+    /// `lost_action` auto_assign or shutdown, `recover` starts once `seconds` have passed without
+    /// another change of the status (a later leave starts the wait again; `set_auto_recover`
+    /// resets it).
+    func armAutoRecover() {
+        let t = routing
+        guard !t.shortVnodes.isEmpty, t.lostVnodes.isEmpty,
+              failover.state.withLockedValue({ $0.lostAction != .noAction }) else { return }
+        guard let (generation, seconds) = autoRecover.withLockedValue({ s -> (Int, Int)? in
+            guard s.enabled else { return nil }
+            s.status = "preparing"
+            s.generation += 1
+            return (s.generation, s.seconds)
+        }) else { return }
+        logger.notice("auto-recover: recover starts in \(seconds) s unless the routing changes meanwhile")
+        group.next().scheduleTask(in: .seconds(Int64(seconds))) { [self] in
+            let go = autoRecover.withLockedValue { s -> Bool in
+                guard s.enabled, s.status == "preparing", s.generation == generation else { return false }
+                s.status = "executing"
+                return true
+            }
+            guard go else { return }
+            if !startRecover(onEnd: { [self] in autoRecover.withLockedValue { if $0.status == "executing" { $0.status = "waiting" } } }) {
+                autoRecover.withLockedValue { $0.status = "waiting" }
+            }
+        }
     }
 
     /// After a leave: vnodes without any node are lost (R5.7).

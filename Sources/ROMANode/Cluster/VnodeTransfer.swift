@@ -161,10 +161,15 @@ extension Node {
     /// Every short vnode (fewer than rn nodes) that this node may hold (not on a host already in
     /// its list, unless `--replication_in_host`) is copied here from its primary, until none is
     /// left. Runs on a pool thread; false when already running.
-    func startRecover() -> Bool {
+    func startRecover(onEnd: (@Sendable () -> Void)? = nil) -> Bool {
         guard !recovering.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        // A recover started by hand ends a pending auto-recover wait (R5.10).
+        if onEnd == nil { autoRecover.withLockedValue { if $0.status == "preparing" { $0.status = "waiting" } } }
         background { [self] in
-            defer { recovering.store(false, ordering: .releasing) }
+            defer {
+                recovering.store(false, ordering: .releasing)
+                onEnd?()
+            }
             let started = Node.monotonicNow()
             var copied = 0
             var failures = 0

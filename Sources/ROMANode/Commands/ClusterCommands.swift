@@ -438,3 +438,38 @@ extension Dispatcher {
         }.hop(to: loop))
     }
 }
+
+extension Dispatcher {
+    /// `set_auto_recover <true|false> [seconds]` (relayed as `rset_auto_recover`, R5.10).
+    func setAutoRecover(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count >= 2, r.token(1, is: "true") || r.token(1, is: "false") else {
+            out.writeLine("CLIENT_ERROR arguments must be true or false")
+            return .next
+        }
+        guard r.count == 2 || r.count == 3 else { out.writeLine("CLIENT_ERROR number of arguments(0 for 1)"); return .next }
+        var seconds: Int?
+        if r.count == 3 {
+            let v = lenientInt(r, 2)
+            guard !v.negative, v.low64 >= 1 else { out.writeLine("CLIENT_ERROR length must be greater than zero"); return .next }
+            seconds = Int(clamping: v.low64)
+        }
+        let on = r.token(1, is: "true")
+        node.autoRecover.withLockedValue { s in
+            s.enabled = on
+            s.status = "waiting"
+            s.generation += 1
+            if let seconds { s.seconds = seconds }
+        }
+        if command == .rsetAutoRecover {
+            out.writeStaticString(Reply.stored)
+            return .next
+        }
+        let node = self.node
+        let line = "rset_auto_recover \(on)" + (seconds.map { " \($0)" } ?? "") + "\r\n"
+        return .deferred(node.broadcast(line).map { answers in
+            var b = ByteBuffer()
+            b.writeLine(node.broadcastReply(answers, own: "STORED"))
+            return b
+        }.hop(to: loop))
+    }
+}

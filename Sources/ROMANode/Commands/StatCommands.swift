@@ -139,9 +139,10 @@ extension Dispatcher {
         add("routing.fail_cnt_gap", fo.gap == fo.gap.rounded() ? String(Int(fo.gap)) : String(fo.gap))
         add("routing.sub_nid", "{}")
         add("routing.lost_action", fo.lostAction.rawValue)
-        add("routing.auto_recover", "false")
-        add("routing.auto_recover_status", "waiting")
-        add("routing.auto_recover_time", "1800")
+        let ar = node.autoRecover.withLockedValue { $0 }
+        add("routing.auto_recover", ar.enabled ? "true" : "false")
+        add("routing.auto_recover_status", ar.status)
+        add("routing.auto_recover_time", String(ar.seconds))
         add("routing.event", RubyInspect.array(node.routes.events))
         add("routing.event_limit_line", "1000")
         add("routing.version_of_nodes", "{" + rt.nodes.map { "\(RubyInspect.string($0))=>66304" }.joined(separator: ", ") + "}")
