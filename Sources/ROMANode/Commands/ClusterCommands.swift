@@ -163,12 +163,7 @@ extension Dispatcher {
             out.writeStaticString(Reply.stored)
             return .next
         }
-        let node = self.node
-        return .deferred(node.broadcast("rset_size_of_zredundant \(n)\r\n").map { answers in
-            var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: "STORED"))
-            return b
-        }.hop(to: loop))
+        return relay("rset_size_of_zredundant \(n)\r\n", own: "STORED")
     }
 
     /// zlib (RFC 1950) deflate, for `rzset`.
@@ -350,12 +345,7 @@ extension Dispatcher {
             out.writeLine(own)
             return .next
         }
-        let node = self.node
-        return .deferred(node.broadcast(relay + "\r\n").map { answers in
-            var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: own))
-            return b
-        }.hop(to: loop))
+        return self.relay(relay + "\r\n", own: own)
     }
 }
 
@@ -412,12 +402,7 @@ extension Dispatcher {
             out.writeLine(own)
             return .next
         }
-        let node = self.node
-        return .deferred(node.broadcast("rrecover\r\n").map { answers in
-            var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: own))
-            return b
-        }.hop(to: loop))
+        return relay("rrecover\r\n", own: own)
     }
 }
 
@@ -430,12 +415,7 @@ extension Dispatcher {
             return .next
         }
         let own = started ? "STARTED" : "SERVER_ERROR Not unbalance or othre process is already running."
-        let node = self.node
-        return .deferred(node.broadcast("rbalance\r\n").map { answers in
-            var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: own))
-            return b
-        }.hop(to: loop))
+        return relay("rbalance\r\n", own: own)
     }
 }
 
@@ -464,11 +444,19 @@ extension Dispatcher {
             out.writeStaticString(Reply.stored)
             return .next
         }
-        let node = self.node
         let line = "rset_auto_recover \(on)" + (seconds.map { " \($0)" } ?? "") + "\r\n"
+        return relay(line, own: "STORED")
+    }
+}
+
+extension Dispatcher {
+    /// A relayed command (R5.14): `line` goes to every other node; the reply is ROMA's inspect hash
+    /// of their answers followed by this node's `own`.
+    func relay(_ line: String, own: String) -> Outcome {
+        let node = self.node
         return .deferred(node.broadcast(line).map { answers in
             var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: "STORED"))
+            b.writeLine(node.broadcastReply(answers, own: own))
             return b
         }.hop(to: loop))
     }
