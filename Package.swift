@@ -113,7 +113,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "roma-adm",
-            dependencies: ["ROMAClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ROMAClient", "ROMARouting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Load generator: options, connections, latency histograms, reports.

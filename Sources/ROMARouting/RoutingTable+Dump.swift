@@ -223,8 +223,8 @@ struct RubyMarshalWriter {
 }
 
 /// JSON string quoting as Ruby's `JSON.generate` does it (non-ASCII kept, `/` not escaped).
-enum JSONText {
-    static func quote(_ s: String) -> String {
+public enum JSONText {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for c in s.unicodeScalars {
             switch c {

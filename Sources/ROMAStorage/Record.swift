@@ -91,3 +91,22 @@ public enum Expiry {
         return UInt32(truncatingIfNeeded: value)
     }
 }
+
+/// The record framing of a vnode stream (`spushv`, spec R5.8), shared by romad's vnode copies
+/// and `recoverlost`: `u32 vn, physical, logical, expire, klen, key, u32 vlen, value`
+/// (big-endian), a delete mark with no value bytes, and 20 zero bytes at the end.
+public enum VnodeStreamRecord {
+    /// What ends a stream (a record with an empty key).
+    public static let terminator = [UInt8](repeating: 0, count: 20)
+
+    /// Appends one record; the value is left out for a delete mark (`expire` 0).
+    public static func append(_ out: inout [UInt8], header h: RecordHeader, key: [UInt8], value: ArraySlice<UInt8>) {
+        func be32(_ v: UInt32) { out.append(UInt8(v >> 24)); out.append(UInt8((v >> 16) & 0xff)); out.append(UInt8((v >> 8) & 0xff)); out.append(UInt8(v & 0xff)) }
+        be32(h.vnode); be32(h.physical); be32(h.logical); be32(h.expire)
+        be32(UInt32(key.count))
+        out.append(contentsOf: key)
+        let v = h.expire == 0 ? [] : value
+        be32(UInt32(v.count))
+        out.append(contentsOf: v)
+    }
+}

@@ -167,15 +167,11 @@ struct RecoverLost: ParsableCommand {
         let ready = try c.readLine()
         guard ready == "READY" else { throw ValidationError("\(nid) answered '\(ready)'") }
         var out: [UInt8] = []
-        func be32(_ v: UInt32) { out += [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
         for (k, v) in recs {
             guard let hd = v.withUnsafeBytes({ RecordHeader(decoding: $0) }) else { continue }
-            be32(hd.vnode); be32(hd.physical); be32(hd.logical); be32(hd.expire)
-            be32(UInt32(k.count)); out += k
-            let value = hd.expire == 0 ? [] : Array(v[RecordHeader.size...])
-            be32(UInt32(value.count)); out += value
+            VnodeStreamRecord.append(&out, header: hd, key: k, value: v[RecordHeader.size...])
         }
-        out += [UInt8](repeating: 0, count: 20)
+        out += VnodeStreamRecord.terminator
         try c.send(out)
         let done = try c.readLine()
         guard done == "STORED" else { throw ValidationError("\(nid) answered '\(done)' after the records") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ROMAClient
+import ROMARouting
 
 #if canImport(Glibc)
 import Glibc
@@ -175,26 +176,8 @@ struct RomaAdm: ParsableCommand {
         return last
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// JSON string quoting (ROMARouting's, as the routing dumps use it).
+    static func quote(_ s: String) -> String { JSONText.quote(s) }
 }
 
 extension String {

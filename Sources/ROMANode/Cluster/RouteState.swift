@@ -111,9 +111,7 @@ final class RouteState: Sendable {
                     }
                 }
                 if s.events.count > 1000 { s.events.removeFirst(s.events.count - 1000) }
-                let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
-                current.withLockedValue { $0 = snap }
-                version.add(1, ordering: .releasing)
+                publish(s)
             }
             return result
         }
@@ -124,9 +122,7 @@ final class RouteState: Sendable {
     func setTransaction(_ vn: UInt64, _ list: [String]?) {
         state.withLockedValue { s in
             s.transactions[vn] = list
-            let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
-            current.withLockedValue { $0 = snap }
-            version.add(1, ordering: .releasing)
+            publish(s)
         }
     }
 
@@ -168,16 +164,17 @@ final class RouteState: Sendable {
 
     /// `create_nodes_from_v_idx`.
     func createNodesFromVIdx() {
-        state.withLockedValue { $0.table.createNodesFromVIdx() }
-        rebuild()
+        state.withLockedValue { s in
+            s.table.createNodesFromVIdx()
+            publish(s)
+        }
     }
 
-    private func rebuild() {
-        state.withLockedValue { s in
-            let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
-            current.withLockedValue { $0 = snap }
-            version.add(1, ordering: .releasing)
-        }
+    /// Makes `s` the request path's snapshot and bumps the version (call with `state` locked).
+    private func publish(_ s: State) {
+        let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
+        current.withLockedValue { $0 = snap }
+        version.add(1, ordering: .releasing)
     }
 
     static func stamp() -> String {

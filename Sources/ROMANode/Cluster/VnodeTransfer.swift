@@ -132,15 +132,11 @@ extension Node {
         chunk.reserveCapacity(256 * 1024)
         var records = 0
         var total = 0
-        func be32(_ v: UInt32) { chunk.append(UInt8(v >> 24)); chunk.append(UInt8((v >> 16) & 0xff)); chunk.append(UInt8((v >> 8) & 0xff)); chunk.append(UInt8(v & 0xff)) }
         for key in keys {
             guard let (h, value) = try key.withUnsafeBytes({ try storage.rawRecord(vn: v32, key: $0) }) else { continue }
             // R5.8: live records and delete marks; expired records stay behind.
             if h.expire != 0 && now > h.expire { continue }
-            be32(h.vnode); be32(h.physical); be32(h.logical); be32(h.expire)
-            be32(UInt32(key.count)); chunk.append(contentsOf: key)
-            let v = h.expire == 0 ? [] : value
-            be32(UInt32(v.count)); chunk.append(contentsOf: v)
+            VnodeStreamRecord.append(&chunk, header: h, key: key, value: value[...])
             records += 1
             if chunk.count >= 256 * 1024 {
                 total += chunk.count
@@ -148,7 +144,7 @@ extension Node {
                 chunk.removeAll(keepingCapacity: true)
             }
         }
-        chunk.append(contentsOf: [UInt8](repeating: 0, count: 20))
+        chunk.append(contentsOf: VnodeStreamRecord.terminator)
         total += chunk.count
         try c.send(chunk)
         let done = try c.readLine()

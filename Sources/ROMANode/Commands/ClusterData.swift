@@ -53,33 +53,39 @@ extension Dispatcher {
         }
         node.stats.forwardCount.add(1, ordering: .relaxed)
         let logger = node.logger
-        let node = self.node
-        let loop = self.loop
-        let timeout = forwardTimeout
-        /// A node whose table has not yet caught up with a vnode move answers "inconsistent";
-        /// the move's `setroute` is on its way, so ask again shortly (the owner may have changed).
-        @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<ByteBuffer> {
-            node.peers.request(nid, request, kind: .line, on: loop, timeout: timeout).flatMap { reply in
-                var b = ByteBuffer()
-                if let line = reply.lineString, line == "SERVER_ERROR Routing table is inconsistent.", left > 0, let owner = owner {
-                    return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
-                        attempt(owner() ?? nid, left - 1)
-                    }
-                }
-                if let line = reply.lineString, !line.hasPrefix("ERROR") {
-                    b.writeLine(transform(line))
-                } else {
-                    b.writeLine(Dispatcher.forwardFailed)
-                }
-                return loop.makeSucceededFuture(b)
+        return .deferred(forward(nid, request, kind: .line, owner: owner).map { reply in
+            var b = ByteBuffer()
+            if let line = reply.lineString, !line.hasPrefix("ERROR") {
+                b.writeLine(transform(line))
+            } else {
+                b.writeLine(Dispatcher.forwardFailed)
             }
-        }
-        return .deferred(attempt(nid, 5).recover { error in
+            return b
+        }.recover { error in
             logger.warning("forward to \(nid) failed: \(error)")
             var b = ByteBuffer()
             b.writeLine(Dispatcher.forwardFailed)
             return b
         })
+    }
+
+    /// Sends a forwarded request (`f*`, `fget`) to `nid`. A node whose table has not yet caught up
+    /// with a vnode move answers "inconsistent"; the move's `setroute` is on its way, so the
+    /// request is sent again shortly to `owner()`'s current answer (up to 5 times).
+    func forward(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind,
+                 owner: (@Sendable () -> String?)?) -> EventLoopFuture<PeerReply> {
+        let node = self.node
+        let loop = self.loop
+        let timeout = forwardTimeout
+        @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<PeerReply> {
+            node.peers.request(nid, request, kind: kind, on: loop, timeout: timeout).flatMap { reply in
+                if left > 0, let owner, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
+                    return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap { attempt(owner() ?? nid, left - 1) }
+                }
+                return loop.makeSucceededFuture(reply)
+            }
+        }
+        return attempt(nid, 5)
     }
 
     /// Replicates the record now stored for `k` to `targets` (rset, or rdelete for a delete mark),
@@ -197,24 +203,9 @@ extension Dispatcher {
             m.writeStaticString("\r\n")
             node.stats.forwardCount.add(1, ordering: .relaxed)
             guard single else { return node.peers.request(g.nid, m, kind: .values, on: loop, timeout: forwardTimeout) }
-            // `fget` to a node whose table has not caught up with a vnode move yet is answered
-            // "inconsistent"; the move's setroute is on its way: ask the current owner again shortly.
-            let node = self.node
-            let timeout = forwardTimeout
             let routes = node.routes
             let index = keyRoute(r, 1, session, route).index
-            let message = m
-            @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<PeerReply> {
-                node.peers.request(nid, message, kind: .values, on: loop, timeout: timeout).flatMap { reply in
-                    if left > 0, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
-                        return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
-                            attempt(routes.snapshot.lists[index].first ?? nid, left - 1)
-                        }
-                    }
-                    return loop.makeSucceededFuture(reply)
-                }
-            }
-            return attempt(g.nid, 5)
+            return forward(g.nid, m, kind: .values, owner: { routes.snapshot.lists[index].first })
         }
         let logger = node.logger
         let keys = tokenOfKey
