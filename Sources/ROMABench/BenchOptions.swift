@@ -146,6 +146,8 @@ public struct BenchOptions: Sendable, Equatable {
     public var cluster = false
     /// `--seeds`: `host:port` seed nodes of the cluster (empty: `host:port`). Implies `cluster`.
     public var seeds: [String] = []
+    /// `--node-connections`: RomaClient's pipelined connections per node (`--cluster`).
+    public var nodeConnections = 2
     public var connectTimeout: Double = 5
     /// How long to wait for outstanding replies once the run stops issuing.
     public var drainTimeout: Double = 5
@@ -215,6 +217,7 @@ public struct BenchOptions: Sendable, Equatable {
         if cluster || !seeds.isEmpty {
             guard rate == nil else { throw .invalid("--rate (open loop) is not available with --cluster") }
             guard logSlowMicroseconds == nil else { throw .invalid("--log-slow-us is not available with --cluster") }
+            guard (1...1000).contains(nodeConnections) else { throw .invalid("--node-connections must be 1...1000, got \(nodeConnections)") }
             guard connections * pipeline <= 10_000 else {
                 throw .invalid("--cluster runs connections × pipeline concurrent requests: at most 10000, got \(connections * pipeline)")
             }

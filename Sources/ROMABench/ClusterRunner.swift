@@ -7,20 +7,18 @@ import Synchronization
 /// connection pools, failover) instead of raw connections to one server.
 ///
 /// Closed loop only: `connections × pipeline` workers each keep one request in flight; the
-/// client keeps `connections` connections per node. Same mix, keys, values, phases (preload,
+/// client multiplexes them over its pool, `nodeConnections` pipelined connections per node. Same mix, keys, values, phases (preload,
 /// run, verify), warmup, bounds, signals and report as the single-server mode.
 struct ClusterRunner: Sendable {
     let options: BenchOptions
     let control: RunControl
-    /// The client's event loops (`--threads`), and a task executor on each for the workers.
+    /// The client's event loops (`--threads`); the workers run on them.
     let loops: MultiThreadedEventLoopGroup
-    let executors: [EventLoopTaskExecutor]
 
     init(options: BenchOptions, control: RunControl) {
         self.options = options
         self.control = control
         loops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
-        executors = loops.makeIterator().map { EventLoopTaskExecutor($0) }
     }
 
     /// Statistics shared by the workers; each worker flushes its recorded latencies in batches.
@@ -79,9 +77,9 @@ struct ClusterRunner: Sendable {
     func run(progress: @escaping @Sendable (String) -> Void) async throws -> BenchReport {
         let o = options
         var config = RomaClient.Configuration()
-        config.connectionsPerNode = o.connections
-        // Workers run on the client's event loops (EventLoopTaskExecutor): each request and its
-        // reply stay on one thread, as in the plain runner.
+        config.connectionsPerNode = o.nodeConnections
+        // Workers run on the client's event loops: each request and its reply stay on one
+        // thread, as in the plain runner.
         config.eventLoopGroup = loops
         let client: RomaClient
         do {
@@ -193,86 +191,163 @@ struct ClusterRunner: Sendable {
 
     /// Runs `workers` concurrent request loops until the phase ends; returns the merged
     /// statistics and when the last worker stopped issuing.
+    ///
+    /// Each worker lives on one of the client's event loops and drives itself with future
+    /// callbacks through `RomaClient`'s event-loop API: the next request is issued from the
+    /// completion of the previous one, on the same thread, with no task switches in between.
     private func runPhase(_ phase: Phase, client: RomaClient, templates: RequestTemplates, workers: Int, seed: UInt64,
                           start: UInt64, warmupEnd: UInt64, end: UInt64, counter: SequenceCounter?) async -> (StatsSnapshot, UInt64) {
-        let o = options
-        let control = self.control
         let shared = SharedStats()
-        await withTaskGroup(of: Void.self) { group in
-            for w in 0..<workers {
-                group.addTask(executorPreference: executors[w % executors.count]) {
-                    var rng = FastRandom(seed: seed &+ UInt64(w) &* 0x9E37_79B9)
-                    var batch = WorkerBatch()
-                    defer {
-                        shared.merge(&batch)
-                        shared.stopped.max(nowNanoseconds(), ordering: .relaxed)
-                    }
-                    while !control.isStopped {
-                        let now = nowNanoseconds()
-                        if now >= end { break }
-                        let measured = now >= warmupEnd
-                        let op: OpKind
-                        let key: Int
-                        switch phase {
-                        case .preload, .verify:
-                            key = shared.issued.wrappingAdd(1, ordering: .relaxed).oldValue
-                            if key >= o.keys { return }
-                            op = phase == .preload ? .set : .get
-                        case .run:
-                            if measured, let requests = o.requests, shared.issued.wrappingAdd(1, ordering: .relaxed).oldValue >= requests { return }
-                            op = o.mix.onlyKind ?? o.mix.pick(rng.next(below: o.mix.total))
-                            key = counter.map { $0.next() % o.keys } ?? rng.next(below: o.keys)
-                        }
-                        let marked = control.mark.isOpen, baseline = control.baseline.isOpen
-                        let sent = nowNanoseconds()
-                        await Self.issue(op, key: key, verify: phase == .verify, client: client, templates: templates,
-                                         counters: &batch.counters, measured: measured || phase != .run)
-                        let latency = nowNanoseconds() - sent
-                        if measured || phase != .run {
-                            batch.counters.ops += 1
-                            switch op {
-                            case .get: batch.counters.gets += 1
-                            case .set: batch.counters.sets += 1
-                            case .delete: batch.counters.deletes += 1
-                            }
-                            batch.record(op, latency, marked: marked, baseline: baseline)
-                        } else {
-                            batch.counters.warmupOps += 1
-                        }
-                        if batch.isFull { shared.merge(&batch) }
-                    }
-                }
-            }
+        let loopList = Array(loops.makeIterator())
+        var done: [EventLoopFuture<Void>] = []
+        for w in 0..<workers {
+            let loop = loopList[w % loopList.count]
+            let worker = Worker(phase: phase, options: options, control: control, client: client, templates: templates,
+                                loop: loop, rng: FastRandom(seed: seed &+ UInt64(w) &* 0x9E37_79B9), shared: shared,
+                                warmupEnd: warmupEnd, end: end, counter: counter)
+            loop.execute { worker.next() }
+            done.append(worker.finished.futureResult)
         }
+        for f in done { try? await f.get() }
         return (shared.value.withLock { $0 }, shared.stopped.load(ordering: .relaxed))
     }
 
-    /// One request through the client; counts its outcome (hits, misses, verify results,
-    /// errors — the caller counts the request itself).
-    private static func issue(_ op: OpKind, key: Int, verify: Bool, client: RomaClient, templates: RequestTemplates,
-                              counters: inout Counters, measured: Bool) async {
-        let k = templates.key(key)
-        do {
+    /// One closed-loop request stream on one event loop.
+    ///
+    /// `@unchecked Sendable`: created on the caller's thread, then used only on `loop` (its
+    /// first `next()` is handed over with `loop.execute`, later ones run in future callbacks
+    /// of requests made on that loop).
+    final class Worker: @unchecked Sendable {
+        let phase: Phase
+        let options: BenchOptions
+        let control: RunControl
+        let client: RomaClient
+        let templates: RequestTemplates
+        let loop: any EventLoop
+        var rng: FastRandom
+        let shared: SharedStats
+        let warmupEnd: UInt64
+        let end: UInt64
+        let counter: SequenceCounter?
+        let finished: EventLoopPromise<Void>
+        var batch = WorkerBatch()
+        /// Nested `next()` calls (a request that fails at once completes inline).
+        private var depth = 0
+
+        init(phase: Phase, options: BenchOptions, control: RunControl, client: RomaClient, templates: RequestTemplates,
+             loop: any EventLoop, rng: FastRandom, shared: SharedStats, warmupEnd: UInt64, end: UInt64, counter: SequenceCounter?) {
+            self.phase = phase
+            self.options = options
+            self.control = control
+            self.client = client
+            self.templates = templates
+            self.loop = loop
+            self.rng = rng
+            self.shared = shared
+            self.warmupEnd = warmupEnd
+            self.end = end
+            self.counter = counter
+            self.finished = loop.makePromise()
+        }
+
+        private func finish() {
+            shared.merge(&batch)
+            shared.stopped.max(nowNanoseconds(), ordering: .relaxed)
+            finished.succeed(())
+        }
+
+        /// Issues the next request, or finishes the worker when the phase is over.
+        func next() {
+            let o = options
+            if control.isStopped { return finish() }
+            let now = nowNanoseconds()
+            if now >= end { return finish() }
+            let measured = now >= warmupEnd
+            let op: OpKind
+            let key: Int
+            switch phase {
+            case .preload, .verify:
+                key = shared.issued.wrappingAdd(1, ordering: .relaxed).oldValue
+                if key >= o.keys { return finish() }
+                op = phase == .preload ? .set : .get
+            case .run:
+                if measured, let requests = o.requests, shared.issued.wrappingAdd(1, ordering: .relaxed).oldValue >= requests {
+                    return finish()
+                }
+                op = o.mix.onlyKind ?? o.mix.pick(rng.next(below: o.mix.total))
+                key = counter.map { $0.next() % o.keys } ?? rng.next(below: o.keys)
+            }
+            let marked = control.mark.isOpen, baseline = control.baseline.isOpen
+            let count = measured || phase != .run
+            let verify = phase == .verify
+            let k = templates.key(key)
+            let sent = nowNanoseconds()
             switch op {
             case .get:
-                let v = try await client.get(k)
-                guard measured else { return }
-                if let v {
-                    counters.hits += 1
-                    if verify {
-                        if v == templates.value(key) { counters.verified += 1 } else { counters.mismatched += 1 }
+                client.get(k, on: loop).assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let v?) where count:
+                        batch.counters.hits += 1
+                        if verify {
+                            if v == templates.value(key) { batch.counters.verified += 1 } else { batch.counters.mismatched += 1 }
+                        }
+                    case .success(nil) where count:
+                        batch.counters.misses += 1
+                    case .success:
+                        break
+                    case .failure(let error):
+                        ClusterRunner.count(error, into: &batch.counters)
                     }
-                } else {
-                    counters.misses += 1
+                    completed(op, sent: sent, count: count, marked: marked, baseline: baseline)
                 }
             case .set:
-                let r = try await client.set(k, templates.value(key))
-                if r != .stored { counters.errors.notStored += 1 }
+                client.set(k, templates.value(key), on: loop).assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let r): if r != .stored { batch.counters.errors.notStored += 1 }
+                    case .failure(let error): ClusterRunner.count(error, into: &batch.counters)
+                    }
+                    completed(op, sent: sent, count: count, marked: marked, baseline: baseline)
+                }
             case .delete:
-                let r = try await client.delete(k)
-                if measured && r != .deleted { counters.deleteMisses += 1 }
+                client.delete(k, on: loop).assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let r): if count && r != .deleted { batch.counters.deleteMisses += 1 }
+                    case .failure(let error): ClusterRunner.count(error, into: &batch.counters)
+                    }
+                    completed(op, sent: sent, count: count, marked: marked, baseline: baseline)
+                }
             }
-        } catch let e as RomaClientError {
+        }
+
+        /// Records a finished request and issues the next one.
+        private func completed(_ op: OpKind, sent: UInt64, count: Bool, marked: Bool, baseline: Bool) {
+            let latency = nowNanoseconds() - sent
+            if count {
+                batch.counters.ops += 1
+                switch op {
+                case .get: batch.counters.gets += 1
+                case .set: batch.counters.sets += 1
+                case .delete: batch.counters.deletes += 1
+                }
+                batch.record(op, latency, marked: marked, baseline: baseline)
+            } else {
+                batch.counters.warmupOps += 1
+            }
+            if batch.isFull { shared.merge(&batch) }
+            depth += 1
+            defer { depth -= 1 }
+            if depth > 64 {
+                loop.execute { self.next() }
+            } else {
+                next()
+            }
+        }
+    }
+
+    /// Counts a failed request by kind.
+    static func count(_ error: any Error, into counters: inout Counters) {
+        switch error {
+        case let e as RomaClientError:
             switch e {
             case .serverError: counters.errors.serverError += 1
             case .clientError: counters.errors.clientError += 1
@@ -280,7 +355,7 @@ struct ClusterRunner: Sendable {
             case .unexpectedReply(_, let reply) where reply.hasPrefix("ERROR"): counters.errors.error += 1
             default: counters.errors.unexpected += 1
             }
-        } catch {
+        default:
             counters.errors.unexpected += 1
         }
     }

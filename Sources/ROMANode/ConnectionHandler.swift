@@ -19,6 +19,10 @@ enum Outcome {
     case close
     /// Stop processing until the future delivers the reply bytes, then go on.
     case deferred(EventLoopFuture<ByteBuffer>)
+    /// The request's effect is in place here and only its reply waits (a primary write waiting
+    /// for its replicas): go on with the next requests; the reply is sent in its turn once the
+    /// future delivers it.
+    case replicating(EventLoopFuture<ByteBuffer>)
     /// Send what is buffered, close, and stop the node (`balse`, `shutdown_self`).
     case closeAndStopNode(String)
     /// The connection now carries a vnode stream (`spushv`) until its terminator.
@@ -49,6 +53,25 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var drainTimer: Scheduled<Void>?
     /// A vnode stream being received (`spushv`), if any.
     private var stream: VnodeStreamReceiver?
+    /// Records of the stream are being stored off the loop (reading is paused).
+    private var streamBusy = false
+    /// Leading bytes of the input known to hold no complete record (the part of one): the
+    /// stream waits for more before it hands the input off again.
+    private var streamHeld = 0
+    /// Replies not sent yet because an earlier one (`.replicating`) is still waiting, in request
+    /// order: nil bytes = still waiting. While it is not empty, new replies queue behind it.
+    private var queued = CircularBuffer<QueuedReply>()
+    /// Replies still waiting in `queued`.
+    private var waiting = 0
+    /// At most this many replies wait at once per connection; then reading pauses.
+    static let maxWaiting = 128
+    /// Close (or close and stop the node) once the queued replies are out.
+    private var closeWhenDrained: String??
+
+    private final class QueuedReply {
+        var bytes: ByteBuffer?
+        init(_ bytes: ByteBuffer?) { self.bytes = bytes }
+    }
 
     init(node: Node) {
         self.node = node
@@ -110,30 +133,17 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             updateDataTimeout(context: context)
         }
-        while !paused && !closed && !writeBlocked {
+        while !paused && !closed && !writeBlocked && waiting < Self.maxWaiting && closeWhenDrained == nil {
+            let mark = output.writerIndex
+            defer { if !queued.isEmpty { queueOutput(from: mark) } }
             if let s = stream {
-                do {
-                    guard let reply = try s.consume(&buffer) else {
-                        if s.more {
-                            // Let the loop's other connections in, then go on.
-                            context.eventLoop.assumeIsolated().execute { [self] in
-                                guard !closed else { return }
-                                process(context: context)
-                                flushOutput(context: context)
-                            }
-                        }
-                        return
-                    }
-                    stream = nil
-                    node.logger.info("vnode \(s.vnode) of \(s.storage.name) received: \(s.applied) records stored, \(s.refused) older than ours kept out")
-                    output.writeLine(reply)
-                } catch {
-                    node.logger.error("vnode stream \(s.vnode) broken: \(error); closing the connection")
-                    output.writeLine("SERVER_ERROR \(error)")
-                    _ = apply(.close, context: context)
-                    return
+                // The records go to storage on a background thread, not on this loop (a vnode
+                // stream shares its loop with client connections); reading pauses meanwhile.
+                if !streamBusy && buffer.readableBytes > streamHeld {
+                    applyStream(s, buffer, context: context)
+                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
                 }
-                continue
+                return
             }
             if let prompt = session.prompt {
                 guard let answer = parser.nextRawLine(&buffer) else { return }
@@ -160,16 +170,106 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Stores the complete records of `chunk` on a background thread; then goes on with what is
+    /// left (a partial record, bytes after the terminator) and what arrived meanwhile.
+    private func applyStream(_ s: VnodeStreamReceiver, _ chunk: ByteBuffer, context: ChannelHandlerContext) {
+        streamBusy = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        node.applyStream(on: context.eventLoop) { () throws -> StreamStep in
+            var b = chunk
+            let reply = try s.consume(&b, limit: Int.max)
+            return StreamStep(reply: reply, rest: b)
+        }.assumeIsolated().whenComplete { [self] result in
+            streamBusy = false
+            if !writeBlocked && !closed { context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+            switch result {
+            case .success(let step):
+                var rest = step.rest
+                // What is left is less than one record (or, after the terminator, requests).
+                streamHeld = step.reply == nil ? rest.readableBytes : 0
+                if var newer = input, newer.readableBytes > 0 { rest.writeBuffer(&newer) }
+                input = rest.readableBytes > 0 ? rest : nil
+                if let reply = step.reply {
+                    stream = nil
+                    node.logger.info("vnode \(s.vnode) of \(s.storage.name) received: \(s.applied) records stored, \(s.refused) older than ours kept out")
+                    output.writeLine(reply)
+                }
+            case .failure(let error):
+                node.logger.error("vnode stream \(s.vnode) broken: \(error); closing the connection")
+                stream = nil
+                output.writeLine("SERVER_ERROR \(error)")
+                closeAfterFlush(context: context)
+                return
+            }
+            guard !closed else { return }
+            process(context: context)
+            flushOutput(context: context)
+        }
+    }
+
+    private struct StreamStep: Sendable {
+        let reply: String?
+        let rest: ByteBuffer
+    }
+
+    /// Moves the replies written to `output` since `mark` into the queue (an earlier reply is
+    /// still waiting).
+    private func queueOutput(from mark: Int) {
+        guard output.writerIndex > mark, let tail = output.getSlice(at: mark, length: output.writerIndex - mark) else { return }
+        output.moveWriterIndex(to: mark)
+        queued.append(QueuedReply(tail))
+    }
+
+    /// A waiting reply arrived: send what is now in order, and go on reading if we had stopped.
+    private func drainQueue(context: ChannelHandlerContext) {
+        while let head = queued.first, var bytes = head.bytes {
+            queued.removeFirst()
+            output.writeBuffer(&bytes)
+        }
+        guard !closed else { return }
+        if queued.isEmpty, let reason = closeWhenDrained {
+            closeWhenDrained = nil
+            closeAfterFlush(context: context)
+            if let reason { node.shutdown(reason: reason) }
+            return
+        }
+        process(context: context)
+        flushOutput(context: context)
+    }
+
     /// Applies an outcome; false when processing must stop for now.
     private func apply(_ outcome: Outcome, context: ChannelHandlerContext) -> Bool {
         switch outcome {
         case .next:
             return true
+        case .replicating(let future):
+            let slot = QueuedReply(nil)
+            queued.append(slot)
+            waiting += 1
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                waiting -= 1
+                switch result {
+                case .success(let reply): slot.bytes = reply
+                case .failure(let error):
+                    var b = ByteBuffer()
+                    b.writeLine("SERVER_ERROR \(error)")
+                    slot.bytes = b
+                }
+                drainQueue(context: context)
+            }
+            return true
+        case .close where !queued.isEmpty:
+            closeWhenDrained = .some(nil)
+            return false
+        case .closeAndStopNode(let reason) where !queued.isEmpty:
+            closeWhenDrained = .some(reason)
+            return false
         case .close:
             closeAfterFlush(context: context)
             return false
         case .stream(let s):
             stream = s
+            streamHeld = 0
             return true
         case .closeAndStopNode(let reason):
             closeAfterFlush(context: context)
@@ -178,12 +278,24 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .deferred(let future):
             paused = true
             flushOutput(context: context)
+            // Behind replies still waiting, this one takes its place in the queue too.
+            let slot: QueuedReply? = queued.isEmpty ? nil : QueuedReply(nil)
+            if let slot { queued.append(slot) }
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
                 paused = false
+                var reply: ByteBuffer
                 switch result {
-                case .success(var reply): output.writeBuffer(&reply)
-                case .failure(let error): output.writeLine("SERVER_ERROR \(error)")
+                case .success(let r): reply = r
+                case .failure(let error):
+                    reply = ByteBuffer()
+                    reply.writeLine("SERVER_ERROR \(error)")
                 }
+                if let slot {
+                    slot.bytes = reply
+                    drainQueue(context: context)
+                    return
+                }
+                output.writeBuffer(&reply)
                 guard !closed else { return }
                 process(context: context)
                 flushOutput(context: context)
@@ -219,7 +331,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && writeBlocked {
             writeBlocked = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            if !streamBusy { context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
             process(context: context)
             flushOutput(context: context)
         }
@@ -235,6 +347,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let seconds = node.config.dataReadTimeout * (stream != nil ? 10 : 1)
             dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [self] in
                 guard parser.isAwaitingData || stream != nil, !closed else { return }
+                // Records being stored are not a stalled stream: look again after them.
+                if streamBusy { return updateDataTimeout(context: context) }
                 node.logger.info("closing connection: data block not completed within \(seconds) s")
                 closeAfterFlush(context: context)
             }
@@ -259,7 +373,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func scheduleDrainClose(context: ChannelHandlerContext) {
         drainTimer?.cancel()
         drainTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(150)) { [self] in
-            guard !paused else { scheduleDrainClose(context: context); return }
+            guard !paused && queued.isEmpty else { scheduleDrainClose(context: context); return }
             closeAfterFlush(context: context)
         }
     }

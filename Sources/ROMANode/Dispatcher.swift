@@ -67,6 +67,7 @@ struct Dispatcher {
         switch outcome {
         case .next: out.moveWriterIndex(to: mark)
         case .deferred(let f): return .deferred(f.map { _ in ByteBuffer() })
+        case .replicating(let f): return .replicating(f.map { _ in ByteBuffer() })
         default: break
         }
         return outcome

@@ -65,6 +65,10 @@ public final class Node: Sendable {
     let group: MultiThreadedEventLoopGroup
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).
     let pool: NIOThreadPool
+    /// Threads that store the records of incoming vnode streams (`spushv`). Separate from `pool`,
+    /// whose threads may block for minutes in a vnode copy or a recover waiting for the other
+    /// side's stream to be stored: applying that stream must never queue behind them.
+    let streamPool: NIOThreadPool
     private let storages: NIOLockedValueBox<[String: HashStorage]>
     /// Bumped whenever a hash is mounted or unmounted, so connections can cache storage lookups.
     let storageVersion = Atomic<Int>(0)
@@ -114,6 +118,8 @@ public final class Node: Sendable {
                                 isMember: { nid in routesRef.table.nodes.contains(nid) })
         pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
+        streamPool = NIOThreadPool(numberOfThreads: 2)
+        streamPool.start()
         stopped = group.next().makePromise()
         storages = NIOLockedValueBox([:])
         do {
@@ -121,6 +127,7 @@ public final class Node: Sendable {
         } catch {
             stopped.succeed(())
             try? pool.syncShutdownGracefully()
+            try? streamPool.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
             throw error
         }
@@ -371,6 +378,15 @@ public final class Node: Sendable {
         }
     }
 
+    /// Stores records of an incoming vnode stream on `streamPool` (idle priority, like
+    /// `background`), completed on `loop`.
+    func applyStream<T: Sendable>(on loop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        streamPool.runIfActive(eventLoop: loop) {
+            Node.lowerCallingThreadPriority()
+            return try work()
+        }
+    }
+
     /// `background` with a result, completed on `loop`.
     func background<T: Sendable>(on loop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
         pool.runIfActive(eventLoop: loop) {
@@ -418,6 +434,7 @@ public final class Node: Sendable {
     public func waitUntilStopped() {
         try? stopped.futureResult.wait()
         try? pool.syncShutdownGracefully()
+        try? streamPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
     }
 }

@@ -303,7 +303,7 @@ public final class HashStorage: @unchecked Sendable {
     /// `slice` records, the division lock held for one slice at a time (requests to the division
     /// wait a slice, never the whole pass). A record written during the pass may be missed: the
     /// caller covers those writes another way (a vnode copy's transaction sends them along).
-    public func keys(ofVnode vn: UInt32, slice: Int = 2000) throws -> [[UInt8]] {
+    public func keys(ofVnode vn: UInt32, slice: Int = 500) throws -> [[UInt8]] {
         let d = division(vn)
         var keys: [[UInt8]] = []
         var cursor: [UInt8]?
@@ -315,7 +315,7 @@ public final class HashStorage: @unchecked Sendable {
             }
             // Let a request waiting for the division in (a bare unlock/lock would take the
             // mutex straight back; romad's sched_yield does nothing, see CTokyoCabinetNoYield).
-            if cursor != nil { usleep(200) }
+            if cursor != nil { usleep(50) }
         } while cursor != nil
         return keys
     }

@@ -1,14 +1,5 @@
 import NIOCore
 import NIOPosix
-import Synchronization
-
-/// A request travelling down the channel pipeline: the encoded bytes, the reply shape and the
-/// promise the reply completes.
-struct RequestEnvelope: Sendable {
-    var bytes: ByteBuffer
-    var shape: ReplyShape
-    var promise: EventLoopPromise<RomaReply>
-}
 
 /// Failures of one connection, before the client decides whether to fail over.
 enum ConnectionFailure: Error, Sendable, CustomStringConvertible {
@@ -27,29 +18,77 @@ enum ConnectionFailure: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Pipelined request/reply handler: requests are written in order and their shapes queued;
-/// replies are parsed incrementally and complete the oldest pending promise.
+/// What a request's sender hears: the reply, or why there is none. Called on the connection's
+/// event loop.
+typealias ReplyCallback = (Result<RomaReply, ConnectionFailure>) -> Void
+
+/// One pipelined connection to a node: requests are written in order as they come (flushed once
+/// per event-loop turn, so requests made together leave in one write) and each reply goes to
+/// the oldest pending request's callback (a callback, not a promise: no future is made per
+/// request below the client's public API).
 ///
-/// Only used on its channel's event loop (NIO handler rules), so it needs no locking.
-final class RomaChannelHandler: ChannelDuplexHandler {
+/// A connection has one timer, not one per request: it is armed for the oldest request's deadline
+/// and, when it fires, either fails the connection (that request is late: the reply stream can
+/// no longer be trusted, so every pending request fails with `.timeout`/`.closed` and the
+/// connection closes) or re-arms for the new oldest one.
+///
+/// Loop-bound: NIO calls it on its channel's loop, and `LoopConnections` calls `send` there only.
+final class RomaChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = RequestEnvelope
     typealias OutboundOut = ByteBuffer
 
-    private var pending = CircularBuffer<(shape: ReplyShape, promise: EventLoopPromise<RomaReply>)>()
+    private struct Pending {
+        let shape: ReplyShape
+        let callback: ReplyCallback
+        let deadline: NIODeadline
+    }
+
+    private var pending = CircularBuffer<Pending>()
     private var parser = ReplyParser()
     private var cumulation: ByteBuffer?
-    private var closed = false
+    private var context: ChannelHandlerContext?
+    private var timer: Scheduled<Void>?
+    private var flushScheduled = false
+    private(set) var isOpen = true
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        if closed {
-            request.promise.fail(ConnectionFailure.closed)
-            promise?.fail(ConnectionFailure.closed)
+    /// Requests sent and not yet answered.
+    var inFlight: Int { pending.count }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    /// Writes `bytes`; `callback` gets the reply. Call on the channel's loop.
+    func send(_ bytes: ByteBuffer, shape: ReplyShape, timeout: TimeAmount, _ callback: @escaping ReplyCallback) {
+        guard let context, isOpen else {
+            callback(.failure(.closed))
             return
         }
-        pending.append((request.shape, request.promise))
-        context.write(wrapOutboundOut(request.bytes), promise: promise)
+        let loop = context.eventLoop
+        pending.append(Pending(shape: shape, callback: callback, deadline: .now() + timeout))
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            loop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                if isOpen { self.context?.flush() }
+            }
+        }
+        if timer == nil { armTimer() }
+    }
+
+    private func armTimer() {
+        guard let context, let head = pending.first else {
+            timer = nil
+            return
+        }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: head.deadline) { [self] in
+            timer = nil
+            guard let head = pending.first else { return }
+            if head.deadline <= .now() {
+                fail(ConnectionFailure.timeout, first: true)
+            } else {
+                armTimer()
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,13 +101,22 @@ final class RomaChannelHandler: ChannelDuplexHandler {
         do {
             while let head = pending.first {
                 guard let reply = try parser.parse(&cumulation!, expecting: head.shape) else { break }
-                pending.removeFirst().promise.succeed(reply)
+                pending.removeFirst()
+                // ROMA's unknown-command answer (`ERROR…`, or an empty line first) has more
+                // lines than one: the reply stream is no longer in step; the connection goes.
+                if case .line(let l) = reply, l.hasPrefix("ERROR") || (l.isEmpty && head.shape != .line) {
+                    close()
+                    head.callback(.success(reply))
+                    return
+                }
+                head.callback(.success(reply))
+                if !isOpen { return }
             }
             if pending.isEmpty && cumulation!.readableBytes > 0 {
                 throw RomaProtocolError("unsolicited bytes from the server")
             }
         } catch {
-            fail(context: context, error: ConnectionFailure.protocolError("\(error)"))
+            fail(ConnectionFailure.protocolError("\(error)"), first: false)
             return
         }
         if cumulation!.readableBytes == 0 {
@@ -79,38 +127,44 @@ final class RomaChannelHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        failAll(ConnectionFailure.closed)
+        isOpen = false
+        timer?.cancel()
+        timer = nil
+        failAll(.closed)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        fail(context: context, error: ConnectionFailure.connect("\(error)"))
+        fail(ConnectionFailure.connect("\(error)"), first: false)
     }
 
-    private func fail(context: ChannelHandlerContext, error: Error) {
-        closed = true
-        failAll(error)
-        context.close(promise: nil)
+    /// Closes the connection (its pending requests fail with `.closed`).
+    func close() {
+        guard isOpen else { return }
+        fail(ConnectionFailure.closed, first: false)
     }
 
-    private func failAll(_ error: Error) {
-        while let p = pending.popFirst() { p.promise.fail(error) }
+    /// Fails pending requests (the oldest with `error` when `first`, the rest `.closed`; else all
+    /// with `error`) and closes the connection.
+    private func fail(_ error: ConnectionFailure, first: Bool) {
+        isOpen = false
+        timer?.cancel()
+        timer = nil
+        if first, let head = pending.popFirst() {
+            head.callback(.failure(error))
+            failAll(.closed)
+        } else {
+            failAll(error)
+        }
+        context?.close(promise: nil)
     }
-}
 
-/// One pooled TCP connection to a node.
-final class NodeConnection: Sendable {
-    let channel: Channel
-    /// Requests sent and not yet answered (for picking the least busy connection).
-    let inFlight = Atomic<Int>(0)
+    private func failAll(_ error: ConnectionFailure) {
+        while let p = pending.popFirst() { p.callback(.failure(error)) }
+    }
 
-    init(channel: Channel) { self.channel = channel }
-
-    var isActive: Bool { channel.isActive }
-
-    static func connect(host: String, port: Int, group: EventLoopGroup, timeout: TimeAmount) async throws -> NodeConnection {
-        let bootstrap = ClientBootstrap(group: group)
+    static func connect(host: String, port: Int, loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<RomaChannelHandler> {
+        ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -118,143 +172,104 @@ final class NodeConnection: Sendable {
                     try channel.pipeline.syncOperations.addHandler(RomaChannelHandler())
                 }
             }
-        do {
-            let channel = try await bootstrap.connect(host: host, port: port).get()
-            return NodeConnection(channel: channel)
-        } catch {
-            throw ConnectionFailure.connect("\(error)")
-        }
-    }
-
-    /// Sends `bytes` and waits for a reply of `shape`. On timeout the connection is closed
-    /// (its other pipelined requests fail with `.closed`), as the reply stream is then unusable.
-    func request(_ bytes: ByteBuffer, shape: ReplyShape, timeout: TimeAmount) async throws -> RomaReply {
-        let loop = channel.eventLoop
-        let promise = loop.makePromise(of: RomaReply.self)
-        let channel = self.channel
-        inFlight.wrappingAdd(1, ordering: .relaxed)
-        defer { inFlight.wrappingSubtract(1, ordering: .relaxed) }
-        let timer = loop.scheduleTask(in: timeout) {
-            promise.fail(ConnectionFailure.timeout)
-            channel.close(promise: nil)
-        }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        channel.writeAndFlush(RequestEnvelope(bytes: bytes, shape: shape, promise: promise)).whenFailure { error in
-            promise.fail(ConnectionFailure.closed)
-        }
-        return try await promise.futureResult.get()
-    }
-
-    func close() {
-        channel.close(promise: nil)
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: RomaChannelHandler.self) }
+            .flatMapErrorThrowing { error -> RomaChannelHandler in throw ConnectionFailure.connect("\(error)") }
     }
 }
 
-/// A small pool of connections to one node. Requests go to the least busy open connection;
-/// a new one is opened while every open one is busy and the pool is below its size.
-final class NodePool: Sendable {
-    let nodeID: String
-    let host: String
-    let port: Int
+/// The client's connections made on one event loop: per node up to `size` pipelined
+/// connections, made on first use and kept. A request goes to an idle connection, else to a new
+/// one while the node has fewer than `size`, else to the least busy one. Requests issued on this
+/// loop (a loop-bound task, or a future callback) are written without changing threads, and their
+/// replies complete on the same thread.
+///
+/// `@unchecked Sendable`: the client shares it between threads only to hand work to its loop
+/// (`execute`/`flatSubmit`); its state is touched on that loop alone.
+final class LoopConnections: @unchecked Sendable {
+    let loop: any EventLoop
     let size: Int
-    private let group: EventLoopGroup
-    private let state = Mutex<State>(State())
 
-    private struct State {
-        var connections: [NodeConnection] = []
-        var connecting = 0
-        /// Connections being made per event loop.
-        var connectingOn: [ObjectIdentifier: Int] = [:]
-        var closed = false
+    private final class Node {
+        let host: String
+        let port: Int
+        var handlers: [RomaChannelHandler] = []
+        var connecting: [EventLoopFuture<RomaChannelHandler>] = []
+        init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
-    init(nodeID: String, host: String, port: Int, size: Int, group: EventLoopGroup) {
-        self.nodeID = nodeID
-        self.host = host
-        self.port = port
+    private var nodes: [String: Node] = [:]
+    private var closed = false
+
+    init(loop: any EventLoop, size: Int) {
+        self.loop = loop
         self.size = max(1, size)
-        self.group = group
     }
 
-    private enum Pick {
-        case use(NodeConnection)
-        case connect
-        case closed
-    }
-
-    /// A connection for one request (an existing idle one, a new one, or the least busy one).
-    /// Called on one of the group's event loops (a task preferring an `EventLoopTaskExecutor`),
-    /// it uses and makes connections of that loop only, so the request never changes threads.
-    func acquire(timeout: TimeAmount) async throws -> NodeConnection {
-        let here = MultiThreadedEventLoopGroup.currentEventLoop
-        let pick: Pick = state.withLock { s in
-            if s.closed { return .closed }
-            if s.connections.contains(where: { !$0.isActive }) { s.connections.removeAll { !$0.isActive } }
-            let connecting = here.map { s.connectingOn[ObjectIdentifier($0)] ?? 0 } ?? s.connecting
-            var best: NodeConnection?
-            var bestLoad = Int.max
-            var mine = 0
-            for c in s.connections where here == nil || c.channel.eventLoop === here! {
-                mine += 1
-                let load = c.inFlight.load(ordering: .relaxed)
-                if load < bestLoad { best = c; bestLoad = load }
-                if load == 0 { break }
-            }
-            if let best, bestLoad == 0 || mine + connecting >= size {
-                return .use(best)
-            }
-            s.connecting += 1
-            if let here { s.connectingOn[ObjectIdentifier(here), default: 0] += 1 }
-            return .connect
+    /// Sends `bytes` to node `nid` (`host_port`); `callback` gets the reply. On the loop only.
+    func send(_ nid: String, _ bytes: ByteBuffer, shape: ReplyShape, timeout: TimeAmount, _ callback: @escaping ReplyCallback) {
+        if closed { return callback(.failure(.closed)) }
+        let node: Node
+        if let n = nodes[nid] {
+            node = n
+        } else {
+            guard let a = NodeAddress(nid) else { return callback(.failure(.connect("bad node id '\(nid)'"))) }
+            node = Node(host: a.host, port: a.port)
+            nodes[nid] = node
         }
-        switch pick {
-        case .use(let c): return c
-        case .closed: throw ConnectionFailure.closed
-        case .connect:
-            let c: NodeConnection
-            do {
-                c = try await NodeConnection.connect(host: host, port: port, group: here ?? group, timeout: timeout)
-            } catch {
-                state.withLock { s in
-                    s.connecting -= 1
-                    if let here { s.connectingOn[ObjectIdentifier(here), default: 1] -= 1 }
+        var best: RomaChannelHandler?
+        var bestLoad = Int.max
+        var dead = false
+        for h in node.handlers {
+            guard h.isOpen else { dead = true; continue }
+            let load = h.inFlight
+            if load < bestLoad { best = h; bestLoad = load }
+            if load == 0 { break }
+        }
+        if dead { node.handlers.removeAll { !$0.isOpen } }
+        if let best, bestLoad == 0 || node.handlers.count + node.connecting.count >= size {
+            return best.send(bytes, shape: shape, timeout: timeout, callback)
+        }
+        let f: EventLoopFuture<RomaChannelHandler>
+        if node.handlers.count + node.connecting.count >= size, let first = node.connecting.first {
+            // Every slot is still connecting: wait for the first one.
+            f = first
+        } else {
+            f = RomaChannelHandler.connect(host: node.host, port: node.port, loop: loop, timeout: timeout)
+            node.connecting.append(f)
+            f.assumeIsolated().whenComplete { [self] result in
+                node.connecting.removeAll { $0 === f }
+                if case .success(let h) = result {
+                    if closed || nodes[nid] !== node { h.close() } else { node.handlers.append(h) }
                 }
-                throw error
             }
-            let keep = state.withLock { s in
-                s.connecting -= 1
-                if let here { s.connectingOn[ObjectIdentifier(here), default: 1] -= 1 }
-                if s.closed { return false }
-                s.connections.append(c)
-                return true
+        }
+        f.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let h): h.send(bytes, shape: shape, timeout: timeout, callback)
+            case .failure(let e): callback(.failure(e as? ConnectionFailure ?? .connect("\(e)")))
             }
-            if !keep {
-                c.close()
-                throw ConnectionFailure.closed
-            }
-            return c
         }
     }
 
-    /// Closes every connection (e.g. after an I/O error, so the next request reconnects).
-    func reset() {
-        let old = state.withLock { s in
-            defer { s.connections = [] }
-            return s.connections
-        }
-        for c in old { c.close() }
+    /// Closes the connections to `nid` (it left the routing table).
+    func drop(_ nid: String) {
+        guard let node = nodes.removeValue(forKey: nid) else { return }
+        for h in node.handlers { h.close() }
+        for f in node.connecting { f.whenSuccess { $0.close() } }
     }
 
-    /// Closes every connection and refuses new ones.
-    func close() {
-        let old = state.withLock { s in
-            s.closed = true
-            defer { s.connections = [] }
-            return s.connections
-        }
-        for c in old { c.close() }
+    /// Closes everything and refuses new requests.
+    func closeAll() {
+        closed = true
+        for nid in Array(nodes.keys) { drop(nid) }
     }
 
-    /// Number of open connections (for tests and diagnostics).
-    var openConnections: Int { state.withLock { $0.connections.filter(\.isActive).count } }
+    /// Open connections to `nid` on this loop.
+    func openConnections(_ nid: String) -> Int {
+        nodes[nid]?.handlers.filter(\.isOpen).count ?? 0
+    }
 }

@@ -24,7 +24,9 @@ public final class RomaClient: Sendable {
         /// How often the background task compares `mklhash 0` with the cached fingerprint
         /// (spec R4.9: 10 s).
         public var refreshInterval: Duration = .seconds(10)
-        /// Connections kept per node (requests are pipelined on them).
+        /// Connections kept per node on each of the client's event loops (requests are
+        /// pipelined on them: an idle one is used first, a new one is made while all are busy
+        /// and there are fewer than this, else the least busy one takes the request).
         public var connectionsPerNode: Int = 2
         /// Attempts per request; nil: the number of nodes in the routing table + 1.
         public var maxAttempts: Int?
@@ -46,6 +48,8 @@ public final class RomaClient: Sendable {
     public let seeds: [NodeAddress]
 
     let group: any EventLoopGroup
+    /// The connections of each of the group's loops (loop-confined, see `LoopConnections`).
+    let perLoop: [ObjectIdentifier: LoopConnections]
     let ioTimeout: TimeAmount
     let state: Mutex<State>
     /// Number of nodes marked failed (`State.failures.count`), readable without the lock.
@@ -56,7 +60,6 @@ public final class RomaClient: Sendable {
         var fingerprint: String?
         /// Client-side failure count per node id; 0 / absent = healthy.
         var failures: [String: Int] = [:]
-        var pools: [String: NodePool] = [:]
         var closed = false
         var refreshTask: Task<Void, Never>?
         /// The refresh loop's pending wait and its generation (stale timers are ignored).
@@ -118,6 +121,11 @@ public final class RomaClient: Sendable {
         self.timeout = timeout
         self.configuration = configuration
         self.group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        var loops: [ObjectIdentifier: LoopConnections] = [:]
+        for loop in group.makeIterator() {
+            loops[ObjectIdentifier(loop)] = LoopConnections(loop: loop, size: configuration.connectionsPerNode)
+        }
+        self.perLoop = loops
         self.ioTimeout = Self.timeAmount(timeout)
         var s = State()
         s.table = table
@@ -129,13 +137,7 @@ public final class RomaClient: Sendable {
 
     /// The value of `key`, or nil if it does not exist.
     public func get(_ key: String) async throws -> [UInt8]? {
-        let token = try keyToken(key)
-        let reply = try await execute(routingKey: key, command: "get", request: "get \(token)\r\n", shape: .values)
-        switch reply {
-        case .values(let vs): return vs.first?.value
-        case .line(let l): throw Self.failure(command: "get", line: l)
-        case .block: throw RomaClientError.unexpectedReply(command: "get", reply: "<block>")
-        }
+        try await get(key, on: preferredLoop()).get()
     }
 
     /// Values and cas uniques of the keys that exist (missing keys are absent from the result).
@@ -186,15 +188,7 @@ public final class RomaClient: Sendable {
 
     /// `delete`.
     public func delete(_ key: String) async throws -> DeleteResult {
-        let token = try keyToken(key)
-        let reply = try await execute(routingKey: key, command: "delete", request: "delete \(token)\r\n", shape: .line)
-        let line = try Self.line(reply, command: "delete")
-        switch line {
-        case "DELETED": return .deleted
-        case "NOT_FOUND": return .notFound
-        case "NOT_DELETED": return .notDeleted
-        default: throw Self.failure(command: "delete", line: line)
-        }
+        try await delete(key, on: preferredLoop()).get()
     }
 
     /// `incr`: adds `delta` to the decimal value; returns the new value, nil if the key does not exist.
@@ -216,17 +210,15 @@ public final class RomaClient: Sendable {
 
     /// Stops the background refresh and closes every connection. Later calls throw `.closed`.
     public func close() async {
-        let (task, waiter, pools) = state.withLock { s in
+        let (task, waiter) = state.withLock { s in
             s.closed = true
             let w = s.waiter
             s.waiter = nil
-            let p = Array(s.pools.values)
-            s.pools = [:]
-            return (s.refreshTask, w, p)
+            return (s.refreshTask, w)
         }
         task?.cancel()
         waiter?.resume()
-        for p in pools { p.close() }
+        for c in perLoop.values { c.loop.execute { c.closeAll() } }
         await task?.value
     }
 
@@ -251,27 +243,94 @@ public final class RomaClient: Sendable {
         }
     }
 
-    // MARK: Commands
+    // MARK: Event-loop API
 
-    private func store(_ cmd: String, _ key: String, _ value: [UInt8], exptime: Int, cas: UInt32?) async throws -> StoreResult {
-        let token = try keyToken(key)
-        var request = "\(cmd) \(token) 0 \(exptime) \(value.count)"
-        if let cas { request += " \(cas)" }
+    /// `get` as a future completing on `loop`: the value of `key`, or nil if it does not exist.
+    ///
+    /// The `on: loop` calls are the client's lean path: no task switch per request. Called on
+    /// one of the client's event loops (`Configuration.eventLoopGroup`), for example from a
+    /// future callback, the request is written on that loop's own connection and the reply
+    /// completes there; from elsewhere it takes one hop to a loop of the client and back.
+    public func get(_ key: String, on loop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+        keyed("get", key, shape: .values, on: loop) { reply in
+            switch reply {
+            case .values(let vs): return vs.first?.value
+            case .line(let l): throw Self.failure(command: "get", line: l)
+            case .block: throw RomaClientError.unexpectedReply(command: "get", reply: "<block>")
+            }
+        }
+    }
+
+    /// `set` as a future completing on `loop` (see `get(_:on:)`).
+    public func set(_ key: String, _ value: [UInt8], exptime: Int = 0, on loop: any EventLoop) -> EventLoopFuture<StoreResult> {
+        store("set", key, value, exptime: exptime, cas: nil, on: loop)
+    }
+
+    /// `delete` as a future completing on `loop` (see `get(_:on:)`).
+    public func delete(_ key: String, on loop: any EventLoop) -> EventLoopFuture<DeleteResult> {
+        keyed("delete", key, shape: .line, on: loop) { reply in
+            let line = try Self.line(reply, command: "delete")
+            switch line {
+            case "DELETED": return .deleted
+            case "NOT_FOUND": return .notFound
+            case "NOT_DELETED": return .notDeleted
+            default: throw Self.failure(command: "delete", line: line)
+            }
+        }
+    }
+
+    private func store(_ cmd: String, _ key: String, _ value: [UInt8], exptime: Int, cas: UInt32?,
+                       on loop: any EventLoop) -> EventLoopFuture<StoreResult> {
+        guard Self.isValidToken(key) else { return loop.makeFailedFuture(RomaClientError.invalidKey(key)) }
         var buffer = ByteBuffer()
-        buffer.reserveCapacity(request.utf8.count + value.count + 4)
-        buffer.writeString(request)
+        buffer.reserveCapacity(cmd.utf8.count + key.utf8.count + hashName.utf8.count + value.count + 48)
+        buffer.writeString(cmd)
+        buffer.writeStaticString(" ")
+        buffer.writeString(key)
+        buffer.writeInteger(UInt8(0x1B))
+        buffer.writeString(hashName)
+        buffer.writeStaticString(" 0 ")
+        buffer.writeString(String(exptime))
+        buffer.writeStaticString(" ")
+        buffer.writeString(String(value.count))
+        if let cas {
+            buffer.writeStaticString(" ")
+            buffer.writeString(String(cas))
+        }
         buffer.writeStaticString("\r\n")
         buffer.writeBytes(value)
         buffer.writeStaticString("\r\n")
-        let reply = try await execute(routingKey: key, command: cmd, buffer: buffer, shape: .line)
-        let line = try Self.line(reply, command: cmd)
-        switch line {
-        case "STORED": return .stored
-        case "NOT_STORED": return .notStored
-        case "EXISTS": return .exists
-        case "NOT_FOUND": return .notFound
-        default: throw Self.failure(command: cmd, line: line)
+        return run(routingKey: key, command: cmd, buffer: buffer, shape: .line, on: loop) { reply in
+            let line = try Self.line(reply, command: cmd)
+            switch line {
+            case "STORED": return .stored
+            case "NOT_STORED": return .notStored
+            case "EXISTS": return .exists
+            case "NOT_FOUND": return .notFound
+            default: throw Self.failure(command: cmd, line: line)
+            }
         }
+    }
+
+    /// Runs `<verb> <key>\x1B<hash>\r\n` (checking the key) and decodes its reply.
+    private func keyed<T: Sendable>(_ verb: StaticString, _ key: String, shape: ReplyShape, on loop: any EventLoop,
+                                    decode: @escaping @Sendable (RomaReply) throws -> T) -> EventLoopFuture<T> {
+        guard Self.isValidToken(key) else { return loop.makeFailedFuture(RomaClientError.invalidKey(key)) }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(verb.utf8CodeUnitCount + key.utf8.count + hashName.utf8.count + 4)
+        buffer.writeStaticString(verb)
+        buffer.writeStaticString(" ")
+        buffer.writeString(key)
+        buffer.writeInteger(UInt8(0x1B))
+        buffer.writeString(hashName)
+        buffer.writeStaticString("\r\n")
+        return run(routingKey: key, command: "\(verb)", buffer: buffer, shape: shape, on: loop, decode: decode)
+    }
+
+    // MARK: Commands
+
+    private func store(_ cmd: String, _ key: String, _ value: [UInt8], exptime: Int, cas: UInt32?) async throws -> StoreResult {
+        try await store(cmd, key, value, exptime: exptime, cas: cas, on: preferredLoop()).get()
     }
 
     private func arithmetic(_ cmd: String, _ key: String, _ delta: UInt64) async throws -> UInt64? {
@@ -354,58 +413,132 @@ public final class RomaClient: Sendable {
         try await execute(routingKey: routingKey, command: command, buffer: ByteBuffer(string: request), shape: shape)
     }
 
-    /// Sends the request to the key's node; on a connection failure or timeout marks the node
-    /// failed, forces a table refresh and retries on the next candidate.
     private func execute(routingKey: String, command: String, buffer: ByteBuffer, shape: ReplyShape) async throws -> RomaReply {
-        let maxAttempts = attemptLimit()
-        var tried: [String] = []
-        var lastError = "no healthy node"
-        for attempt in 0..<maxAttempts {
-            if attempt > 0 { try await backoff(attempt) }
-            // Copy what routing needs under the lock (reference counts only), hash outside it.
-            let (table, failures) = try state.withLock { s -> (RoutingTable, [String: Int]) in
-                if s.closed { throw RomaClientError.closed }
-                guard let t = s.table else { throw RomaClientError.unavailable("no routing table") }
-                return (t, s.failures)
-            }
-            let candidates = failures.isEmpty
-                ? ClientRouting.candidates(key: routingKey, table: table) { _ in false }
-                : ClientRouting.candidates(key: routingKey, table: table) { (failures[$0] ?? 0) > 0 }
-            guard let node = candidates.first(where: { !tried.contains($0) }) ?? candidates.first else {
-                throw RomaClientError.unavailable("\(command): no node in the routing table for the key")
-            }
-            do {
-                let reply = try await send(to: node, buffer, shape: shape)
-                markHealthy(node)
-                return reply
-            } catch let f as ConnectionFailure {
-                if case .protocolError(let m) = f { throw RomaClientError.protocolError("\(node): \(m)") }
-                markFailed(node)
-                if !tried.contains(node) { tried.append(node) }
-                lastError = "\(node): \(f)"
-            }
-        }
-        throw RomaClientError.unavailable("\(command) failed after \(maxAttempts) attempts (tried \(tried.joined(separator: ", "))); last error: \(lastError)")
+        try await run(routingKey: routingKey, command: command, buffer: buffer, shape: shape, on: preferredLoop()) { $0 }.get()
     }
 
-    /// One attempt on one node: a pooled connection, the request, its reply.
-    func send(to node: String, _ buffer: ByteBuffer, shape: ReplyShape) async throws -> RomaReply {
-        let pool = try state.withLock { s -> NodePool in
+    /// The caller's event loop when it is one of the client's (a loop-bound task: no thread
+    /// change per request), else the next loop of the group.
+    func preferredLoop() -> any EventLoop {
+        if let here = MultiThreadedEventLoopGroup.currentEventLoop, perLoop[ObjectIdentifier(here)] != nil { return here }
+        return group.next()
+    }
+
+    /// Runs a keyed request with failover (`attempt`) and completes on `loop` with `decode` of
+    /// the reply. One promise per request; the attempts below it use callbacks.
+    func run<T: Sendable>(routingKey: String, command: String, buffer: ByteBuffer, shape: ReplyShape, on loop: any EventLoop,
+                          decode: @escaping @Sendable (RomaReply) throws -> T) -> EventLoopFuture<T> {
+        guard let connections = perLoop[ObjectIdentifier(loop)] else {
+            // Not one of the client's loops: run on one of them and hop back.
+            return run(routingKey: routingKey, command: command, buffer: buffer, shape: shape, on: group.next(), decode: decode)
+                .hop(to: loop)
+        }
+        let promise = loop.makePromise(of: T.self)
+        let limit = attemptLimit()
+        let start: @Sendable () -> Void = {
+            self.attempt(0, tried: [], lastError: "no healthy node", routingKey: routingKey, command: command, buffer: buffer,
+                         shape: shape, limit: limit, connections: connections) { result in
+                switch result {
+                case .success(let reply):
+                    do { promise.succeed(try decode(reply)) } catch { promise.fail(error) }
+                case .failure(let error):
+                    promise.fail(error)
+                }
+            }
+        }
+        if loop.inEventLoop { start() } else { loop.execute(start) }
+        return promise.futureResult
+    }
+
+    /// Sends the request to the key's node; on a connection failure or timeout marks the node
+    /// failed, forces a table refresh and retries on the next candidate (after a pause of
+    /// `attempt × retryBackoff`). On `connections`' loop.
+    private func attempt(_ n: Int, tried: [String], lastError: String, routingKey: String, command: String, buffer: ByteBuffer,
+                         shape: ReplyShape, limit: Int, connections: LoopConnections,
+                         _ done: @escaping (Result<RomaReply, any Error>) -> Void) {
+        guard n < limit else {
+            return done(.failure(RomaClientError.unavailable(
+                "\(command) failed after \(limit) attempts (tried \(tried.joined(separator: ", "))); last error: \(lastError)")))
+        }
+        let node: String
+        do {
+            node = try pick(routingKey: routingKey, command: command, tried: tried)
+        } catch {
+            return done(.failure(error))
+        }
+        connections.send(node, buffer, shape: shape, timeout: ioTimeout) { result in
+            switch result {
+            case .success(let reply):
+                self.markHealthy(node)
+                done(.success(reply))
+            case .failure(.protocolError(let m)):
+                done(.failure(RomaClientError.protocolError("\(node): \(m)")))
+            case .failure(let f):
+                self.markFailed(node)
+                let again = tried.contains(node) ? tried : tried + [node]
+                let next = {
+                    self.attempt(n + 1, tried: again, lastError: "\(node): \(f)", routingKey: routingKey, command: command,
+                                 buffer: buffer, shape: shape, limit: limit, connections: connections, done)
+                }
+                let pause = Self.timeAmount(min(self.configuration.retryBackoff * (n + 1), .milliseconds(300)))
+                if n + 1 >= limit || pause <= .zero {
+                    next()
+                } else {
+                    connections.loop.assumeIsolated().scheduleTask(in: pause, next)
+                }
+            }
+        }
+    }
+
+    /// The node for a request on `routingKey`: the first healthy candidate not tried yet.
+    private func pick(routingKey: String, command: String, tried: [String]) throws -> String {
+        let (table, failures) = try state.withLock { s -> (RoutingTable, [String: Int]) in
             if s.closed { throw RomaClientError.closed }
-            if let p = s.pools[node] { return p }
-            guard let a = NodeAddress(node) else { throw ConnectionFailure.connect("bad node id '\(node)'") }
-            let p = NodePool(nodeID: node, host: a.host, port: a.port, size: configuration.connectionsPerNode, group: group)
-            s.pools[node] = p
-            return p
+            guard let t = s.table else { throw RomaClientError.unavailable("no routing table") }
+            return (t, failedNodes.load(ordering: .relaxed) == 0 ? [:] : s.failures)
         }
-        let connection = try await pool.acquire(timeout: ioTimeout)
-        let reply = try await connection.request(buffer, shape: shape, timeout: ioTimeout)
-        // ROMA's unknown-command answer (`ERROR…`, or an empty line first) has more lines than
-        // one: the connection's reply stream is no longer in step, so it is dropped.
-        if case .line(let l) = reply, l.hasPrefix("ERROR") || (l.isEmpty && shape != .line) {
-            connection.close()
+        if failures.isEmpty && tried.isEmpty,
+           let n = table.nodes(forVnode: table.space.vnode(ofKey: routingKey))?.first {
+            return n
         }
-        return reply
+        let candidates = ClientRouting.candidates(key: routingKey, table: table) { (failures[$0] ?? 0) > 0 }
+        guard let node = candidates.first(where: { !tried.contains($0) }) ?? candidates.first else {
+            throw RomaClientError.unavailable("\(command): no node in the routing table for the key")
+        }
+        return node
+    }
+
+    /// One attempt on one node: a connection of the caller's loop, the request, its reply.
+    func send(to node: String, _ buffer: ByteBuffer, shape: ReplyShape) async throws -> RomaReply {
+        try await send(to: node, buffer, shape: shape, on: preferredLoop()).get()
+    }
+
+    /// One attempt on one node, completing on `loop` (fails with `ConnectionFailure`).
+    func send(to node: String, _ buffer: ByteBuffer, shape: ReplyShape, on loop: any EventLoop) -> EventLoopFuture<RomaReply> {
+        let timeout = ioTimeout
+        guard let connections = perLoop[ObjectIdentifier(loop)] else {
+            return send(to: node, buffer, shape: shape, on: group.next()).hop(to: loop)
+        }
+        let promise = loop.makePromise(of: RomaReply.self)
+        let start: @Sendable () -> Void = {
+            connections.send(node, buffer, shape: shape, timeout: timeout) { result in
+                switch result {
+                case .success(let r): promise.succeed(r)
+                case .failure(let e): promise.fail(e)
+                }
+            }
+        }
+        if loop.inEventLoop { start() } else { loop.execute(start) }
+        return promise.futureResult
+    }
+
+    /// Open connections to `node` over all the client's loops (for tests and diagnostics).
+    func openConnections(to node: String) async -> Int {
+        var total = 0
+        for c in perLoop.values {
+            total += (try? await c.loop.submit { c.openConnections(node) }.get()) ?? 0
+        }
+        return total
     }
 
     private func attemptLimit() -> Int {
@@ -488,22 +621,20 @@ public final class RomaClient: Sendable {
         throw RomaClientError.unavailable("no node answered the routing requests (\(errors.joined(separator: "; ")))")
     }
 
-    /// Installs a new table; pools of nodes that left it (and are not seeds) are closed.
+    /// Installs a new table; connections to nodes that left it (and are not seeds) are closed.
     func install(_ table: RoutingTable, fingerprint: String?) {
-        let stale: [NodePool] = state.withLock { s in
+        let stale: [String] = state.withLock { s in
+            let before = Set(s.table?.nodes ?? [])
             s.table = table
             s.fingerprint = fingerprint
             s.tablesInstalled += 1
             let keep = Set(table.nodes).union(seeds.map(\.nodeID))
-            var out: [NodePool] = []
-            for (nid, p) in s.pools where !keep.contains(nid) {
-                out.append(p)
-                s.pools[nid] = nil
-            }
             for nid in s.failures.keys where !keep.contains(nid) { s.failures[nid] = nil }
-            return out
+            failedNodes.store(s.failures.count, ordering: .relaxed)
+            return before.subtracting(keep).sorted()
         }
-        for p in stale { p.close() }
+        guard !stale.isEmpty else { return }
+        for c in perLoop.values { c.loop.execute { for nid in stale { c.drop(nid) } } }
     }
 
     /// Asks the background loop to refresh now (coalesced with a refresh already pending).

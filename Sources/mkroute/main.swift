@@ -74,6 +74,14 @@ struct MkRouteCommand: ParsableCommand {
             }
         }
         let dir = out ?? "."
+        // --out names a directory of our own: make it (and its parents) when missing.
+        if out != nil && mkdir(dir, 0o755) != 0 && errno == ENOENT {
+            var path = dir.hasPrefix("/") ? "/" : ""
+            for part in dir.split(separator: "/") {
+                path += (path.isEmpty || path.hasSuffix("/") ? "" : "/") + part
+                _ = mkdir(path, 0o755)
+            }
+        }
         for nid in nids {
             do {
                 try table.save(path: "\(dir)/\(nid).route")

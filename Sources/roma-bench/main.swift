@@ -111,8 +111,11 @@ struct RomaBench: AsyncParsableCommand {
     @Flag(name: .customLong("allow-remote"), help: "Allow a target that is not a loopback address.")
     var allowRemote = false
 
-    @Flag(help: "Drive a ROMA cluster through RomaClient (routing table from the seeds, requests sent to each key's node, per-node pools, failover) instead of raw connections to --host/--port. Closed loop: --connections × --pipeline concurrent requests, --connections connections per node.")
+    @Flag(help: "Drive a ROMA cluster through RomaClient (routing table from the seeds, requests sent to each key's node, per-node pools, failover) instead of raw connections to --host/--port. Closed loop: --connections × --pipeline concurrent requests, multiplexed over --node-connections pipelined connections per node.")
     var cluster = false
+
+    @Option(name: .customLong("node-connections"), help: ArgumentHelp("--cluster: RomaClient's connections per node (pipelined; default 2, the library's default).", valueName: "n"))
+    var nodeConnections: Int = 2
 
     @Option(help: ArgumentHelp("Seed nodes for --cluster (implies it), comma-separated; default --host:--port.", valueName: "host:port,host:port"))
     var seeds: String?
@@ -141,6 +144,7 @@ struct RomaBench: AsyncParsableCommand {
         o.allowRemote = allowRemote
         o.logSlowMicroseconds = logSlowMicroseconds
         o.cluster = cluster || seeds != nil
+        o.nodeConnections = nodeConnections
         o.seeds = seeds.map { $0.split(separator: ",").map { String($0) } } ?? []
         if seeds != nil && o.seeds.isEmpty { throw ValidationError("--seeds needs at least one host:port") }
         if preloadOnly && verify { throw ValidationError("--preload-only and --verify exclude each other") }

@@ -52,7 +52,7 @@ struct Romad: ParsableCommand {
     @Flag(name: [.customShort("d"), .long], help: "Run as a daemon (detach, stdio to /dev/null).")
     var daemon = false
 
-    @Option(name: [.customShort("j"), .long], help: "Join a cluster through <address:port> (not available in this version).")
+    @Option(name: [.customShort("j"), .long], help: "Join the cluster of the node at <address:port> (R5.4): take a share of the vnodes, then serve.")
     var join: String?
 
     @Flag(name: .long, help: "Accepted for compatibility.")

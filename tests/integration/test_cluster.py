@@ -428,6 +428,37 @@ def test_f_command_to_a_secondary_executes_and_replicates(cl):
         assert n.raw(b"get %s\r\n" % k) == b"END\r\n", n.node_id
 
 
+def test_pipelined_writes_to_a_primary_answer_in_order_and_replicate(cl):
+    """A client pipelining writes to a primary: the primary goes on with the next requests while
+    earlier ones wait for their replica (R5.2), yet replies leave in request order, reads on the
+    connection see the writes before them, and `quit` closes only after every reply is out."""
+    tag = uniq("pipe")
+    keys = cl.find_keys(tag, 60)
+    prim = cl.roles(keys[0])[0]
+    mine = [k for k in keys if cl.table().nodes_for(k)[0] == prim.node_id][:20]
+    assert len(mine) >= 10
+    req, want = b"", b""
+    for i, k in enumerate(mine):
+        v = b"v%d-" % i + k
+        req += set_cmd(k, v) + b"get %s\r\n" % k
+        want += b"STORED\r\n" + get_reply(k, v)
+        if i % 3 == 0:
+            req += b"delete %s\r\n" % k + b"get %s\r\n" % k + b"add %s 0 0 1\r\nz\r\n" % k
+            want += b"DELETED\r\n" + b"END\r\n" + b"STORED\r\n"
+    req += b"bogus_command\r\n" + b"set %s 0 0 1 noreply\r\nn\r\n" % mine[1] + b"version\r\n"
+    with prim.connect() as c:
+        c.send(req + b"quit\r\n")
+        got = c.read_until_close(timeout=20)
+    head, _, rest = got.partition(b"ERROR")
+    assert head == want, (head, want)
+    assert rest.endswith(b"\r\n") and b"VERSION " in rest and b"STORED" not in rest, rest
+    # every write reached the secondary too, in order (the last one of each key wins)
+    for i, k in enumerate(mine):
+        expect = b"n" if k == mine[1] else (b"z" if i % 3 == 0 else b"v%d-" % i + k)
+        for n in cl.nodes:
+            assert n.raw(b"get %s\r\n" % k) == get_reply(k, expect), (n.node_id, k)
+
+
 def test_no_replica_write_pending_or_dropped(cl):
     """After the tests above (module cluster): nothing waits for a retry, nothing was dropped."""
     for n in cl.nodes:

@@ -8,11 +8,13 @@ after the join is lost, and reads of acknowledged keys never miss while the join
 """
 from __future__ import annotations
 
+import os
+import struct
 import threading
 import time
 
 from cluster_support import Cluster, stat_int, Table
-from romatest import Romad, free_port, tchmgr_list, wait_for
+from romatest import Romad, free_port, tchmgr_list, vnode_of, wait_for
 
 
 def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path):
@@ -163,3 +165,44 @@ def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path):
     finally:
         cl.stop(check=False)
         cl.cleanup()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stream_record(key: bytes, value: bytes, logical: int = 7) -> bytes:
+    """One spushv record (R5.8): vn, physical, logical, expire, klen, key, vlen, value."""
+    return struct.pack(">IIIII", vnode_of(key), int(time.time()), logical, 0x7FFFFFFF, len(key)) + key + \
+        struct.pack(">I", len(value)) + value
+
+
+def test_spushv_stream_split_anywhere_is_stored_off_loop_and_waits_idle(romad):
+    """A vnode stream arriving in pieces (a record cut in two, a pause mid-record): the records
+    are stored (off the event loop), the node waits for the rest without spinning, requests on
+    other connections are served meanwhile, and the terminator is answered STORED."""
+    vn = vnode_of(b"sp0")
+    keys = [k for k in (b"sp%d" % i for i in range(200000)) if vnode_of(k) == vn][:40]
+    assert len(keys) == 40
+    recs = [_stream_record(k, b"value-" + k) for k in keys]
+    body = b"".join(recs)
+    with romad.connect() as c:
+        c.send(b"spushv roma %d\r\n" % vn)
+        assert c.read_line() == b"READY\r\n"
+        cut = len(recs[0]) + len(recs[1]) // 2
+        c.send(body[:cut])                       # one record and half of the next
+        wait_for(lambda: romad.raw(b"get %s\r\n" % keys[0]) != b"END\r\n", 10, "the first record stored")
+        before = _cpu_seconds(romad.pid)
+        time.sleep(1.0)                          # the node now waits for the rest of record 2
+        idle = _cpu_seconds(romad.pid) - before
+        assert idle < 0.3, f"romad used {idle:.2f} s of CPU in 1 s while waiting for the rest of a record"
+        assert romad.raw(b"version\r\n").startswith(b"VERSION ")
+        for i in range(cut, len(body), 7):       # the rest in 7-byte pieces
+            c.send(body[i:i + 7])
+        c.send(b"\0" * 20)
+        assert c.read_line(timeout=10) == b"STORED\r\n"
+        assert c.exchange(b"version\r\n").startswith(b"VERSION ")
+    for k in keys:
+        assert romad.raw(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\nvalue-%s\r\nEND\r\n" % (k, 6 + len(k), k)

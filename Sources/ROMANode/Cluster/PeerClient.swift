@@ -133,7 +133,7 @@ final class LoopPeers: @unchecked Sendable {
             let attempt = attempts
             let f = connect(nid)
             pipes[nid] = .connecting(f, attempt)
-            f.whenComplete { [self] result in
+            f.assumeIsolated().whenComplete { [self] result in
                 guard case .connecting(_, let a) = pipes[nid], a == attempt else { return }
                 switch result {
                 case .success(let h): pipes[nid] = .ready(h)
@@ -160,7 +160,7 @@ final class LoopPeers: @unchecked Sendable {
         pool.waiters.append(Waiter(request: request, kind: kind, timeout: timeout, promise: promise, since: .now()))
         if pool.open < LoopPeers.maxPerPeer {
             pool.open += 1
-            connect(nid).whenComplete { [self] result in
+            connect(nid).assumeIsolated().whenComplete { [self] result in
                 switch result {
                 case .success(let h):
                     release(nid, pool, h)
@@ -181,7 +181,7 @@ final class LoopPeers: @unchecked Sendable {
     private func run(_ nid: String, _ pool: Pool, _ h: PeerChannelHandler, _ request: ByteBuffer,
                      _ kind: PeerReplyKind, _ timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
         let f = h.send(request, kind: kind, timeout: timeout)
-        f.whenComplete { [self] _ in release(nid, pool, h) }
+        f.assumeIsolated().whenComplete { [self] _ in release(nid, pool, h) }
         return f
     }
 
@@ -196,7 +196,7 @@ final class LoopPeers: @unchecked Sendable {
             if !pool.waiters.isEmpty, pool.open < LoopPeers.maxPerPeer {
                 // Replace the lost connection for those still waiting.
                 pool.open += 1
-                connect(nid).whenComplete { [self] r in
+                connect(nid).assumeIsolated().whenComplete { [self] r in
                     if case .success(let nh) = r { release(nid, pool, nh) } else {
                         pool.open -= 1
                         let all = pool.waiters
@@ -266,6 +266,10 @@ enum PeerAddress {
 
 /// One connection to another node: writes requests as they come and completes their promises in
 /// order as replies arrive. Event-loop bound (NIO calls it on its channel's loop only).
+///
+/// One timer per connection, not per request: armed for the oldest request's deadline; when it
+/// fires, that request is late (the connection fails: a late reply could no longer be matched)
+/// or it re-arms for the new oldest one.
 final class PeerChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -273,7 +277,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private struct Pending {
         let kind: PeerReplyKind
         let promise: EventLoopPromise<PeerReply>
-        let timer: Scheduled<Void>?
+        let deadline: NIODeadline
     }
 
     let nid: String
@@ -282,6 +286,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private var input: ByteBuffer?
     private(set) var isOpen = true
     private var flushScheduled = false
+    private var timer: Scheduled<Void>?
 
     init(nid: String) { self.nid = nid }
 
@@ -292,10 +297,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
             return (self.context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makeFailedFuture(PeerError.closed(nid))
         }
         let promise = context.eventLoop.makePromise(of: PeerReply.self)
-        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            fail(PeerError.timeout(nid))
-        }
-        pending.append(Pending(kind: kind, promise: promise, timer: timer))
+        pending.append(Pending(kind: kind, promise: promise, deadline: .now() + timeout))
+        if timer == nil { armTimer() }
         context.write(wrapOutboundOut(request), promise: nil)
         // One flush per loop turn: requests made while the loop handles one batch of reads go
         // out in one write.
@@ -303,10 +306,26 @@ final class PeerChannelHandler: ChannelInboundHandler {
             flushScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in
                 flushScheduled = false
-                self.context?.flush()
+                if isOpen { self.context?.flush() }
             }
         }
         return promise.futureResult
+    }
+
+    private func armTimer() {
+        guard let context, let head = pending.first else {
+            timer = nil
+            return
+        }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: head.deadline) { [self] in
+            timer = nil
+            guard let head = pending.first else { return }
+            if head.deadline <= .now() {
+                fail(PeerError.timeout(nid))
+            } else {
+                armTimer()
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -323,7 +342,6 @@ final class PeerChannelHandler: ChannelInboundHandler {
             input = buf
             guard let reply else { break }
             _ = pending.removeFirst()
-            head.timer?.cancel()
             head.promise.succeed(reply)
         }
         if let b = input, b.readableBytes == 0 { input = nil } else if pending.isEmpty && input != nil {
@@ -344,12 +362,11 @@ final class PeerChannelHandler: ChannelInboundHandler {
     /// Fails everything waiting and closes the connection.
     private func fail(_ error: PeerError) {
         isOpen = false
+        timer?.cancel()
+        timer = nil
         let all = pending
         pending.removeAll()
-        for p in all {
-            p.timer?.cancel()
-            p.promise.fail(error)
-        }
+        for p in all { p.promise.fail(error) }
         context?.close(promise: nil)
     }
 

@@ -5,13 +5,17 @@ import ROMAStorage
 /// records `u32 vn, u32 physical, u32 logical, u32 expire, u32 klen, key, u32 vlen, value`
 /// (big-endian) until 20 zero bytes; each is stored under R2.9 (`HashStorage.streamPut`) as it
 /// arrives; the end is answered `STORED` (`CANCELED` when spushv protection was switched on
-/// meanwhile). Event-loop bound: used by its connection's handler only.
-final class VnodeStreamReceiver {
+/// meanwhile).
+///
+/// `@unchecked Sendable`: owned by its connection's handler, which hands it to one background
+/// job at a time (the records received so far are stored off the event loop) and does not touch
+/// it until that job has completed; so only one thread uses it at any moment.
+final class VnodeStreamReceiver: @unchecked Sendable {
     let storage: HashStorage
     let vnode: UInt64
     let maxKey: Int
     let maxValue: Int
-    let isProtected: () -> Bool
+    let isProtected: @Sendable () -> Bool
     private(set) var applied = 0
     private(set) var refused = 0
 
@@ -19,7 +23,7 @@ final class VnodeStreamReceiver {
         let description: String
     }
 
-    init(storage: HashStorage, vnode: UInt64, maxKey: Int, maxValue: Int, isProtected: @escaping () -> Bool) {
+    init(storage: HashStorage, vnode: UInt64, maxKey: Int, maxValue: Int, isProtected: @escaping @Sendable () -> Bool) {
         self.storage = storage
         self.vnode = vnode
         self.maxKey = maxKey

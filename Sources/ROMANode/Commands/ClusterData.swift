@@ -91,9 +91,9 @@ extension Dispatcher {
     /// Replicates the record now stored for `k` to `targets` (rset, or rdelete for a delete mark),
     /// then completes with `reply`.
     func replicate(_ k: KeyRoute, storage: HashStorage, to targets: ArraySlice<String>, reply: ByteBuffer) throws -> Outcome {
-        guard !targets.isEmpty else { return .deferred(loop.makeSucceededFuture(reply)) }
+        guard !targets.isEmpty else { return .replicating(loop.makeSucceededFuture(reply)) }
         guard let (h, value) = try k.key.withUnsafeBytes({ try storage.rawRecord(vn: UInt32(truncatingIfNeeded: k.vnode), key: $0) }) else {
-            return .deferred(loop.makeSucceededFuture(reply))
+            return .replicating(loop.makeSucceededFuture(reply))
         }
         var m = ByteBuffer()
         m.reserveCapacity(k.key.count + k.hash.utf8.count + value.count + 64)
@@ -128,7 +128,7 @@ extension Dispatcher {
             m.writeStaticString("\r\n")
         }
         let done = node.replicator.replicate(Replicator.Message(bytes: m, key: keyName), to: targets, on: loop)
-        return .deferred(done.map { reply })
+        return .replicating(done.map { reply })
     }
 
     /// The nodes a primary write goes to besides this one.
@@ -210,8 +210,9 @@ extension Dispatcher {
         let logger = node.logger
         let keys = tokenOfKey
         let owners = groups.map(\.nid)
+        let localReplies = local
         return .deferred(EventLoopFuture.whenAllComplete(futures, on: loop).map { results in
-            var b = local
+            var b = localReplies
             for (i, result) in results.enumerated() {
                 switch result {
                 case .success(.values(let values, let raw)):
@@ -221,7 +222,7 @@ extension Dispatcher {
                         return { var o = ByteBuffer(); o.writeBuffer(&raw); return o }()
                     }
                     for v in values {
-                        var data = v.data
+                        let data = v.data
                         if withCas {
                             data.withUnsafeReadableBytes { d in
                                 v.key.withUnsafeBytes { k in
