@@ -19,6 +19,8 @@ import threading
 import time
 
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+# Extra romad arguments for every node of this part (e.g. "--copy-bandwidth 20"), for experiments.
+MEMBER_NODE_ARGS = os.environ.get("MEMBER_NODE_ARGS", "").split()
 
 
 def loopback_copy_rate(nbytes: int) -> float:
@@ -94,10 +96,10 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
     nodes = []
     for i, h in enumerate(HOSTS[:2]):
         srv = bench.Server(f"member-{i + 1}", "romad", bin_dir, workdir, "tc", address=h)
-        srv.cmd += ["--rttable-path", rt]
+        srv.cmd += ["--rttable-path", rt] + MEMBER_NODE_ARGS
         nodes.append(srv)
     newcomer = bench.Server("member-3", "romad", bin_dir, workdir, "tc", address=HOSTS[2])
-    newcomer.cmd += ["--rttable-path", rt, "-j", f"{HOSTS[0]}:{nodes[0].port}"]
+    newcomer.cmd += ["--rttable-path", rt, "-j", f"{HOSTS[0]}:{nodes[0].port}"] + MEMBER_NODE_ARGS
     subprocess.run([os.path.join(bin_dir, "mkroute"), "-r", "2", "--out", rt] + [f"{n.address}_{n.port}" for n in nodes],
                    check=True, stdout=subprocess.DEVNULL)
     res: dict = {"records": s.member_records, "value_size": 100, "rate": s.member_rate, "before": s.member_before}

@@ -39,6 +39,8 @@ public final class Node: Sendable {
     let routingSyncRunning = Atomic<Bool>(false)
     /// Vnode copies this node is sending (R5.8).
     let transfers = NIOLockedValueBox(TransferState())
+    /// Paces those copies to `config.copyBandwidth`.
+    let copyPacer: CopyPacer
     /// The recover process runs (R5.10).
     let recovering = Atomic<Bool>(false)
     /// The join process runs (R5.4), or balance (R5.12).
@@ -87,6 +89,7 @@ public final class Node: Sendable {
     public init(config: NodeConfig, logger: Logger) throws {
         try config.validate()
         self.config = config
+        copyPacer = CopyPacer(bytesPerSecond: config.copyBandwidth)
         self.logger = logger
         nodeID = config.nodeID
         let routeFile = "\(FileSystem.absolute(config.routingPath))/\(config.nodeID).route"

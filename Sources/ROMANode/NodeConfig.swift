@@ -55,6 +55,13 @@ public struct NodeConfig: Sendable {
     public var replicationQueueBytes: Int = 256 << 20
     /// `REDUNDANT_ZREDUNDANT_SIZE`: replica values above this many bytes travel zlib-compressed.
     public var zredundantSize: Int = 0
+    /// `VNODE_COPY_BANDWIDTH`: bytes per second all vnode copies leaving this node may stream
+    /// together (join, recover, release, balance); 0 = unlimited (the default: on loopback
+    /// the receiver's storage is the limit).
+    public var copyBandwidth: Int = 0
+    /// `VNODE_COPY_PARALLELISM`: vnode copies this node sends at once, and asks for at once when
+    /// it joins or recovers.
+    public var copyParallelism: Int = 2
     /// Seconds between failure probes of every peer (R5.6).
     public var failoverProbeInterval: Double = 1
     /// `ROUTING_FAIL_CNT_THRESHOLD`: failed probes in a row after which a node leaves. 3 with 1 s
@@ -142,6 +149,14 @@ public struct NodeConfig: Sendable {
             peerTimeout = v
         case "REPLICATION_QUEUE_BYTES": replicationQueueBytes = try int()
         case "REDUNDANT_ZREDUNDANT_SIZE": zredundantSize = try int()
+        case "VNODE_COPY_BANDWIDTH":
+            let v = try int()
+            guard v >= 0 else { throw ConfigError("\(file): VNODE_COPY_BANDWIDTH must be 0 (unlimited) or bytes per second") }
+            copyBandwidth = v
+        case "VNODE_COPY_PARALLELISM":
+            let v = try int()
+            guard (1...64).contains(v) else { throw ConfigError("\(file): VNODE_COPY_PARALLELISM must be 1...64") }
+            copyParallelism = v
         case "ROUTING_FAIL_CNT_THRESHOLD": failThreshold = try int()
         case "AUTO_RECOVER":
             guard let b = value.bool else { throw ConfigError("\(file): AUTO_RECOVER must be true or false") }

@@ -73,6 +73,12 @@ struct Romad: ParsableCommand {
     @Option(name: .customLong("peer-timeout"), help: "Seconds a request to another node may take (default 5).")
     var peerTimeout: Double?
 
+    @Option(name: .customLong("copy-bandwidth"), help: ArgumentHelp("MB/s all vnode copies leaving this node may stream together (VNODE_COPY_BANDWIDTH in bytes/s; default 0 = unlimited).", valueName: "MB/s"))
+    var copyBandwidth: Double?
+
+    @Option(name: .customLong("copy-parallelism"), help: "Vnode copies sent, and asked for, at once (VNODE_COPY_PARALLELISM, default 2).")
+    var copyParallelism: Int?
+
     @Option(name: .customLong("fail-cnt-threshold"), help: "Failed probes in a row after which a node leaves (ROUTING_FAIL_CNT_THRESHOLD, default 3).")
     var failCntThreshold: Int?
 
@@ -115,6 +121,14 @@ struct Romad: ParsableCommand {
             cfg.peerTimeout = peerTimeout
         }
         if replicationInHost || enabledRepeathost { cfg.replicationInHost = true }
+        if let copyBandwidth {
+            guard copyBandwidth >= 0, copyBandwidth < 1e9 else { throw ValidationError("--copy-bandwidth must be 0 (unlimited) or MB/s") }
+            cfg.copyBandwidth = Int(copyBandwidth * 1_000_000)
+        }
+        if let copyParallelism {
+            guard (1...64).contains(copyParallelism) else { throw ValidationError("--copy-parallelism must be 1...64") }
+            cfg.copyParallelism = copyParallelism
+        }
         if let failCntThreshold {
             guard failCntThreshold > 0 else { throw ValidationError("--fail-cnt-threshold must be positive") }
             cfg.failThreshold = failCntThreshold

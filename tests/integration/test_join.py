@@ -206,3 +206,50 @@ def test_spushv_stream_split_anywhere_is_stored_off_loop_and_waits_idle(romad):
         assert c.exchange(b"version\r\n").startswith(b"VERSION ")
     for k in keys:
         assert romad.raw(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\nvalue-%s\r\nEND\r\n" % (k, 6 + len(k), k)
+
+
+def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path):
+    """`--copy-bandwidth` (VNODE_COPY_BANDWIDTH): the vnode copies leaving a node never stream
+    faster than the limit together (plus one 64 KiB chunk per copy in flight), the join still
+    completes, and every record is on the newcomer's share."""
+    rate = 100_000  # bytes/s per sending node (--copy-bandwidth 0.1 MB/s)
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"),
+                 extra_args=["--copy-bandwidth", "0.1", "--copy-parallelism", "3"])
+    cl.start()
+    newcomer = None
+    try:
+        a, b = cl.nodes
+        assert stat_int(a, "stats.vnode_copy_bandwidth") == rate
+        assert stat_int(a, "stats.vnode_copy_parallelism") == 3
+        value = b"v" * 700
+        keys = [b"bw%d" % i for i in range(400)]
+        for k in keys:
+            assert a.raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value)) == b"STORED\r\n"
+        burst = 2 * 3 * 72 * 1024  # two senders, three copies each, one chunk (+ terminator) apiece
+        t0 = time.monotonic()
+        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
+                         address="127.0.0.3",
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"])
+        newcomer.start()
+        cl.nodes.append(newcomer)
+        sent = 0
+        while True:
+            done = newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n"
+            sent = stat_int(a, "stats.vnode_bytes_sent") + stat_int(b, "stats.vnode_bytes_sent")
+            elapsed = time.monotonic() - t0
+            assert sent <= 2 * rate * elapsed + burst, f"{sent} bytes streamed in {elapsed:.2f} s: over the limit"
+            if done:
+                break
+            assert elapsed < 120, "the join did not end"
+            time.sleep(0.1)
+        assert sent >= 150_000, f"only {sent} bytes were copied"
+        assert time.monotonic() - t0 >= (sent - burst) / (2 * rate)
+        table = cl.table(refresh=True)
+        mine = [k for k in keys if newcomer.node_id in table.nodes_for(k)]
+        assert len(mine) > 100
+        for k in mine:
+            assert newcomer.raw(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(value), value)
+        assert not cl.stop(check=True)
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()

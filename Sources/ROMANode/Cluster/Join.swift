@@ -62,29 +62,59 @@ extension Node {
     /// within one of `rn × vnodes / nodes` vnodes and of `vnodes / nodes` primaries — and picks each
     /// move so that the nodes losing a vnode (`edit_nodes` decides who) are the fullest ones, so
     /// every node ends within one of the mean (ROMA stopped once the newcomer was primary for its
-    /// share, leaving it in as few as 37 % of the vnodes of a 3-node cluster). Copies run one
-    /// after another without sleeps (each takes as long as its data needs).
+    /// share, leaving it in as few as 37 % of the vnodes of a 3-node cluster). Up to
+    /// `copyParallelism` copies are in flight, without sleeps (each takes as long as its data
+    /// needs; the source paces them to its `copyBandwidth`).
     func startJoinProcess() {
         background { [self] in
             let started = Node.monotonicNow()
             var moves = 0
             var refused = Set<String>()
             var failed: [UInt64: Int] = [:]
-            var width = Node.maxParallelCopies
+            // A sliding window of copies: each time one arrives the next best move is asked for,
+            // chosen on the table as the copies still in flight will leave it. After a failure,
+            // one at a time until a copy succeeds (a failed move changes what the next best is).
+            var width = config.copyParallelism
+            var inFlight: [(vn: UInt64, primary: Bool, deadline: Double)] = []
             while !isShuttingDown {
-                let t = routing
-                // Up to `width` moves at once, each chosen on the table as the earlier ones of the
-                // round will leave it; after a round with a failure, one at a time (a failed move
-                // changes what the next best one is).
-                let round = Node.bestJoinMoves(t, me: nodeID, replicationInHost: config.replicationInHost,
-                                               excluded: refused, count: width)
-                if round.isEmpty { break }
-                let done = pullVnodes(round.map { ($0.0, $0.1) }, what: "join")
-                moves += done.count
-                width = done.count == round.count ? Node.maxParallelCopies : 1
-                for (vn, _) in round where !done.contains(vn) {
-                    failed[vn, default: 0] += 1
-                    if failed[vn]! >= 3 { refused.insert("\(vn)") }
+                while inFlight.count < width {
+                    var t = routing
+                    for m in inFlight {
+                        t.replaceRoute(vn: m.vn, nids: Node.editNodes(t.nodes(forVnode: m.vn) ?? [], to: nodeID,
+                                                                      isPrimary: m.primary, rn: t.rn))
+                    }
+                    let busy = refused.union(inFlight.map { "\($0.vn)" })
+                    guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
+                                                                excluded: busy) else { break }
+                    if requestCopy(vn, primary: primary, what: "join") {
+                        inFlight.append((vn, primary, Node.monotonicNow() + 120))
+                    } else {
+                        failed[vn, default: 0] += 1
+                        if failed[vn]! >= 3 { refused.insert("\(vn)") }
+                        width = 1
+                        if !inFlight.isEmpty { break }
+                    }
+                }
+                if inFlight.isEmpty {
+                    // Nothing in flight and nothing more to ask for: the share is complete.
+                    if Node.bestJoinMove(routing, me: nodeID, replicationInHost: config.replicationInHost,
+                                         excluded: refused) == nil { break }
+                    continue
+                }
+                usleep(5_000)
+                let now = Node.monotonicNow()
+                inFlight.removeAll { m in
+                    if hasArrived(m.vn, primary: m.primary) {
+                        moves += 1
+                        width = config.copyParallelism
+                        return true
+                    }
+                    guard now > m.deadline else { return false }
+                    logger.warning("join: vnode \(m.vn) did not arrive within 120 s")
+                    failed[m.vn, default: 0] += 1
+                    if failed[m.vn]! >= 3 { refused.insert("\(m.vn)") }
+                    width = 1
+                    return true
                 }
             }
             let c = routing.counts(for: nodeID)
@@ -93,35 +123,44 @@ extension Node {
         }
     }
 
+    /// Asks vnode `vn`'s primary to copy it here (`reqpushv`); a `REJECTED` (the source is busy
+    /// with that vnode, or with as many copies as it sends at once) is asked again for a while
+    /// as long as `stillWanted`. True when the source answered `PUSHED`.
+    func requestCopy(_ vn: UInt64, primary: Bool, what: String, stillWanted: (UInt64) -> Bool = { _ in true }) -> Bool {
+        guard let source = routing.nodes(forVnode: vn)?.first, source != nodeID else { return false }
+        var tries = 0
+        while true {
+            let answer = (try? peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()) ?? "no answer"
+            if answer == "REJECTED" && tries < 50 && stillWanted(vn) {
+                tries += 1
+                usleep(50_000)
+                continue
+            }
+            if answer == "PUSHED" { return true }
+            logger.warning("\(what): \(source) answered '\(answer)' for vnode \(vn)")
+            return false
+        }
+    }
+
+    /// Whether a copy of `vn` here has arrived: its `setroute` put this node in the list (first,
+    /// when asked as primary).
+    func hasArrived(_ vn: UInt64, primary: Bool) -> Bool {
+        let l = routing.nodes(forVnode: vn) ?? []
+        return primary ? l.first == nodeID : l.contains(nodeID)
+    }
+
     /// Asks each vnode's primary to copy it here (as primary or not), all at once, and waits
     /// until each has arrived (its `setroute` reached this node) or failed. Returns the vnodes
     /// that arrived. Runs on a pool thread.
     /// `stillWanted` is asked before a refused (`REJECTED`: the source is busy with that vnode)
     /// request is sent again.
     func pullVnodes(_ wanted: [(UInt64, Bool)], what: String, stillWanted: (UInt64) -> Bool = { _ in false }) -> Set<UInt64> {
-        var pending: [(UInt64, Bool)] = []
-        for (vn, primary) in wanted {
-            guard let source = routing.nodes(forVnode: vn)?.first, source != nodeID else { continue }
-            var tries = 0
-            while true {
-                let answer = (try? peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()) ?? "no answer"
-                if answer == "REJECTED" && tries < 50 && stillWanted(vn) {
-                    tries += 1
-                    usleep(50_000)
-                    continue
-                }
-                if answer == "PUSHED" { pending.append((vn, primary)) } else {
-                    logger.warning("\(what): \(source) answered '\(answer)' for vnode \(vn)")
-                }
-                break
-            }
-        }
+        var pending = wanted.filter { requestCopy($0.0, primary: $0.1, what: what, stillWanted: stillWanted) }
         var arrived = Set<UInt64>()
         let deadline = Node.monotonicNow() + 120
         while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
             pending.removeAll { vn, primary in
-                let l = routing.nodes(forVnode: vn) ?? []
-                let ok = primary ? l.first == nodeID : l.contains(nodeID)
+                let ok = hasArrived(vn, primary: primary)
                 if ok { arrived.insert(vn) }
                 return ok
             }
@@ -129,20 +168,6 @@ extension Node {
         }
         for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within 120 s") }
         return arrived
-    }
-
-    static func bestJoinMoves(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<String>,
-                              count: Int) -> [(UInt64, Bool)] {
-        var table = t
-        var out: [(UInt64, Bool)] = []
-        var skip = excluded
-        while out.count < count, let (vn, primary) = bestJoinMove(table, me: me, replicationInHost: replicationInHost, excluded: skip) {
-            out.append((vn, primary))
-            skip.insert("\(vn)")
-            let l = table.nodes(forVnode: vn) ?? []
-            table.replaceRoute(vn: vn, nids: editNodes(l, to: me, isPrimary: primary, rn: table.rn))
-        }
-        return out
     }
 
     /// The next copy the joining node `me` asks for: the (vnode, as primary?) whose result per

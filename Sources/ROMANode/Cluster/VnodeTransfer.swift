@@ -45,7 +45,7 @@ extension Node {
     /// `edit_nodes`.
     func startVnodeCopy(_ vn: UInt64, to target: String, isPrimary: Bool, replacing: String?) -> Bool {
         let ok = transfers.withLockedValue { t -> Bool in
-            guard t.running < Node.maxParallelCopies, !t.vnodes.contains(vn) else { return false }
+            guard t.running < config.copyParallelism, !t.vnodes.contains(vn) else { return false }
             t.running += 1
             t.vnodes.insert(vn)
             return true
@@ -62,7 +62,28 @@ extension Node {
         return true
     }
 
-    static let maxParallelCopies = 4
+
+    /// Paces the vnode copies leaving this node to `copyBandwidth` bytes per second together:
+    /// each chunk takes its slot on one shared timeline, and its sender sleeps until that slot
+    /// (no burst beyond one 64 KiB chunk per copy). Unlimited when the rate is 0.
+    final class CopyPacer: Sendable {
+        let bytesPerSecond: Int
+        private let next = NIOLockedValueBox<Double>(0)
+
+        init(bytesPerSecond: Int) { self.bytesPerSecond = bytesPerSecond }
+
+        /// Blocks the calling (pool) thread until `bytes` may be sent.
+        func pace(_ bytes: Int) {
+            guard bytesPerSecond > 0 else { return }
+            let wait = next.withLockedValue { n -> Double in
+                let now = Node.monotonicNow()
+                let start = max(n, now)
+                n = start + Double(bytes) / Double(bytesPerSecond)
+                return start - now
+            }
+            if wait > 0 { usleep(useconds_t(min(wait, 60) * 1_000_000)) }
+        }
+    }
 
     struct VnodeCopyError: Error, CustomStringConvertible {
         let description: String
@@ -129,7 +150,7 @@ extension Node {
         let keys = try storage.keys(ofVnode: v32)
         let now = Dispatcher.now()
         var chunk: [UInt8] = []
-        chunk.reserveCapacity(256 * 1024)
+        chunk.reserveCapacity(72 * 1024)
         var records = 0
         var total = 0
         for key in keys {
@@ -138,14 +159,16 @@ extension Node {
             if h.expire != 0 && now > h.expire { continue }
             VnodeStreamRecord.append(&chunk, header: h, key: key, value: value[...])
             records += 1
-            if chunk.count >= 256 * 1024 {
+            if chunk.count >= 64 * 1024 {
                 total += chunk.count
+                copyPacer.pace(chunk.count)
                 try c.send(chunk)
                 chunk.removeAll(keepingCapacity: true)
             }
         }
         chunk.append(contentsOf: VnodeStreamRecord.terminator)
         total += chunk.count
+        copyPacer.pace(chunk.count)
         try c.send(chunk)
         let done = try c.readLine()
         guard done == "STORED" else { throw VnodeCopyError(description: "\(target) answered '\(done)' at the end of the stream") }
@@ -179,7 +202,7 @@ extension Node {
                         && (config.replicationInHost || !l.contains { NodeID.host(of: $0) == myHost })
                 }
                 if candidates.isEmpty { break }
-                let round = Array(candidates.prefix(Node.maxParallelCopies))
+                let round = Array(candidates.prefix(config.copyParallelism))
                 let done = pullVnodes(round.map { ($0, false) }, what: "recover", stillWanted: { [self] vn in
                     let l = routing.nodes(forVnode: vn) ?? []
                     return l.count < routing.rn && !l.contains(nodeID)

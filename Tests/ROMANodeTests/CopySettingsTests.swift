@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+@testable import ROMANode
+
+@Suite struct CopySettingsTests {
+    private func config(_ yaml: String) throws -> NodeConfig {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("copycfg-\(UUID().uuidString).yml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        var c = NodeConfig()
+        try c.apply(configFile: path)
+        return c
+    }
+
+    @Test func defaultsAreUnlimitedAndTwoAtOnce() {
+        let c = NodeConfig()
+        #expect(c.copyBandwidth == 0)
+        #expect(c.copyParallelism == 2)
+    }
+
+    @Test func configKeysSetBothAndBadValuesAreRefused() throws {
+        let c = try config("VNODE_COPY_BANDWIDTH: 20000000\nVNODE_COPY_PARALLELISM: 6\n")
+        #expect(c.copyBandwidth == 20_000_000)
+        #expect(c.copyParallelism == 6)
+        #expect(throws: ConfigError.self) { _ = try config("VNODE_COPY_BANDWIDTH: -1\n") }
+        #expect(throws: ConfigError.self) { _ = try config("VNODE_COPY_PARALLELISM: 0\n") }
+        #expect(throws: ConfigError.self) { _ = try config("VNODE_COPY_PARALLELISM: 65\n") }
+    }
+
+    @Test func pacerSpreadsChunksOverOneTimeline() {
+        // 1 MB/s: ten 50 kB chunks from two threads take at least 0.45 s together (the first
+        // goes at once); unlimited takes no time.
+        let pacer = Node.CopyPacer(bytesPerSecond: 1_000_000)
+        let start = Node.monotonicNow()
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            DispatchQueue.global().async(group: group) {
+                for _ in 0..<5 { pacer.pace(50_000) }
+            }
+        }
+        group.wait()
+        #expect(Node.monotonicNow() - start >= 0.45)
+        let free = Node.CopyPacer(bytesPerSecond: 0)
+        let t0 = Node.monotonicNow()
+        for _ in 0..<1000 { free.pace(1 << 20) }
+        #expect(Node.monotonicNow() - t0 < 0.5)
+    }
+}
