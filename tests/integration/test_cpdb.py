@@ -300,7 +300,10 @@ def test_writers_at_full_speed_during_cpdb(romad_factory, tmp_path, mode):
         t.start()
     wait_for(lambda: all(w.ops > 20 for w in writers), 10, "writers running")
     args = ["--dest", tmp_path / "snap", "--host", "127.0.0.1", s.port]
-    r = run_cpdb(*(["--consistent"] if mode == "consistent" else []), *args)
+    # The writers keep both cores busy, and cpdb's copy, romad's flush and cache cleaning run at
+    # idle priority: each step waits up to its starvation guard's window (1 s) before it gets
+    # CPU, so a debug build takes 35-60 s here (measured); the bound leaves room for that.
+    r = run_cpdb(*(["--consistent"] if mode == "consistent" else []), *args, timeout=240)
     ops_during = sum(w.ops for w in writers)
     for t in writers + [monitor]:
         t.stop.set()

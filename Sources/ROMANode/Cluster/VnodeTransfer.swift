@@ -202,7 +202,10 @@ extension Node {
                         && (config.replicationInHost || !l.contains { NodeID.host(of: $0) == myHost })
                 }
                 if candidates.isEmpty { break }
-                let round = Array(candidates.prefix(config.copyParallelism))
+                // Every node recovers at once, each sending what the others pull: asking for half
+                // the copy parallelism keeps a node's copies in flight (in and out) at about
+                // `copyParallelism`, as in a join.
+                let round = Array(candidates.prefix(max(1, config.copyParallelism / 2)))
                 let done = pullVnodes(round.map { ($0, false) }, what: "recover", stillWanted: { [self] vn in
                     let l = routing.nodes(forVnode: vn) ?? []
                     return l.count < routing.rn && !l.contains(nodeID)
