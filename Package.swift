@@ -134,7 +134,7 @@ let package = Package(
         ),
         // Parser and routing unit tests; an integration test against a real `romad` (built by
         // `swift build`, found next to the test binary or in .build/debug).
-        .testTarget(name: "RomaClientTests", dependencies: ["RomaClient", "ROMARouting"], swiftSettings: strict),
+        .testTarget(name: "RomaClientTests", dependencies: ["RomaClient", "ROMARouting", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "ROMABenchTests", dependencies: ["ROMABench"], swiftSettings: strict),
         .testTarget(name: "ROMAStorageTests", dependencies: ["ROMAStorage"], swiftSettings: strict),
         .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),

@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import ROMARouting
 import Testing
 @testable import RomaClient
@@ -143,6 +145,38 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(client.node(forKey: "a") == node.nodeID)
         #expect(client.failureCount(of: dead) == 0)  // forgotten with the table that listed it
         await client.close()
+    }
+
+    @Test func silentPrimaryTimesOutAndFailsOverOnTheEventLoopAPI() async throws {
+        // A primary that accepts connections and never answers: each request times out on its
+        // connection's one timer, and the request fails over to the live node.
+        let node = try await RomadProcess.start()
+        defer { node.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let silent = try await ServerBootstrap(group: group)
+            .childChannelInitializer { _ in group.next().makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let mute = "127.0.0.1_\(silent.localAddress!.port!)"
+        var idx: [UInt64: [String]] = [:]
+        for vn in VnodeSpace.standard.allVnodes { idx[vn] = [mute, node.nodeID] }
+        let table = try RoutingTable(dgstBits: 32, divBits: 9, rn: 2, nodes: [mute, node.nodeID], vIdx: idx, vClk: [:])
+        var config = RomaClient.Configuration()
+        config.refreshInterval = .seconds(3600)
+        config.eventLoopGroup = group
+        let client = try RomaClient(seeds: [node.seed], hashName: "roma", timeout: .milliseconds(300), configuration: config,
+                                    table: table, fingerprint: "stale")
+        let loop = group.next()
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(try await client.set("t", bytes("1"), on: loop).get() == .stored)
+        #expect(clock.now - start >= .milliseconds(300), "the silent primary was tried first")
+        #expect(clock.now - start < .seconds(5))
+        #expect(client.nodeFailureCount >= 1)
+        #expect(try await client.get("t", on: loop).get() == bytes("1"))
+        #expect(try await client.delete("t", on: loop).get() == .deleted)
+        await client.close()
+        try await silent.close()
+        try await group.shutdownGracefully()
     }
 
     @Test func backgroundRefreshFetchesOnlyWhenTheFingerprintChanges() async throws {
