@@ -175,7 +175,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func applyStream(_ s: VnodeStreamReceiver, _ chunk: ByteBuffer, context: ChannelHandlerContext) {
         streamBusy = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        node.applyStream(on: context.eventLoop) { () throws -> StreamStep in
+        node.background(on: context.eventLoop, onStreamPool: true) { () throws -> StreamStep in
             var b = chunk
             let reply = try s.consume(&b, limit: Int.max)
             return StreamStep(reply: reply, rest: b)

@@ -381,18 +381,11 @@ public final class Node: Sendable {
         }
     }
 
-    /// Stores records of an incoming vnode stream on `streamPool` (idle priority, like
-    /// `background`), completed on `loop`.
-    func applyStream<T: Sendable>(on loop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        streamPool.runIfActive(eventLoop: loop) {
-            Node.lowerCallingThreadPriority()
-            return try work()
-        }
-    }
-
-    /// `background` with a result, completed on `loop`.
-    func background<T: Sendable>(on loop: any EventLoop, _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        pool.runIfActive(eventLoop: loop) {
+    /// `background` with a result, completed on `loop`; on `streamPool` instead of `pool` when
+    /// `onStreamPool` (storing an incoming vnode stream).
+    func background<T: Sendable>(on loop: any EventLoop, onStreamPool: Bool = false,
+                                 _ work: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        (onStreamPool ? streamPool : pool).runIfActive(eventLoop: loop) {
             Node.lowerCallingThreadPriority()
             return try work()
         }

@@ -428,14 +428,8 @@ public final class RomaClient: Sendable {
     /// the reply. One promise per request; the attempts below it use callbacks.
     func run<T: Sendable>(routingKey: String, command: String, buffer: ByteBuffer, shape: ReplyShape, on loop: any EventLoop,
                           decode: @escaping @Sendable (RomaReply) throws -> T) -> EventLoopFuture<T> {
-        guard let connections = perLoop[ObjectIdentifier(loop)] else {
-            // Not one of the client's loops: run on one of them and hop back.
-            return run(routingKey: routingKey, command: command, buffer: buffer, shape: shape, on: group.next(), decode: decode)
-                .hop(to: loop)
-        }
-        let promise = loop.makePromise(of: T.self)
         let limit = attemptLimit()
-        let start: @Sendable () -> Void = {
+        return onLoop(loop) { connections, promise in
             self.attempt(0, tried: [], lastError: "no healthy node", routingKey: routingKey, command: command, buffer: buffer,
                          shape: shape, limit: limit, connections: connections) { result in
                 switch result {
@@ -446,7 +440,16 @@ public final class RomaClient: Sendable {
                 }
             }
         }
-        if loop.inEventLoop { start() } else { loop.execute(start) }
+    }
+
+    /// Runs `body` on `loop` with that loop's connections (now when already there); `body`
+    /// completes the promise. A loop that is not the client's: on the next one of the client's,
+    /// and the result hops back.
+    private func onLoop<T: Sendable>(_ loop: any EventLoop,
+                                     _ body: @escaping @Sendable (LoopConnections, EventLoopPromise<T>) -> Void) -> EventLoopFuture<T> {
+        guard let connections = perLoop[ObjectIdentifier(loop)] else { return onLoop(group.next(), body).hop(to: loop) }
+        let promise = loop.makePromise(of: T.self)
+        if loop.inEventLoop { body(connections, promise) } else { loop.execute { body(connections, promise) } }
         return promise.futureResult
     }
 
@@ -516,20 +519,9 @@ public final class RomaClient: Sendable {
     /// One attempt on one node, completing on `loop` (fails with `ConnectionFailure`).
     func send(to node: String, _ buffer: ByteBuffer, shape: ReplyShape, on loop: any EventLoop) -> EventLoopFuture<RomaReply> {
         let timeout = ioTimeout
-        guard let connections = perLoop[ObjectIdentifier(loop)] else {
-            return send(to: node, buffer, shape: shape, on: group.next()).hop(to: loop)
+        return onLoop(loop) { connections, promise in
+            connections.send(node, buffer, shape: shape, timeout: timeout) { promise.completeWith($0.mapError { $0 }) }
         }
-        let promise = loop.makePromise(of: RomaReply.self)
-        let start: @Sendable () -> Void = {
-            connections.send(node, buffer, shape: shape, timeout: timeout) { result in
-                switch result {
-                case .success(let r): promise.succeed(r)
-                case .failure(let e): promise.fail(e)
-                }
-            }
-        }
-        if loop.inEventLoop { start() } else { loop.execute(start) }
-        return promise.futureResult
     }
 
     /// Open connections to `node` over all the client's loops (for tests and diagnostics).

@@ -95,12 +95,8 @@ extension Node {
                         if !inFlight.isEmpty { break }
                     }
                 }
-                if inFlight.isEmpty {
-                    // Nothing in flight and nothing more to ask for: the share is complete.
-                    if Node.bestJoinMove(routing, me: nodeID, replicationInHost: config.replicationInHost,
-                                         excluded: refused) == nil { break }
-                    continue
-                }
+                // An empty window after filling it: no move is left, the share is complete.
+                if inFlight.isEmpty { break }
                 usleep(5_000)
                 let now = Node.monotonicNow()
                 inFlight.removeAll { m in

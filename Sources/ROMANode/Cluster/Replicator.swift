@@ -30,8 +30,17 @@ final class Replicator: Sendable {
     struct Message: Sendable {
         /// The whole request (`rset …\r\n<value>\r\n` or `rdelete …\r\n`).
         let bytes: ByteBuffer
-        /// `key\x1Bhash`, for logs.
-        let key: String
+
+        /// `key\ehash` (the request's second token), for logs; made only when one is written.
+        var key: String {
+            let view = bytes.readableBytesView
+            guard let sp = view.firstIndex(of: UInt8(ascii: " ")) else { return "?" }
+            let rest = view[(sp + 1)...]
+            let end = rest.firstIndex { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") } ?? rest.endIndex
+            let token = rest[..<end]
+            guard let esc = token.firstIndex(of: 0x1B) else { return String(decoding: token, as: UTF8.self) }
+            return String(decoding: token[..<esc], as: UTF8.self) + "\\e" + String(decoding: token[(esc + 1)...], as: UTF8.self)
+        }
     }
 
     struct PeerQueue {

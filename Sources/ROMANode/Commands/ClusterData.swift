@@ -97,7 +97,6 @@ extension Dispatcher {
         }
         var m = ByteBuffer()
         m.reserveCapacity(k.key.count + k.hash.utf8.count + value.count + 64)
-        let keyName = String(decoding: k.key, as: UTF8.self) + "\\e" + k.hash
         if h.isTombstone {
             m.writeStaticString("rdelete ")
             m.writeBytes(k.key)
@@ -127,7 +126,7 @@ extension Dispatcher {
             m.writeBytes(body)
             m.writeStaticString("\r\n")
         }
-        let done = node.replicator.replicate(Replicator.Message(bytes: m, key: keyName), to: targets, on: loop)
+        let done = node.replicator.replicate(Replicator.Message(bytes: m), to: targets, on: loop)
         return .replicating(done.map { reply })
     }
 
