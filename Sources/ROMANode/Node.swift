@@ -262,6 +262,7 @@ public final class Node: Sendable {
         let dir: String
         if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
         scheduleCleanUp()
+        scheduleVnodeIndexSweep()
         startServing()
         startClusterProcesses()
         if config.joinSeed != nil {
@@ -287,6 +288,19 @@ public final class Node: Sendable {
             background { [self] in
                 defer { stats.cleanUpRunning.store(false, ordering: .releasing) }
                 runCleanUp(now: now)
+            }
+        }
+    }
+
+    /// Every 30 s: drops the vnode indexes (`HashStorage.keys(ofVnode:)`) that no vnode copy
+    /// used since the previous sweep, so the memory they take lasts only as long as the moves.
+    private func scheduleVnodeIndexSweep() {
+        group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [self] task in
+            if isShuttingDown { task.cancel(); return }
+            for name in hashNames {
+                guard let s = storage(name) else { continue }
+                let n = s.dropIdleVnodeIndexes()
+                if n > 0 { logger.info("dropped the vnode index of \(n) division(s) of \(name): no copy used them for 30 s") }
             }
         }
     }

@@ -15,6 +15,11 @@ final class Division: @unchecked Sendable {
     var cache: StorageEngine?
     /// Reused buffer for composing `header ‖ value` before a put (guarded by `lock`).
     var scratch: [UInt8] = []
+    /// Keys by vnode while vnode copies read this division (guarded by `lock`); every write
+    /// records its key in it while it exists.
+    var vnodeIndex: VnodeKeyIndex?
+    /// Held while the vnode index is built, so two copies never build it twice.
+    let indexBuild = PthreadMutex()
 
     init(index: Int, main: StorageEngine) {
         self.index = index
@@ -71,6 +76,7 @@ final class Division: @unchecked Sendable {
                _ a: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
         Division.compose(into: &scratch, header, a, b)
+        vnodeIndex?.addWritten(vnode: header.vnode, key: key)
         let target = writeTarget
         try scratch.withUnsafeBytes { try target.put(key: key, value: $0) }
     }

@@ -1,4 +1,5 @@
 import CTokyoCabinet
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,6 +11,9 @@ import Glibc
 /// heap-allocated once and never moved.
 public final class PthreadMutex: @unchecked Sendable {
     private let m: UnsafeMutablePointer<pthread_mutex_t>
+    /// Threads blocked in `lock()` right now (a long pass holding the mutex slice by slice
+    /// steps aside between slices only when someone waits).
+    private let waiters = Atomic<Int>(0)
 
     public init() {
         m = .allocate(capacity: 1)
@@ -22,12 +26,21 @@ public final class PthreadMutex: @unchecked Sendable {
         m.deallocate()
     }
 
-    @inline(__always) public func lock() { pthread_mutex_lock(m) }
+    @inline(__always) public func lock() {
+        guard pthread_mutex_trylock(m) != 0 else { return }
+        waiters.add(1, ordering: .relaxed)
+        pthread_mutex_lock(m)
+        waiters.subtract(1, ordering: .relaxed)
+    }
+
     @inline(__always) public func unlock() { pthread_mutex_unlock(m) }
+
+    /// True when another thread waits for the mutex.
+    public var hasWaiters: Bool { waiters.load(ordering: .relaxed) > 0 }
 
     /// Runs `body` with the mutex held.
     @inline(__always) public func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(m)
+        lock()
         defer { pthread_mutex_unlock(m) }
         return try body()
     }

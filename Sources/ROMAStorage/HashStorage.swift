@@ -299,25 +299,102 @@ public final class HashStorage: @unchecked Sendable {
         return d.lock.withLock { d.state == .normal }
     }
 
-    /// Keys of the records of vnode `vn`: one pass over its division's main DB in slices of
-    /// `slice` records, the division lock held for one slice at a time (requests to the division
-    /// wait a slice, never the whole pass). A record written during the pass may be missed: the
-    /// caller covers those writes another way (a vnode copy's transaction sends them along).
+    /// Keys of the records of vnode `vn` (delete marks included; a key may since have been
+    /// removed), read from the division's vnode index (`VnodeKeyIndex`). The first call for a
+    /// division builds the index: one pass over its main DB in slices of `slice` records, the
+    /// division lock held for one slice at a time (requests to the division wait a slice, never
+    /// the whole pass). The index is installed while the division is `normal` and records every
+    /// write from then on, so every record that exists when this is called is listed.
     public func keys(ofVnode vn: UInt32, slice: Int = 500) throws -> [[UInt8]] {
         let d = division(vn)
-        var keys: [[UInt8]] = []
-        var cursor: [UInt8]?
-        repeat {
-            cursor = try d.lock.withLock {
-                try d.main.forEach(after: cursor, limit: slice) { k, v in
-                    if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
+        while true {
+            let found: [[UInt8]]? = d.lock.withLock {
+                guard let ix = d.vnodeIndex, ix.complete else { return nil }
+                ix.used = true
+                return ix.keys(of: vn)
+            }
+            if let found { return found }
+            try buildVnodeIndex(d, slice: slice)
+        }
+    }
+
+    private func buildVnodeIndex(_ d: Division, slice: Int) throws {
+        try d.indexBuild.withLock {
+            // Installed only in `normal`: then every record is in the main DB or written later.
+            var ix: VnodeKeyIndex?
+            var waited = 0
+            while ix == nil {
+                ix = d.lock.withLock {
+                    guard d.vnodeIndex == nil else { return d.vnodeIndex }
+                    guard d.state == .normal else { return nil }
+                    let fresh = VnodeKeyIndex()
+                    d.vnodeIndex = fresh
+                    return fresh
+                }
+                if ix == nil {
+                    // A snapshot (cpdb) of the division is waited out, up to two minutes.
+                    waited += 1
+                    guard waited < 6_000 else { throw StorageError("division \(d.index) of \(name) stayed in a snapshot state") }
+                    usleep(20_000)
                 }
             }
-            // Let a request waiting for the division in (a bare unlock/lock would take the
-            // mutex straight back; romad's sched_yield does nothing, see CTokyoCabinetNoYield).
-            if cursor != nil { usleep(50) }
-        } while cursor != nil
-        return keys
+            guard let ix, !ix.complete else { return }
+            var cursor: [UInt8]?
+            do {
+                repeat {
+                    cursor = try d.lock.withLock {
+                        try d.main.forEach(after: cursor, limit: slice) { k, v in
+                            if let h = RecordHeader(decoding: v) { ix.addScanned(vnode: h.vnode, key: k) }
+                        }
+                    }
+                    if cursor != nil { stepAside(d) }
+                } while cursor != nil
+            } catch {
+                d.lock.withLock { if d.vnodeIndex === ix { d.vnodeIndex = nil } }
+                throw error
+            }
+            d.lock.withLock { ix.complete = true }
+        }
+    }
+
+    /// Between two slices of a pass over a division: when a request waits for the division it
+    /// gets it (a bare unlock/lock would take the mutex straight back; romad's sched_yield does
+    /// nothing, see CTokyoCabinetNoYield), else an already runnable thread gets the CPU.
+    private func stepAside(_ d: Division) {
+        if d.lock.hasWaiters { usleep(50) } else { BackgroundScheduling.yieldCPU() }
+    }
+
+    /// For background loops that lock the division of `vn` once per record (a vnode copy's
+    /// reads, a received stream's writes): when a request thread waits for that division, waits
+    /// until it got the lock. A pthread mutex is not fair: a thread that unlocks and locks again
+    /// at once takes it back before the woken waiter runs, so without this a request could wait
+    /// for a whole stream (1–2 ms measured during a join, with a core idle meanwhile).
+    public func letWaitersIn(vn: UInt32) {
+        let d = division(vn)
+        var spins = 0
+        while d.lock.hasWaiters && spins < 100 {
+            usleep(20)
+            spins += 1
+        }
+    }
+
+    /// Drops every vnode index that no copy used since the previous call (a node calls this
+    /// periodically); returns how many were dropped.
+    @discardableResult
+    public func dropIdleVnodeIndexes() -> Int {
+        var dropped = 0
+        for d in divisions {
+            d.lock.withLock {
+                guard let ix = d.vnodeIndex, ix.complete else { return }
+                if ix.used { ix.used = false } else { d.vnodeIndex = nil; dropped += 1 }
+            }
+        }
+        return dropped
+    }
+
+    /// Keys listed in the vnode indexes that exist now (0 when none does).
+    public var vnodeIndexKeys: Int {
+        divisions.reduce(0) { n, d in n + d.lock.withLock { d.vnodeIndex?.keyCount ?? 0 } }
     }
 
     /// `out` (R6.1): removes `key` physically. Unlike ROMA (which removed it from the main file

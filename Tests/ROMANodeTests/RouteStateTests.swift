@@ -139,3 +139,81 @@ struct EditNodesTests {
         #expect(Node.editNodes(["a_1", "b_2"], to: "c_3", isPrimary: false, rn: 1) == ["c_3"])
     }
 }
+
+@Suite("the join's choice of moves (R5.4)")
+struct BestJoinMoveTests {
+    /// The choice spelled out on node names with `Node.editNodes`, as an oracle for the
+    /// index-based `Node.bestJoinMove`.
+    static func oracle(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<UInt64>) -> (UInt64, Bool)? {
+        let nodes = t.nodes
+        guard nodes.contains(me), nodes.count > 1 else { return nil }
+        var total: [String: Int] = [:]
+        var prim: [String: Int] = [:]
+        for n in nodes { total[n] = 0; prim[n] = 0 }
+        for vn in t.vnodes {
+            let l = t.nodes(forVnode: vn) ?? []
+            for n in l { total[n, default: 0] += 1 }
+            if let p = l.first { prim[p, default: 0] += 1 }
+        }
+        let v = Double(t.space.vnodeCount)
+        let meanTotal = Double(t.rn) * v / Double(nodes.count)
+        let meanPrim = v / Double(nodes.count)
+        func cost(_ tot: [String: Int], _ pr: [String: Int]) -> Double {
+            var c = 0.0
+            for n in nodes {
+                let dt = Double(tot[n] ?? 0) - meanTotal
+                let dp = Double(pr[n] ?? 0) - meanPrim
+                c += dt * dt + 100 * dp * dp
+            }
+            return c
+        }
+        let base = cost(total, prim)
+        var best: (UInt64, Bool, Double)?
+        for vn in t.vnodes where !excluded.contains(vn) {
+            let l = t.nodes(forVnode: vn) ?? []
+            if l.isEmpty { continue }
+            for primary in [true, false] {
+                if l.contains(me) && (!primary || l.first == me) { continue }
+                let after = Node.editNodes(l, to: me, isPrimary: primary, rn: t.rn)
+                if !replicationInHost && Set(after.map { NodeID.host(of: $0) }).count != after.count { continue }
+                var tot = total
+                var pr = prim
+                for n in l { tot[n]! -= 1 }
+                for n in after { tot[n]! += 1 }
+                pr[l[0]]! -= 1
+                pr[after[0]]! += 1
+                if pr[me]! > Int(meanPrim.rounded(.up)) || tot[me]! > Int(meanTotal.rounded(.up)) { continue }
+                let c = cost(tot, pr)
+                if c < base - 1e-9, best == nil || c < best!.2 { best = (vn, primary, c) }
+            }
+        }
+        return best.map { ($0.0, $0.1) }
+    }
+
+    @Test("a whole join: the same move as the oracle at every step, and every node within one of its share",
+          arguments: [(["127.0.0.1_1", "127.0.0.2_2"], "127.0.0.3_3", 2, false),
+                      (["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], "127.0.0.4_4", 2, false),
+                      (["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], "127.0.0.4_4", 3, false),
+                      (["127.0.0.1_1", "127.0.0.1_2", "127.0.0.2_3"], "127.0.0.1_4", 2, true),
+                      (["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], "127.0.0.1_4", 2, false)])
+    func wholeJoin(members: [String], newcomer: String, rn: Int, inHost: Bool) throws {
+        var t = try MkRoute.make(nodes: members, rn: rn, replicationInHost: inHost)
+        t.addNode(newcomer)
+        var steps = 0
+        var excluded = Set<UInt64>()
+        while let move = Node.bestJoinMove(t, me: newcomer, replicationInHost: inHost, excluded: excluded) {
+            let expected = Self.oracle(t, me: newcomer, replicationInHost: inHost, excluded: excluded)
+            #expect(expected?.0 == move.0 && expected?.1 == move.1, "step \(steps)")
+            t.replaceRoute(vn: move.0, nids: Node.editNodes(t.nodes(forVnode: move.0)!, to: newcomer, isPrimary: move.1, rn: t.rn))
+            steps += 1
+            // Every fifth step one vnode is excluded too (a copy in flight or refused).
+            if steps % 5 == 0 { excluded.insert(t.vnodes[steps % t.vnodes.count]) }
+            if steps > 2_000 { Issue.record("no end"); break }
+        }
+        #expect(Self.oracle(t, me: newcomer, replicationInHost: inHost, excluded: excluded) == nil)
+        #expect(steps > 50)
+        let share = Double(t.space.vnodeCount) / Double(t.nodes.count)
+        let c = t.counts(for: newcomer)
+        #expect(abs(Double(c.primary) - share) <= 1.5, "primaries \(c.primary) of \(share)")
+    }
+}

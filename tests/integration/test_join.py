@@ -70,6 +70,9 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path):
         newcomer.start()
         cl.nodes.append(newcomer)
         wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join to end")
+        # The sources found each vnode's keys in their vnode indexes (one pass per division, then
+        # kept current by their writes): every key they held is listed there.
+        assert stat_int(a, "stats.vnode_index_keys") + stat_int(b, "stats.vnode_index_keys") >= 2 * 1500
         time.sleep(0.5)
         stop.set()
         for t in threads:

@@ -69,7 +69,7 @@ extension Node {
         background { [self] in
             let started = Node.monotonicNow()
             var moves = 0
-            var refused = Set<String>()
+            var refused = Set<UInt64>()
             var failed: [UInt64: Int] = [:]
             // A sliding window of copies: each time one arrives the next best move is asked for,
             // chosen on the table as the copies still in flight will leave it. After a failure,
@@ -83,14 +83,14 @@ extension Node {
                         t.replaceRoute(vn: m.vn, nids: Node.editNodes(t.nodes(forVnode: m.vn) ?? [], to: nodeID,
                                                                       isPrimary: m.primary, rn: t.rn))
                     }
-                    let busy = refused.union(inFlight.map { "\($0.vn)" })
+                    let busy = refused.union(inFlight.map(\.vn))
                     guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
                                                                 excluded: busy) else { break }
                     if requestCopy(vn, primary: primary, what: "join") {
                         inFlight.append((vn, primary, Node.monotonicNow() + 120))
                     } else {
                         failed[vn, default: 0] += 1
-                        if failed[vn]! >= 3 { refused.insert("\(vn)") }
+                        if failed[vn]! >= 3 { refused.insert(vn) }
                         width = 1
                         if !inFlight.isEmpty { break }
                     }
@@ -108,7 +108,7 @@ extension Node {
                     guard now > m.deadline else { return false }
                     logger.warning("join: vnode \(m.vn) did not arrive within 120 s")
                     failed[m.vn, default: 0] += 1
-                    if failed[m.vn]! >= 3 { refused.insert("\(m.vn)") }
+                    if failed[m.vn]! >= 3 { refused.insert(m.vn) }
                     width = 1
                     return true
                 }
@@ -168,55 +168,93 @@ extension Node {
 
     /// The next copy the joining node `me` asks for: the (vnode, as primary?) whose result per
     /// `edit_nodes` lowers the spread of vnode and primary counts over the nodes most; nil when
-    /// no copy improves it.
-    static func bestJoinMove(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<String>) -> (UInt64, Bool)? {
+    /// no copy improves it. Asked after every arrival, so it works on node indices and counts
+    /// in arrays (the same choice as `editNodes` on the names, without a String operation per
+    /// candidate).
+    static func bestJoinMove(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<UInt64>) -> (UInt64, Bool)? {
         let nodes = t.nodes
-        guard nodes.contains(me), nodes.count > 1 else { return nil }
-        var total: [String: Int] = [:]
-        var prim: [String: Int] = [:]
-        for n in nodes { total[n] = 0; prim[n] = 0 }
-        for vn in t.vnodes {
-            let l = t.nodes(forVnode: vn) ?? []
-            for n in l { total[n, default: 0] += 1 }
-            if let p = l.first { prim[p, default: 0] += 1 }
+        guard let meI = nodes.firstIndex(of: me), nodes.count > 1 else { return nil }
+        // Indices: the table's nodes first (the ones the cost counts), then any other list member.
+        var index: [String: Int] = [:]
+        var names = nodes
+        for (i, n) in nodes.enumerated() { index[n] = i }
+        var hostIDs: [String: Int] = [:]
+        var host: [Int] = []
+        func intern(_ n: String) -> Int {
+            if let i = index[n] { return i }
+            index[n] = names.count
+            names.append(n)
+            return names.count - 1
         }
+        let vnodes = t.vnodes
+        var lists: [[Int]] = []
+        lists.reserveCapacity(vnodes.count)
+        for vn in vnodes { lists.append((t.nodes(forVnode: vn) ?? []).map(intern)) }
+        for n in names {
+            let h = String(NodeID.host(of: n))
+            if hostIDs[h] == nil { hostIDs[h] = hostIDs.count }
+            host.append(hostIDs[h]!)
+        }
+        var total = [Int](repeating: 0, count: names.count)
+        var prim = [Int](repeating: 0, count: names.count)
+        for l in lists {
+            for n in l { total[n] += 1 }
+            if let p = l.first { prim[p] += 1 }
+        }
+        let counted = nodes.count
         let v = Double(t.space.vnodeCount)
-        let meanTotal = Double(t.rn) * v / Double(nodes.count)
-        let meanPrim = v / Double(nodes.count)
-        func cost(_ tot: [String: Int], _ pr: [String: Int]) -> Double {
+        let meanTotal = Double(t.rn) * v / Double(counted)
+        let meanPrim = v / Double(counted)
+        func cost() -> Double {
             var c = 0.0
-            for n in nodes {
-                let dt = Double(tot[n] ?? 0) - meanTotal
-                let dp = Double(pr[n] ?? 0) - meanPrim
+            for n in 0..<counted {
+                let dt = Double(total[n]) - meanTotal
+                let dp = Double(prim[n]) - meanPrim
                 c += dt * dt + 100 * dp * dp
             }
             return c
         }
-        let base = cost(total, prim)
+        let base = cost()
         // The newcomer can only gain: it never goes above its share (rounded up), so what is left
         // over stays spread over the others, each within one of the mean.
         let capPrim = Int(meanPrim.rounded(.up))
         let capTotal = Int(meanTotal.rounded(.up))
+        let rn = t.rn
         var best: (UInt64, Bool, Double)?
-        for vn in t.vnodes where !excluded.contains("\(vn)") {
-            let l = t.nodes(forVnode: vn) ?? []
+        var after: [Int] = []
+        for (k, vn) in vnodes.enumerated() where !excluded.contains(vn) {
+            let l = lists[k]
             if l.isEmpty { continue }
             for primary in [true, false] {
-                if l.contains(me) && (!primary || l.first == me) { continue }
-                let after = editNodes(l, to: me, isPrimary: primary, rn: t.rn)
-                if !replicationInHost {
-                    var hosts = Set<Substring>()
-                    if after.contains(where: { !hosts.insert(NodeID.host(of: $0)).inserted }) { continue }
+                if l.contains(meI) && (!primary || l.first == meI) { continue }
+                // editNodes(l, to: me, isPrimary: primary, rn: rn) on indices
+                if rn == 1 {
+                    after = [meI]
+                } else {
+                    after = l.filter { $0 != meI }
+                    if after.count >= rn {
+                        if let i = after.lastIndex(where: { host[$0] == host[meI] }) { after.remove(at: i) } else { after.removeLast() }
+                    }
+                    if primary { after.insert(meI, at: 0) } else { after.append(meI) }
                 }
-                var tot = total
-                var pr = prim
-                for n in l { tot[n]! -= 1 }
-                for n in after { tot[n]! += 1 }
-                pr[l[0]]! -= 1
-                pr[after[0]]! += 1
-                if (pr[me] ?? 0) > capPrim || (tot[me] ?? 0) > capTotal { continue }
-                let c = cost(tot, pr)
-                if c < base - 1e-9, best == nil || c < best!.2 { best = (vn, primary, c) }
+                if !replicationInHost {
+                    var distinct = true
+                    for i in 1..<max(after.count, 1) where distinct {
+                        for j in 0..<i where host[after[i]] == host[after[j]] { distinct = false; break }
+                    }
+                    if !distinct { continue }
+                }
+                for n in l { total[n] -= 1 }
+                for n in after { total[n] += 1 }
+                prim[l[0]] -= 1
+                prim[after[0]] += 1
+                let allowed = prim[meI] <= capPrim && total[meI] <= capTotal
+                let c = allowed ? cost() : .infinity
+                for n in after { total[n] -= 1 }
+                for n in l { total[n] += 1 }
+                prim[after[0]] -= 1
+                prim[l[0]] += 1
+                if allowed && c < base - 1e-9, best == nil || c < best!.2 { best = (vn, primary, c) }
             }
         }
         return best.map { ($0.0, $0.1) }

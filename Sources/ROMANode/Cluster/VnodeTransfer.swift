@@ -147,7 +147,7 @@ extension Node {
         try c.sendLine("spushv \(storage.name) \(vn)")
         let ready = try c.readLine()
         guard ready == "READY" else { throw VnodeCopyError(description: "\(target) answered '\(ready)' to spushv") }
-        let keys = try storage.keys(ofVnode: v32)
+        let keys = try storage.keys(ofVnode: v32, slice: 100)
         let now = Dispatcher.now()
         var chunk: [UInt8] = []
         chunk.reserveCapacity(72 * 1024)
@@ -155,10 +155,13 @@ extension Node {
         var total = 0
         for key in keys {
             guard let (h, value) = try key.withUnsafeBytes({ try storage.rawRecord(vn: v32, key: $0) }) else { continue }
+            storage.letWaitersIn(vn: v32)
             // R5.8: live records and delete marks; expired records stay behind.
             if h.expire != 0 && now > h.expire { continue }
             VnodeStreamRecord.append(&chunk, header: h, key: key, value: value[...])
             records += 1
+            // Let an already runnable request thread have the CPU (see `BackgroundScheduling.yieldCPU`).
+            if records & 15 == 0 { BackgroundScheduling.yieldCPU() }
             if chunk.count >= 64 * 1024 {
                 total += chunk.count
                 copyPacer.pace(chunk.count)

@@ -155,6 +155,7 @@ extension Dispatcher {
         add("stats.replication_dropped", String(s.replicationDropped.load(ordering: .relaxed)))
         add("stats.vnode_records_sent", String(s.vnodeRecordsSent.load(ordering: .relaxed)))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
+        add("stats.vnode_index_keys", String(node.hashNames.reduce(0) { $0 + (node.storage($1)?.vnodeIndexKeys ?? 0) }))
         add("stats.vnode_copy_bandwidth", String(node.config.copyBandwidth))
         add("stats.vnode_copy_parallelism", String(node.config.copyParallelism))
         add("connection.count", String(s.connections.load(ordering: .relaxed)))

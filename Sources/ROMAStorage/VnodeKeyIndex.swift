@@ -1,0 +1,55 @@
+/// The keys of one division grouped by vnode, kept while vnode copies (R5.8) read from it.
+///
+/// TokyoCabinet keys carry no vnode, so without an index every vnode copy would read its whole
+/// division to find its keys: a join that moves 341 vnodes of a ten-division store reads each
+/// division 34 times. The index is built by one pass over the division and kept current by the
+/// division's write path (`Division.write` records every key it writes from the moment the
+/// index exists), so a later copy of any vnode of the division gets its keys at once.
+///
+/// A key listed here may since have been removed (`out`, clean-up): its reader finds no record
+/// and skips it. A deletion writes a delete mark, which is a record like any other.
+///
+/// Not thread-safe: every access happens with the division's lock held.
+final class VnodeKeyIndex {
+    /// Keys found by the building pass, per vnode, each as a 4-byte little-endian length and
+    /// its bytes (one allocation per vnode, not one per key).
+    private var scanned: [UInt32: [UInt8]] = [:]
+    /// Keys written since the index was installed, per vnode.
+    private var written: [UInt32: Set<[UInt8]>] = [:]
+    /// False while the building pass runs.
+    var complete = false
+    /// Set by every use; the sweep (`HashStorage.dropIdleVnodeIndexes`) drops an index that
+    /// stayed unused for a whole sweep interval.
+    var used = true
+    private(set) var keyCount = 0
+
+    func addScanned(vnode: UInt32, key: UnsafeRawBufferPointer) {
+        let n = UInt32(key.count)
+        scanned[vnode, default: []].append(contentsOf: [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8(n >> 24)])
+        scanned[vnode]!.append(contentsOf: key)
+        keyCount += 1
+    }
+
+    func addWritten(vnode: UInt32, key: UnsafeRawBufferPointer) {
+        if written[vnode, default: []].insert(Array(key)).inserted { keyCount += 1 }
+    }
+
+    /// Every key of `vnode` listed, each once.
+    func keys(of vnode: UInt32) -> [[UInt8]] {
+        let w = written[vnode] ?? []
+        var out: [[UInt8]] = []
+        if let packed = scanned[vnode] {
+            packed.withUnsafeBytes { p in
+                var i = 0
+                while i + 4 <= p.count {
+                    let n = Int(p[i]) | Int(p[i + 1]) << 8 | Int(p[i + 2]) << 16 | Int(p[i + 3]) << 24
+                    let key = Array(p[(i + 4)..<(i + 4 + n)])
+                    if !w.contains(key) { out.append(key) }
+                    i += 4 + n
+                }
+            }
+        }
+        out.append(contentsOf: w)
+        return out
+    }
+}
