@@ -4,7 +4,7 @@ against a single node, in the same run, on the same machine.
 Rows (each the median of `cluster_repeats` runs, alternating):
 - single node: roma-bench straight to one romad (16 connections, one request in flight each);
 - single node via RomaClient: the same 16 concurrent requests through the client, which
-  multiplexes them over its pool (2 pipelined connections per node, the library default);
+  multiplexes them over its pool (1 pipelined connection per node and client event loop, the library default);
 - cluster via RomaClient: `roma-bench --seeds …` routes every request to the key's primary
   (sets are replicated to the secondary before the reply);
 - cluster via one entry node: plain roma-bench to node 1, which serves what it holds and
@@ -120,7 +120,7 @@ def cluster_lines(c: dict) -> list[str]:
            f"median of {c['repeats']} runs of {c['duration']} s each (alternating). Three romad nodes (TokyoCabinet, "
            f"rn = 2, one `mkroute` table) on 127.0.0.1–3 share this machine's cores with the client; the single node "
            f"gets the same cores alone. Plain roma-bench: {c['connections']} connections, one request in flight each; "
-           f"through RomaClient: the same requests multiplexed over 2 pipelined connections per node. "
+           f"through RomaClient: the same requests multiplexed over 1 pipelined connection per node and client event loop. "
            f"÷ single: against the better of the two single-node rows.", "",
            "| load | single node ops/s | single node via RomaClient | cluster via RomaClient | ÷ single | cluster via one entry node | ÷ single |",
            "|---|---:|---:|---:|---:|---:|---:|"]

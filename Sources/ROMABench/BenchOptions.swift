@@ -147,7 +147,7 @@ public struct BenchOptions: Sendable, Equatable {
     /// `--seeds`: `host:port` seed nodes of the cluster (empty: `host:port`). Implies `cluster`.
     public var seeds: [String] = []
     /// `--node-connections`: RomaClient's pipelined connections per node (`--cluster`).
-    public var nodeConnections = 2
+    public var nodeConnections = 1
     public var connectTimeout: Double = 5
     /// How long to wait for outstanding replies once the run stops issuing.
     public var drainTimeout: Double = 5

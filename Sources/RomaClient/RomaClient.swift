@@ -26,8 +26,10 @@ public final class RomaClient: Sendable {
         public var refreshInterval: Duration = .seconds(10)
         /// Connections kept per node on each of the client's event loops (requests are
         /// pipelined on them: an idle one is used first, a new one is made while all are busy
-        /// and there are fewer than this, else the least busy one takes the request).
-        public var connectionsPerNode: Int = 2
+        /// and there are fewer than this, else the least busy one takes the request). One (the
+        /// default) batches the most requests per system call on both ends; more help when one
+        /// server thread per client loop is the limit.
+        public var connectionsPerNode: Int = 1
         /// Attempts per request; nil: the number of nodes in the routing table + 1.
         public var maxAttempts: Int?
         /// Pause before the n-th retry: `n × retryBackoff`, at most 300 ms (spec R4.9 sleeps 0.3 s).

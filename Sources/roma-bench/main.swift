@@ -114,8 +114,8 @@ struct RomaBench: AsyncParsableCommand {
     @Flag(help: "Drive a ROMA cluster through RomaClient (routing table from the seeds, requests sent to each key's node, per-node pools, failover) instead of raw connections to --host/--port. Closed loop: --connections × --pipeline concurrent requests, multiplexed over --node-connections pipelined connections per node.")
     var cluster = false
 
-    @Option(name: .customLong("node-connections"), help: ArgumentHelp("--cluster: RomaClient's connections per node (pipelined; default 2, the library's default).", valueName: "n"))
-    var nodeConnections: Int = 2
+    @Option(name: .customLong("node-connections"), help: ArgumentHelp("--cluster: RomaClient's connections per node and client event loop (pipelined; default 1, the library's default).", valueName: "n"))
+    var nodeConnections: Int = 1
 
     @Option(help: ArgumentHelp("Seed nodes for --cluster (implies it), comma-separated; default --host:--port.", valueName: "host:port,host:port"))
     var seeds: String?
