@@ -144,7 +144,7 @@ public final class Node: Sendable {
             switch config.storage {
             case .memory:
                 opened["roma"] = try HashStorage(name: "roma", directory: nil, divnum: config.divnum,
-                                                 engine: .memory, divisionOf: divisionOf)
+                                                 engine: .memory, divisionOf: divisionOf, vnodeIndexMemory: config.vnodeIndexMemory)
             case .tokyoCabinet:
                 let base = config.nodeDirectory
                 try FileSystem.makeDirectories(base)
@@ -152,7 +152,7 @@ public final class Node: Sendable {
                 if names.isEmpty { names = ["roma"] }
                 for name in names {
                     let s = try HashStorage(name: name, directory: "\(base)/\(name)", divnum: config.divnum,
-                                            engine: config.storage, divisionOf: divisionOf)
+                                            engine: config.storage, divisionOf: divisionOf, vnodeIndexMemory: config.vnodeIndexMemory)
                     opened[name] = s
                     for note in s.openNotes { logger.warning("storage \(name): \(note)") }
                 }
@@ -190,7 +190,7 @@ public final class Node: Sendable {
         let directory: String?
         if case .memory = config.storage { directory = nil } else { directory = "\(config.nodeDirectory)/\(name)" }
         return try HashStorage(name: name, directory: directory, divnum: config.divnum, engine: config.storage,
-                               divisionOf: { map.division(ofVnode: UInt64($0)) })
+                               divisionOf: { map.division(ofVnode: UInt64($0)) }, vnodeIndexMemory: config.vnodeIndexMemory)
     }
 
     /// `createhash` / `mounthash` (R3.17): open a storage for `name`. Blocking: run off the loop.

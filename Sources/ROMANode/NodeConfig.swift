@@ -62,6 +62,10 @@ public struct NodeConfig: Sendable {
     /// `VNODE_COPY_PARALLELISM`: vnode copies this node sends at once, and asks for at once when
     /// it joins or recovers.
     public var copyParallelism: Int = 2
+    /// `VNODE_INDEX_MEMORY`: bytes the vnode indexes of one hash may hold (keys by vnode, built
+    /// for vnode copies and dropped 30–60 s after the last); beyond it a division's copies read
+    /// the division instead. 0: no index.
+    public var vnodeIndexMemory: Int = 1 << 30
     /// Seconds between failure probes of every peer (R5.6).
     public var failoverProbeInterval: Double = 1
     /// `ROUTING_FAIL_CNT_THRESHOLD`: failed probes in a row after which a node leaves. 3 with 1 s
@@ -157,6 +161,10 @@ public struct NodeConfig: Sendable {
             let v = try int()
             guard (1...64).contains(v) else { throw ConfigError("\(file): VNODE_COPY_PARALLELISM must be 1...64") }
             copyParallelism = v
+        case "VNODE_INDEX_MEMORY":
+            let v = try int()
+            guard v >= 0 else { throw ConfigError("\(file): VNODE_INDEX_MEMORY must be 0 (no index) or bytes") }
+            vnodeIndexMemory = v
         case "ROUTING_FAIL_CNT_THRESHOLD": failThreshold = try int()
         case "AUTO_RECOVER":
             guard let b = value.bool else { throw ConfigError("\(file): AUTO_RECOVER must be true or false") }

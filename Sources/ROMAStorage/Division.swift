@@ -20,6 +20,11 @@ final class Division: @unchecked Sendable {
     var vnodeIndex: VnodeKeyIndex?
     /// Held while the vnode index is built, so two copies never build it twice.
     let indexBuild = PthreadMutex()
+    /// A copy read keys of this division since the last sweep (guarded by `lock`).
+    var indexUsed = false
+    /// The index outgrew its budget since the last idle sweep: copies read the division instead
+    /// of building it again (guarded by `lock`).
+    var indexRefused = false
 
     init(index: Int, main: StorageEngine) {
         self.index = index
@@ -76,7 +81,13 @@ final class Division: @unchecked Sendable {
                _ a: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
         Division.compose(into: &scratch, header, a, b)
-        vnodeIndex?.addWritten(vnode: header.vnode, key: key)
+        if let ix = vnodeIndex {
+            ix.addWritten(vnode: header.vnode, key: key)
+            if ix.overBudget {
+                vnodeIndex = nil
+                indexRefused = true
+            }
+        }
         let target = writeTarget
         try scratch.withUnsafeBytes { try target.put(key: key, value: $0) }
     }

@@ -35,6 +35,10 @@ public final class HashStorage: @unchecked Sendable {
     private let statusLog: StatusLog?
     /// Serialises state transitions of the whole storage (R7.1).
     private let adminLock = PthreadMutex()
+    /// Bytes the vnode indexes may hold together (`VNODE_INDEX_MEMORY`), split evenly over the
+    /// divisions.
+    public let vnodeIndexMemory: Int
+    public static let defaultVnodeIndexMemory = 1 << 30
     private var closed = false
 
     /// Path of division `i`'s data file (TC only).
@@ -44,9 +48,13 @@ public final class HashStorage: @unchecked Sendable {
 
     /// Opens (creating) a storage. For TokyoCabinet this takes the directory's `lock`,
     /// opens `0.tc … (divnum−1).tc`, and merges back any cache file a crash left behind.
+    ///
+    /// `vnodeIndexMemory`: bytes the vnode indexes of all divisions may hold together (0: no
+    /// index, every vnode copy reads its division).
     public init(name: String, directory: String?, divnum: Int, engine: EngineKind,
-                divisionOf: @escaping @Sendable (UInt32) -> Int) throws {
+                divisionOf: @escaping @Sendable (UInt32) -> Int, vnodeIndexMemory: Int = HashStorage.defaultVnodeIndexMemory) throws {
         guard divnum > 0 else { throw StorageError("divnum must be positive") }
+        self.vnodeIndexMemory = max(0, vnodeIndexMemory)
         self.name = name
         self.divnum = divnum
         self.engine = engine
@@ -304,18 +312,37 @@ public final class HashStorage: @unchecked Sendable {
     /// division builds the index: one pass over its main DB in slices of `slice` records, the
     /// division lock held for one slice at a time (requests to the division wait a slice, never
     /// the whole pass). The index is installed while the division is `normal` and records every
-    /// write from then on, so every record that exists when this is called is listed.
-    public func keys(ofVnode vn: UInt32, slice: Int = 500) throws -> [[UInt8]] {
+    /// write from then on, so every record that exists when this is called is listed. When the
+    /// index would outgrow its share of `vnodeIndexMemory` (or that is 0) the division is read
+    /// for this vnode's keys instead, until an idle sweep (`dropIdleVnodeIndexes`) clears that.
+    public func keys(ofVnode vn: UInt32, slice: Int = 100) throws -> [[UInt8]] {
         let d = division(vn)
         while true {
-            let found: [[UInt8]]? = d.lock.withLock {
-                guard let ix = d.vnodeIndex, ix.complete else { return nil }
-                ix.used = true
-                return ix.keys(of: vn)
+            let (found, scan): ([[UInt8]]?, Bool) = d.lock.withLock {
+                d.indexUsed = true
+                if d.indexRefused || vnodeIndexMemory == 0 { return (nil, true) }
+                guard let ix = d.vnodeIndex, ix.complete else { return (nil, false) }
+                return (ix.keys(of: vn), false)
             }
             if let found { return found }
+            if scan { return try scanKeys(d, vn: vn, slice: slice) }
             try buildVnodeIndex(d, slice: slice)
         }
+    }
+
+    /// Keys of `vn` by one pass over its division (no index).
+    private func scanKeys(_ d: Division, vn: UInt32, slice: Int) throws -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        var cursor: [UInt8]?
+        repeat {
+            cursor = try d.lock.withLock {
+                try d.main.forEach(after: cursor, limit: slice) { k, v in
+                    if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
+                }
+            }
+            if cursor != nil { stepAside(d) }
+        } while cursor != nil
+        return keys
     }
 
     private func buildVnodeIndex(_ d: Division, slice: Int) throws {
@@ -325,9 +352,9 @@ public final class HashStorage: @unchecked Sendable {
             var waited = 0
             while ix == nil {
                 ix = d.lock.withLock {
-                    guard d.vnodeIndex == nil else { return d.vnodeIndex }
+                    guard d.vnodeIndex == nil, !d.indexRefused else { return d.vnodeIndex ?? VnodeKeyIndex(budget: 0) }
                     guard d.state == .normal else { return nil }
-                    let fresh = VnodeKeyIndex()
+                    let fresh = VnodeKeyIndex(budget: max(1, vnodeIndexMemory / divnum))
                     d.vnodeIndex = fresh
                     return fresh
                 }
@@ -338,15 +365,24 @@ public final class HashStorage: @unchecked Sendable {
                     usleep(20_000)
                 }
             }
-            guard let ix, !ix.complete else { return }
+            guard let ix, !ix.complete, ix.budget > 0 else { return }
             var cursor: [UInt8]?
             do {
                 repeat {
-                    cursor = try d.lock.withLock {
-                        try d.main.forEach(after: cursor, limit: slice) { k, v in
+                    let dropped: Bool
+                    (cursor, dropped) = try d.lock.withLock {
+                        let next = try d.main.forEach(after: cursor, limit: slice) { k, v in
                             if let h = RecordHeader(decoding: v) { ix.addScanned(vnode: h.vnode, key: k) }
                         }
+                        // Over budget (here, or in the write path, which then dropped it).
+                        guard d.vnodeIndex === ix, !ix.overBudget else {
+                            if d.vnodeIndex === ix { d.vnodeIndex = nil }
+                            d.indexRefused = true
+                            return (nil, true)
+                        }
+                        return (next, false)
                     }
+                    if dropped { return }
                     if cursor != nil { stepAside(d) }
                 } while cursor != nil
             } catch {
@@ -379,14 +415,18 @@ public final class HashStorage: @unchecked Sendable {
     }
 
     /// Drops every vnode index that no copy used since the previous call (a node calls this
-    /// periodically); returns how many were dropped.
+    /// periodically), and lets a division whose index outgrew its budget try again; returns how
+    /// many indexes were dropped.
     @discardableResult
     public func dropIdleVnodeIndexes() -> Int {
         var dropped = 0
         for d in divisions {
             d.lock.withLock {
+                if d.indexUsed { d.indexUsed = false; return }
+                d.indexRefused = false
                 guard let ix = d.vnodeIndex, ix.complete else { return }
-                if ix.used { ix.used = false } else { d.vnodeIndex = nil; dropped += 1 }
+                d.vnodeIndex = nil
+                dropped += 1
             }
         }
         return dropped
@@ -395,6 +435,11 @@ public final class HashStorage: @unchecked Sendable {
     /// Keys listed in the vnode indexes that exist now (0 when none does).
     public var vnodeIndexKeys: Int {
         divisions.reduce(0) { n, d in n + d.lock.withLock { d.vnodeIndex?.keyCount ?? 0 } }
+    }
+
+    /// Bytes the vnode indexes that exist now hold (as they count them against their budget).
+    public var vnodeIndexBytes: Int {
+        divisions.reduce(0) { n, d in n + d.lock.withLock { d.vnodeIndex?.bytes ?? 0 } }
     }
 
     /// `out` (R6.1): removes `key` physically. Unlike ROMA (which removed it from the main file

@@ -9,6 +9,9 @@
 /// A key listed here may since have been removed (`out`, clean-up): its reader finds no record
 /// and skips it. A deletion writes a delete mark, which is a record like any other.
 ///
+/// Its memory is bounded: past `budget` bytes (its share of `VNODE_INDEX_MEMORY`) it is dropped
+/// and the division's copies go back to reading the division (see `HashStorage.keys(ofVnode:)`).
+///
 /// Not thread-safe: every access happens with the division's lock held.
 final class VnodeKeyIndex {
     /// Keys found by the building pass, per vnode, each as a 4-byte little-endian length and
@@ -18,20 +21,29 @@ final class VnodeKeyIndex {
     private var written: [UInt32: Set<[UInt8]>] = [:]
     /// False while the building pass runs.
     var complete = false
-    /// Set by every use; the sweep (`HashStorage.dropIdleVnodeIndexes`) drops an index that
-    /// stayed unused for a whole sweep interval.
-    var used = true
     private(set) var keyCount = 0
+    /// Bytes held, counted as key bytes plus 4 per scanned key and 64 per written one (a set
+    /// entry and its array).
+    private(set) var bytes = 0
+    let budget: Int
+
+    init(budget: Int) { self.budget = budget }
+
+    var overBudget: Bool { bytes > budget }
 
     func addScanned(vnode: UInt32, key: UnsafeRawBufferPointer) {
         let n = UInt32(key.count)
         scanned[vnode, default: []].append(contentsOf: [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8(n >> 24)])
         scanned[vnode]!.append(contentsOf: key)
         keyCount += 1
+        bytes += 4 + key.count
     }
 
     func addWritten(vnode: UInt32, key: UnsafeRawBufferPointer) {
-        if written[vnode, default: []].insert(Array(key)).inserted { keyCount += 1 }
+        if written[vnode, default: []].insert(Array(key)).inserted {
+            keyCount += 1
+            bytes += 64 + key.count
+        }
     }
 
     /// Every key of `vnode` listed, each once.

@@ -79,6 +79,9 @@ struct Romad: ParsableCommand {
     @Option(name: .customLong("copy-parallelism"), help: "Vnode copies sent, and asked for, at once (VNODE_COPY_PARALLELISM, default 2).")
     var copyParallelism: Int?
 
+    @Option(name: .customLong("vnode-index-memory"), help: ArgumentHelp("MB the vnode indexes of one hash may hold while vnode copies run (VNODE_INDEX_MEMORY in bytes; default 1024; 0 = no index, each copy reads its division).", valueName: "MB"))
+    var vnodeIndexMemory: Double?
+
     @Option(name: .customLong("fail-cnt-threshold"), help: "Failed probes in a row after which a node leaves (ROUTING_FAIL_CNT_THRESHOLD, default 3).")
     var failCntThreshold: Int?
 
@@ -128,6 +131,10 @@ struct Romad: ParsableCommand {
         if let copyParallelism {
             guard (1...64).contains(copyParallelism) else { throw ValidationError("--copy-parallelism must be 1...64") }
             cfg.copyParallelism = copyParallelism
+        }
+        if let vnodeIndexMemory {
+            guard vnodeIndexMemory >= 0, vnodeIndexMemory < 1e9 else { throw ValidationError("--vnode-index-memory must be 0 (no index) or MB") }
+            cfg.vnodeIndexMemory = Int(vnodeIndexMemory * 1_048_576)
         }
         if let failCntThreshold {
             guard failCntThreshold > 0 else { throw ValidationError("--fail-cnt-threshold must be positive") }

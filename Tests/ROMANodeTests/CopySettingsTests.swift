@@ -16,6 +16,13 @@ import Testing
         let c = NodeConfig()
         #expect(c.copyBandwidth == 0)
         #expect(c.copyParallelism == 2)
+        #expect(c.vnodeIndexMemory == 1 << 30)
+    }
+
+    @Test func vnodeIndexMemoryKey() throws {
+        #expect(try config("VNODE_INDEX_MEMORY: 0\n").vnodeIndexMemory == 0)
+        #expect(try config("VNODE_INDEX_MEMORY: 268435456\n").vnodeIndexMemory == 256 << 20)
+        #expect(throws: ConfigError.self) { _ = try config("VNODE_INDEX_MEMORY: -5\n") }
     }
 
     @Test func configKeysSetBothAndBadValuesAreRefused() throws {

@@ -93,4 +93,61 @@ struct VnodeKeyIndexTests {
             #expect(try Array("k3".utf8).withUnsafeBytes { try s.rawRecord(vn: 2, key: $0) } == nil)
         }
     }
+
+    /// A storage with division of vn = vn % 4 and `memory` bytes for its vnode indexes.
+    private func withBudget(_ engine: EngineChoice, memory: Int, _ body: (HashStorage) throws -> Void) throws {
+        let dir: TempDir? = engine == .tc ? TempDir("budget") : nil
+        defer { dir?.remove() }
+        let s: HashStorage
+        switch engine {
+        case .memory:
+            s = try HashStorage(name: "roma", directory: nil, divnum: 4, engine: .memory, divisionOf: { Int($0 % 4) }, vnodeIndexMemory: memory)
+        case .tc:
+            s = try HashStorage(name: "roma", directory: dir!.path, divnum: 4, engine: .tokyoCabinet(TCOptions()),
+                                divisionOf: { Int($0 % 4) }, vnodeIndexMemory: memory)
+        }
+        defer { try? s.close() }
+        try body(s)
+    }
+
+    @Test("an index that would outgrow its budget is given up: the copy reads the division, keys stay complete", arguments: engines)
+    func budgetExceededWhileBuilding(engine: EngineChoice) throws {
+        // 4 divisions × 400 bytes: about 40 keys of 6 bytes fit in one division's index.
+        try withBudget(engine, memory: 1600) { s in
+            for i in 0..<400 { try s.put("k\(i)", "v", vn: UInt32(i % 8)) }
+            let keys = names(try s.keys(ofVnode: 5, slice: 7))
+            #expect(keys == (0..<400).filter { $0 % 8 == 5 }.map { "k\($0)" }.sorted())
+            #expect(s.vnodeIndexKeys == 0 && s.vnodeIndexBytes == 0)
+            // Refused until an idle sweep: the next copy reads the division again, writes included.
+            try s.put("new", "n", vn: 5, now: T0 + 1)
+            #expect(names(try s.keys(ofVnode: 5)).contains("new"))
+            #expect(s.vnodeIndexKeys == 0)
+            #expect(s.dropIdleVnodeIndexes() == 0)
+            #expect(s.dropIdleVnodeIndexes() == 0)
+            #expect(try s.keys(ofVnode: 5).count == 51)
+        }
+    }
+
+    @Test("writes that push an index past its budget drop it; the next copy still lists every key", arguments: engines)
+    func budgetExceededByWrites(engine: EngineChoice) throws {
+        try withBudget(engine, memory: 4 * 1000) { s in
+            for i in 0..<20 { try s.put("k\(i)", "v", vn: 1) }
+            #expect(try s.keys(ofVnode: 1).count == 20)
+            #expect(s.vnodeIndexKeys == 20)
+            #expect(s.vnodeIndexBytes > 0 && s.vnodeIndexBytes <= 1000)
+            // Each written key counts 64 bytes plus its own: twenty more pass the 1,000.
+            for i in 0..<20 { try s.put("w\(i)", "v", vn: 1, now: T0 + 1) }
+            #expect(s.vnodeIndexKeys == 0, "dropped by the write path")
+            #expect(try s.keys(ofVnode: 1).count == 40)
+        }
+    }
+
+    @Test("no index at all with VNODE_INDEX_MEMORY 0", arguments: engines)
+    func noIndex(engine: EngineChoice) throws {
+        try withBudget(engine, memory: 0) { s in
+            for i in 0..<30 { try s.put("k\(i)", "v", vn: UInt32(i % 2)) }
+            #expect(try s.keys(ofVnode: 1).count == 15)
+            #expect(s.vnodeIndexKeys == 0)
+        }
+    }
 }

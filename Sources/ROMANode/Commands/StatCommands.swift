@@ -156,6 +156,8 @@ extension Dispatcher {
         add("stats.vnode_records_sent", String(s.vnodeRecordsSent.load(ordering: .relaxed)))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
         add("stats.vnode_index_keys", String(node.hashNames.reduce(0) { $0 + (node.storage($1)?.vnodeIndexKeys ?? 0) }))
+        add("stats.vnode_index_bytes", String(node.hashNames.reduce(0) { $0 + (node.storage($1)?.vnodeIndexBytes ?? 0) }))
+        add("stats.vnode_index_memory", String(node.config.vnodeIndexMemory))
         add("stats.vnode_copy_bandwidth", String(node.config.copyBandwidth))
         add("stats.vnode_copy_parallelism", String(node.config.copyParallelism))
         add("connection.count", String(s.connections.load(ordering: .relaxed)))
