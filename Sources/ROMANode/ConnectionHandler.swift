@@ -67,6 +67,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let maxWaiting = 128
     /// Close (or close and stop the node) once the queued replies are out.
     private var closeWhenDrained: String??
+    /// A flush is queued for the end of this event-loop turn (`flushSoon`).
+    private var flushPending = false
 
     private final class QueuedReply {
         var bytes: ByteBuffer?
@@ -234,7 +236,18 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         process(context: context)
-        flushOutput(context: context)
+        flushSoon(context: context)
+    }
+
+    /// Flushes at the end of this event-loop turn: replies that complete together (the replica
+    /// answers or forwarded replies one read from a peer brought) leave in one write.
+    private func flushSoon(context: ChannelHandlerContext) {
+        guard !flushPending else { return }
+        flushPending = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushPending = false
+            flushOutput(context: context)
+        }
     }
 
     /// Applies an outcome; false when processing must stop for now.
@@ -298,7 +311,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 output.writeBuffer(&reply)
                 guard !closed else { return }
                 process(context: context)
-                flushOutput(context: context)
+                flushSoon(context: context)
             }
             return false
         }
