@@ -348,24 +348,26 @@ public final class HashStorage: @unchecked Sendable {
     private func buildVnodeIndex(_ d: Division, slice: Int) throws {
         try d.indexBuild.withLock {
             // Installed only in `normal`: then every record is in the main DB or written later.
-            var ix: VnodeKeyIndex?
+            enum Start { case snapshotRunning, nothingToDo, build(VnodeKeyIndex) }
             var waited = 0
-            while ix == nil {
-                ix = d.lock.withLock {
-                    guard d.vnodeIndex == nil, !d.indexRefused else { return d.vnodeIndex ?? VnodeKeyIndex(budget: 0) }
-                    guard d.state == .normal else { return nil }
+            var start = Start.snapshotRunning
+            while case .snapshotRunning = start {
+                start = d.lock.withLock {
+                    // Built meanwhile by another copy, or refused (over budget): nothing to build.
+                    guard d.vnodeIndex == nil, !d.indexRefused else { return .nothingToDo }
+                    guard d.state == .normal else { return .snapshotRunning }
                     let fresh = VnodeKeyIndex(budget: max(1, vnodeIndexMemory / divnum))
                     d.vnodeIndex = fresh
-                    return fresh
+                    return .build(fresh)
                 }
-                if ix == nil {
+                if case .snapshotRunning = start {
                     // A snapshot (cpdb) of the division is waited out, up to two minutes.
                     waited += 1
                     guard waited < 6_000 else { throw StorageError("division \(d.index) of \(name) stayed in a snapshot state") }
                     usleep(20_000)
                 }
             }
-            guard let ix, !ix.complete, ix.budget > 0 else { return }
+            guard case .build(let ix) = start else { return }
             var cursor: [UInt8]?
             do {
                 repeat {
