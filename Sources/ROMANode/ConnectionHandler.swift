@@ -67,8 +67,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let maxWaiting = 128
     /// Close (or close and stop the node) once the queued replies are out.
     private var closeWhenDrained: String??
-    /// A flush is queued for the end of this event-loop turn (`flushSoon`).
-    private var flushPending = false
+    /// Flushes at the end of the event-loop turn (`flushSoon`).
+    private let turnFlush = FlushAtTurnEnd()
 
     private final class QueuedReply {
         var bytes: ByteBuffer?
@@ -242,12 +242,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Flushes at the end of this event-loop turn: replies that complete together (the replica
     /// answers or forwarded replies one read from a peer brought) leave in one write.
     private func flushSoon(context: ChannelHandlerContext) {
-        guard !flushPending else { return }
-        flushPending = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            flushPending = false
-            flushOutput(context: context)
-        }
+        turnFlush.request(on: context.eventLoop) { [self] in flushOutput(context: context) }
     }
 
     /// Applies an outcome; false when processing must stop for now.

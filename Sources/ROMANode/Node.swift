@@ -137,22 +137,18 @@ public final class Node: Sendable {
     }
 
     private func openStorages() throws {
-        let map = divisionMap
-        let divisionOf: @Sendable (UInt32) -> Int = { map.division(ofVnode: UInt64($0)) }
         var opened: [String: HashStorage] = [:]
         do {
             switch config.storage {
             case .memory:
-                opened["roma"] = try HashStorage(name: "roma", directory: nil, divnum: config.divnum,
-                                                 engine: .memory, divisionOf: divisionOf, vnodeIndexMemory: config.vnodeIndexMemory)
+                opened["roma"] = try makeStorage("roma")
             case .tokyoCabinet:
                 let base = config.nodeDirectory
                 try FileSystem.makeDirectories(base)
                 var names = FileSystem.list(base).filter { FileSystem.isDirectory("\(base)/\($0)") }
                 if names.isEmpty { names = ["roma"] }
                 for name in names {
-                    let s = try HashStorage(name: name, directory: "\(base)/\(name)", divnum: config.divnum,
-                                            engine: config.storage, divisionOf: divisionOf, vnodeIndexMemory: config.vnodeIndexMemory)
+                    let s = try makeStorage(name)
                     opened[name] = s
                     for note in s.openNotes { logger.warning("storage \(name): \(note)") }
                 }

@@ -65,7 +65,7 @@ public struct NodeConfig: Sendable {
     /// `VNODE_INDEX_MEMORY`: bytes the vnode indexes of one hash may hold (keys by vnode, built
     /// for vnode copies and dropped 30–60 s after the last); beyond it a division's copies read
     /// the division instead. 0: no index.
-    public var vnodeIndexMemory: Int = 1 << 30
+    public var vnodeIndexMemory: Int = HashStorage.defaultVnodeIndexMemory
     /// Seconds between failure probes of every peer (R5.6).
     public var failoverProbeInterval: Double = 1
     /// `ROUTING_FAIL_CNT_THRESHOLD`: failed probes in a row after which a node leaves. 3 with 1 s

@@ -333,16 +333,30 @@ public final class HashStorage: @unchecked Sendable {
     /// Keys of `vn` by one pass over its division (no index).
     private func scanKeys(_ d: Division, vn: UInt32, slice: Int) throws -> [[UInt8]] {
         var keys: [[UInt8]] = []
+        try slicedPass(d, slice: slice) { k, v in
+            if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
+        }
+        return keys
+    }
+
+    /// One pass over division `d`'s main DB, the division lock held for `slice` records at a
+    /// time (requests to the division wait a slice, never the whole pass); the pass steps aside
+    /// between slices (`stepAside`). `keepGoing`, asked under the lock after each slice, may end
+    /// it early. True when the pass reached the end.
+    @discardableResult
+    private func slicedPass(_ d: Division, slice: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void,
+                            keepGoing: () -> Bool = { true }) throws -> Bool {
         var cursor: [UInt8]?
         repeat {
-            cursor = try d.lock.withLock {
-                try d.main.forEach(after: cursor, limit: slice) { k, v in
-                    if let h = RecordHeader(decoding: v), h.vnode == vn { keys.append(Array(k)) }
-                }
+            let go: Bool
+            (cursor, go) = try d.lock.withLock {
+                let next = try d.main.forEach(after: cursor, limit: slice, body)
+                return (next, keepGoing())
             }
-            if cursor != nil { stepAside(d) }
+            if !go { return false }
+            if cursor != nil { stepAside(d, yield: true) }
         } while cursor != nil
-        return keys
+        return true
     }
 
     private func buildVnodeIndex(_ d: Division, slice: Int) throws {
@@ -368,52 +382,50 @@ public final class HashStorage: @unchecked Sendable {
                 }
             }
             guard case .build(let ix) = start else { return }
-            var cursor: [UInt8]?
+            let finished: Bool
             do {
-                repeat {
-                    let dropped: Bool
-                    (cursor, dropped) = try d.lock.withLock {
-                        let next = try d.main.forEach(after: cursor, limit: slice) { k, v in
-                            if let h = RecordHeader(decoding: v) { ix.addScanned(vnode: h.vnode, key: k) }
-                        }
-                        // Over budget (here, or in the write path, which then dropped it).
-                        guard d.vnodeIndex === ix, !ix.overBudget else {
-                            if d.vnodeIndex === ix { d.vnodeIndex = nil }
-                            d.indexRefused = true
-                            return (nil, true)
-                        }
-                        return (next, false)
+                finished = try slicedPass(d, slice: slice, { k, v in
+                    if let h = RecordHeader(decoding: v) { ix.addScanned(vnode: h.vnode, key: k) }
+                }, keepGoing: {
+                    // Over budget (here, or in the write path, which then dropped it).
+                    guard d.vnodeIndex === ix, !ix.overBudget else {
+                        if d.vnodeIndex === ix { d.vnodeIndex = nil }
+                        d.indexRefused = true
+                        return false
                     }
-                    if dropped { return }
-                    if cursor != nil { stepAside(d) }
-                } while cursor != nil
+                    return true
+                })
             } catch {
                 d.lock.withLock { if d.vnodeIndex === ix { d.vnodeIndex = nil } }
                 throw error
             }
-            d.lock.withLock { ix.complete = true }
+            if finished { d.lock.withLock { ix.complete = true } }
         }
     }
 
-    /// Between two slices of a pass over a division: when a request waits for the division it
-    /// gets it (a bare unlock/lock would take the mutex straight back; romad's sched_yield does
-    /// nothing, see CTokyoCabinetNoYield), else an already runnable thread gets the CPU.
-    private func stepAside(_ d: Division) {
-        if d.lock.hasWaiters { usleep(50) } else { BackgroundScheduling.yieldCPU() }
+    /// For background work that locks a division over and over (a pass in slices, a vnode
+    /// copy's reads, a received stream's writes), between two holds: when a request thread waits
+    /// for the division, waits until it got the lock (up to about 2 ms); else, when `yield`, gives
+    /// the CPU to an already runnable thread (`BackgroundScheduling.yieldCPU`). A pthread mutex is
+    /// not fair: a thread that unlocks and locks again at once takes it back before the woken
+    /// waiter runs (a request waited 1–2 ms during a join, with a core idle meanwhile; romad's
+    /// sched_yield does nothing, see CTokyoCabinetNoYield).
+    private func stepAside(_ d: Division, yield: Bool) {
+        if d.lock.hasWaiters {
+            var spins = 0
+            while d.lock.hasWaiters && spins < 100 {
+                usleep(20)
+                spins += 1
+            }
+        } else if yield {
+            BackgroundScheduling.yieldCPU()
+        }
     }
 
-    /// For background loops that lock the division of `vn` once per record (a vnode copy's
-    /// reads, a received stream's writes): when a request thread waits for that division, waits
-    /// until it got the lock. A pthread mutex is not fair: a thread that unlocks and locks again
-    /// at once takes it back before the woken waiter runs, so without this a request could wait
-    /// for a whole stream (1–2 ms measured during a join, with a core idle meanwhile).
-    public func letWaitersIn(vn: UInt32) {
-        let d = division(vn)
-        var spins = 0
-        while d.lock.hasWaiters && spins < 100 {
-            usleep(20)
-            spins += 1
-        }
+    /// `stepAside` for a loop that locks the division of `vn` once per record, after its `n`-th
+    /// record: it yields the CPU every 16 records.
+    public func stepAside(vn: UInt32, record n: Int) {
+        stepAside(division(vn), yield: n & 15 == 0)
     }
 
     /// Drops every vnode index that no copy used since the previous call (a node calls this
@@ -434,14 +446,12 @@ public final class HashStorage: @unchecked Sendable {
         return dropped
     }
 
-    /// Keys listed in the vnode indexes that exist now (0 when none does).
-    public var vnodeIndexKeys: Int {
-        divisions.reduce(0) { n, d in n + d.lock.withLock { d.vnodeIndex?.keyCount ?? 0 } }
-    }
-
-    /// Bytes the vnode indexes that exist now hold (as they count them against their budget).
-    public var vnodeIndexBytes: Int {
-        divisions.reduce(0) { n, d in n + d.lock.withLock { d.vnodeIndex?.bytes ?? 0 } }
+    /// Keys listed in the vnode indexes that exist now, and the bytes they count against their
+    /// budget (0 and 0 when none does).
+    public var vnodeIndexUsage: (keys: Int, bytes: Int) {
+        divisions.reduce((0, 0)) { n, d in
+            d.lock.withLock { (n.0 + (d.vnodeIndex?.keyCount ?? 0), n.1 + (d.vnodeIndex?.bytes ?? 0)) }
+        }
     }
 
     /// `out` (R6.1): removes `key` physically. Unlike ROMA (which removed it from the main file

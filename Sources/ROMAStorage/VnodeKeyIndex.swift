@@ -32,9 +32,7 @@ final class VnodeKeyIndex {
     var overBudget: Bool { bytes > budget }
 
     func addScanned(vnode: UInt32, key: UnsafeRawBufferPointer) {
-        let n = UInt32(key.count)
-        scanned[vnode, default: []].append(contentsOf: [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8(n >> 24)])
-        scanned[vnode]!.append(contentsOf: key)
+        Self.appendKey(key, to: &scanned[vnode, default: []])
         keyCount += 1
         bytes += 4 + key.count
     }
@@ -44,6 +42,11 @@ final class VnodeKeyIndex {
             keyCount += 1
             bytes += 64 + key.count
         }
+    }
+
+    private static func appendKey(_ key: UnsafeRawBufferPointer, to packed: inout [UInt8]) {
+        withUnsafeBytes(of: UInt32(key.count).littleEndian) { packed.append(contentsOf: $0) }
+        packed.append(contentsOf: key)
     }
 
     /// Every key of `vnode` listed, each once.

@@ -14,11 +14,11 @@ struct VnodeKeyIndexTests {
     func writesAfterTheBuildAreListed(engine: EngineChoice) throws {
         try withStorage(engine) { (s, _) throws in
             for i in 0..<400 { try s.put("k\(i)", "v", vn: UInt32(i % 8)) }
-            #expect(s.vnodeIndexKeys == 0)
+            #expect(s.vnodeIndexUsage.keys == 0)
             let first = try s.keys(ofVnode: 5, slice: 7)
             #expect(names(first) == (0..<400).filter { $0 % 8 == 5 }.map { "k\($0)" }.sorted())
             // The pass indexed the whole division 1 (vnodes 1 and 5), nothing else.
-            #expect(s.vnodeIndexKeys == 100)
+            #expect(s.vnodeIndexUsage.keys == 100)
             #expect(names(try s.keys(ofVnode: 1)) == (0..<400).filter { $0 % 8 == 1 }.map { "k\($0)" }.sorted())
 
             // Writes after the build: a new key, an overwrite of a listed one, a delete mark of a
@@ -69,13 +69,13 @@ struct VnodeKeyIndexTests {
             for i in 0..<40 { try s.put("k\(i)", "v", vn: UInt32(i % 4)) }
             _ = try s.keys(ofVnode: 0)
             _ = try s.keys(ofVnode: 3)
-            #expect(s.vnodeIndexKeys == 20)
+            #expect(s.vnodeIndexUsage.keys == 20)
             #expect(s.dropIdleVnodeIndexes() == 0, "used since the build")
             _ = try s.keys(ofVnode: 3)
             #expect(s.dropIdleVnodeIndexes() == 1, "division 0 unused for a whole interval")
-            #expect(s.vnodeIndexKeys == 10)
+            #expect(s.vnodeIndexUsage.keys == 10)
             #expect(s.dropIdleVnodeIndexes() == 1)
-            #expect(s.vnodeIndexKeys == 0)
+            #expect(s.vnodeIndexUsage.keys == 0)
             // Writes with no index cost nothing, and the next copy builds it again with them.
             try s.put("late", "l", vn: 3, now: T0 + 1)
             #expect(names(try s.keys(ofVnode: 3)).contains("late"))
@@ -117,11 +117,11 @@ struct VnodeKeyIndexTests {
             for i in 0..<400 { try s.put("k\(i)", "v", vn: UInt32(i % 8)) }
             let keys = names(try s.keys(ofVnode: 5, slice: 7))
             #expect(keys == (0..<400).filter { $0 % 8 == 5 }.map { "k\($0)" }.sorted())
-            #expect(s.vnodeIndexKeys == 0 && s.vnodeIndexBytes == 0)
+            #expect(s.vnodeIndexUsage.keys == 0 && s.vnodeIndexUsage.bytes == 0)
             // Refused until an idle sweep: the next copy reads the division again, writes included.
             try s.put("new", "n", vn: 5, now: T0 + 1)
             #expect(names(try s.keys(ofVnode: 5)).contains("new"))
-            #expect(s.vnodeIndexKeys == 0)
+            #expect(s.vnodeIndexUsage.keys == 0)
             #expect(s.dropIdleVnodeIndexes() == 0)
             #expect(s.dropIdleVnodeIndexes() == 0)
             #expect(try s.keys(ofVnode: 5).count == 51)
@@ -133,11 +133,11 @@ struct VnodeKeyIndexTests {
         try withBudget(engine, memory: 4 * 1000) { s in
             for i in 0..<20 { try s.put("k\(i)", "v", vn: 1) }
             #expect(try s.keys(ofVnode: 1).count == 20)
-            #expect(s.vnodeIndexKeys == 20)
-            #expect(s.vnodeIndexBytes > 0 && s.vnodeIndexBytes <= 1000)
+            #expect(s.vnodeIndexUsage.keys == 20)
+            #expect(s.vnodeIndexUsage.bytes > 0 && s.vnodeIndexUsage.bytes <= 1000)
             // Each written key counts 64 bytes plus its own: twenty more pass the 1,000.
             for i in 0..<20 { try s.put("w\(i)", "v", vn: 1, now: T0 + 1) }
-            #expect(s.vnodeIndexKeys == 0, "dropped by the write path")
+            #expect(s.vnodeIndexUsage.keys == 0, "dropped by the write path")
             #expect(try s.keys(ofVnode: 1).count == 40)
         }
     }
@@ -147,7 +147,7 @@ struct VnodeKeyIndexTests {
         try withBudget(engine, memory: 0) { s in
             for i in 0..<30 { try s.put("k\(i)", "v", vn: UInt32(i % 2)) }
             #expect(try s.keys(ofVnode: 1).count == 15)
-            #expect(s.vnodeIndexKeys == 0)
+            #expect(s.vnodeIndexUsage.keys == 0)
         }
     }
 }

@@ -169,8 +169,7 @@ extension Node {
     /// The next copy the joining node `me` asks for: the (vnode, as primary?) whose result per
     /// `edit_nodes` lowers the spread of vnode and primary counts over the nodes most; nil when
     /// no copy improves it. Asked after every arrival, so it works on node indices and counts
-    /// in arrays (the same choice as `editNodes` on the names, without a String operation per
-    /// candidate).
+    /// in arrays (no String operation per candidate).
     static func bestJoinMove(_ t: RoutingTable, me: String, replicationInHost: Bool, excluded: Set<UInt64>) -> (UInt64, Bool)? {
         let nodes = t.nodes
         guard let meI = nodes.firstIndex(of: me), nodes.count > 1 else { return nil }
@@ -221,22 +220,13 @@ extension Node {
         let capTotal = Int(meanTotal.rounded(.up))
         let rn = t.rn
         var best: (UInt64, Bool, Double)?
-        var after: [Int] = []
+        let onMyHost: (Int) -> Bool = { host[$0] == host[meI] }
         for (k, vn) in vnodes.enumerated() where !excluded.contains(vn) {
             let l = lists[k]
             if l.isEmpty { continue }
             for primary in [true, false] {
                 if l.contains(meI) && (!primary || l.first == meI) { continue }
-                // editNodes(l, to: me, isPrimary: primary, rn: rn) on indices
-                if rn == 1 {
-                    after = [meI]
-                } else {
-                    after = l.filter { $0 != meI }
-                    if after.count >= rn {
-                        if let i = after.lastIndex(where: { host[$0] == host[meI] }) { after.remove(at: i) } else { after.removeLast() }
-                    }
-                    if primary { after.insert(meI, at: 0) } else { after.append(meI) }
-                }
+                let after = editNodes(l, to: meI, isPrimary: primary, rn: rn, onNewcomersHost: onMyHost)
                 if !replicationInHost {
                     var distinct = true
                     for i in 1..<max(after.count, 1) where distinct {

@@ -285,7 +285,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private var pending = CircularBuffer<Pending>()
     private var input: ByteBuffer?
     private(set) var isOpen = true
-    private var flushScheduled = false
+    private let turnFlush = FlushAtTurnEnd()
     private var timer: Scheduled<Void>?
 
     init(nid: String) { self.nid = nid }
@@ -302,13 +302,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(request), promise: nil)
         // One flush per loop turn: requests made while the loop handles one batch of reads go
         // out in one write.
-        if !flushScheduled {
-            flushScheduled = true
-            context.eventLoop.assumeIsolated().execute { [self] in
-                flushScheduled = false
-                if isOpen { self.context?.flush() }
-            }
-        }
+        turnFlush.request(on: context.eventLoop) { [self] in if isOpen { self.context?.flush() } }
         return promise.futureResult
     }
 

@@ -46,9 +46,6 @@ final class VnodeStreamReceiver: @unchecked Sendable {
                 return nil
             }
             n += 1
-            // On a background (SCHED_IDLE) thread: let an already runnable request thread have
-            // the CPU every few records (see `BackgroundScheduling.yieldCPU`).
-            if n & 15 == 0 { BackgroundScheduling.yieldCPU() }
             let base = buffer.readerIndex
             let vn = buffer.getInteger(at: base, as: UInt32.self)!
             let physical = buffer.getInteger(at: base + 4, as: UInt32.self)!
@@ -74,7 +71,7 @@ final class VnodeStreamReceiver: @unchecked Sendable {
             }
             if stored { applied += 1 } else { refused += 1 }
             buffer.moveReaderIndex(forwardBy: 24 + klen + vlen)
-            storage.letWaitersIn(vn: vn)
+            storage.stepAside(vn: vn, record: n)
         }
         return nil
     }

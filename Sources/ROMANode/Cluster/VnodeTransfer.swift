@@ -25,11 +25,17 @@ extension Node {
     /// R5.5: the list after copying to `to` (primary: in front; else appended), dropping one node
     /// when the list is full: the last one on `to`'s host, else the last.
     static func editNodes(_ list: [String], to: String, isPrimary: Bool, rn: Int) -> [String] {
+        let host = NodeID.host(of: to)
+        return editNodes(list, to: to, isPrimary: isPrimary, rn: rn, onNewcomersHost: { NodeID.host(of: $0) == host })
+    }
+
+    /// `editNodes` on any node representation (the join's move search works on indices).
+    static func editNodes<N: Equatable>(_ list: [N], to: N, isPrimary: Bool, rn: Int,
+                                        onNewcomersHost: (N) -> Bool) -> [N] {
         if rn == 1 { return [to] }
         var l = list.filter { $0 != to }
         if l.count >= rn {
-            let host = NodeID.host(of: to)
-            if let i = l.lastIndex(where: { NodeID.host(of: $0) == host }) { l.remove(at: i) } else { l.removeLast() }
+            if let i = l.lastIndex(where: onNewcomersHost) { l.remove(at: i) } else { l.removeLast() }
         }
         if isPrimary { l.insert(to, at: 0) } else { l.append(to) }
         return l
@@ -147,21 +153,19 @@ extension Node {
         try c.sendLine("spushv \(storage.name) \(vn)")
         let ready = try c.readLine()
         guard ready == "READY" else { throw VnodeCopyError(description: "\(target) answered '\(ready)' to spushv") }
-        let keys = try storage.keys(ofVnode: v32, slice: 100)
+        let keys = try storage.keys(ofVnode: v32)
         let now = Dispatcher.now()
         var chunk: [UInt8] = []
         chunk.reserveCapacity(72 * 1024)
         var records = 0
         var total = 0
-        for key in keys {
+        for (i, key) in keys.enumerated() {
             guard let (h, value) = try key.withUnsafeBytes({ try storage.rawRecord(vn: v32, key: $0) }) else { continue }
-            storage.letWaitersIn(vn: v32)
+            storage.stepAside(vn: v32, record: i + 1)
             // R5.8: live records and delete marks; expired records stay behind.
             if h.expire != 0 && now > h.expire { continue }
             VnodeStreamRecord.append(&chunk, header: h, key: key, value: value[...])
             records += 1
-            // Let an already runnable request thread have the CPU (see `BackgroundScheduling.yieldCPU`).
-            if records & 15 == 0 { BackgroundScheduling.yieldCPU() }
             if chunk.count >= 64 * 1024 {
                 total += chunk.count
                 copyPacer.pace(chunk.count)

@@ -155,8 +155,9 @@ extension Dispatcher {
         add("stats.replication_dropped", String(s.replicationDropped.load(ordering: .relaxed)))
         add("stats.vnode_records_sent", String(s.vnodeRecordsSent.load(ordering: .relaxed)))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
-        add("stats.vnode_index_keys", String(node.hashNames.reduce(0) { $0 + (node.storage($1)?.vnodeIndexKeys ?? 0) }))
-        add("stats.vnode_index_bytes", String(node.hashNames.reduce(0) { $0 + (node.storage($1)?.vnodeIndexBytes ?? 0) }))
+        let index = node.hashNames.compactMap { node.storage($0)?.vnodeIndexUsage }
+        add("stats.vnode_index_keys", String(index.reduce(0) { $0 + $1.keys }))
+        add("stats.vnode_index_bytes", String(index.reduce(0) { $0 + $1.bytes }))
         add("stats.vnode_index_memory", String(node.config.vnodeIndexMemory))
         add("stats.vnode_copy_bandwidth", String(node.config.copyBandwidth))
         add("stats.vnode_copy_parallelism", String(node.config.copyParallelism))
