@@ -194,6 +194,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if let reply = step.reply {
                     stream = nil
                     node.logger.info("vnode \(s.vnode) of \(s.storage.name) received: \(s.applied) records stored, \(s.refused) older than ours kept out")
+                    node.pulls.withLockedValue { $0.received[UInt64(s.vnode)] = Node.monotonicNow() }
                     output.writeLine(reply)
                 }
             case .failure(let error):

@@ -63,6 +63,22 @@ public final class Node: Sendable {
         var running = 0
         var vnodes = Set<UInt64>()
     }
+    /// Copies this node asked for (`requestCopy`) and when, and the vnodes pushed here unasked
+    /// that the primary is to stream again (`restreamFromPrimary`).
+    let pulls = NIOLockedValueBox(PullState())
+    struct PullState {
+        var asked: [UInt64: Double] = [:]
+        /// When a stream of the vnode last ended here (`STORED`).
+        var received: [UInt64: Double] = [:]
+        /// Vnodes pushed here unasked, with when their `setroute` came.
+        var restream = CircularBuffer<(vn: UInt64, since: Double)>()
+        var draining = false
+        /// Vnodes of which this node is primary, to stream again to a node another's copy added.
+        var push = CircularBuffer<(vn: UInt64, target: String)>()
+        var pushing = false
+        /// Streams again waiting or running, both ways (`stats.vnode_restreams`).
+        var restreamsLeft: Int { restream.count + (draining ? 1 : 0) + push.count + (pushing ? 1 : 0) }
+    }
     let stats: NodeStats
     let group: MultiThreadedEventLoopGroup
     /// Threads for slow work that must not run on an event loop (flush, cache merge, flush_all).

@@ -37,6 +37,35 @@ struct RouteStateTests {
         #expect(s.writesLocal[7])
     }
 
+    /// Release from a secondary (R5.11): replica writes the primary still sends here go on to the
+    /// copy's target while the copy runs, and to the successor once the vnode is handed over,
+    /// until this node is in the list again; nowhere else, ever.
+    @Test func replicaWritesAreRelayedOnlyForAVnodeCopiedAwayAsASecondary() throws {
+        let t = try Self.table()
+        let rs = try RouteState(table: t, me: "127.0.0.2_2", routeFile: nil)
+        let i = (0..<t.space.vnodeCount).first { t.nodes(forVnode: t.space.vnode(atIndex: $0))!.last == "127.0.0.2_2" }!
+        let vn = t.space.vnode(atIndex: i)
+        let list = t.nodes(forVnode: vn)!
+        let target = ["127.0.0.1_1", "127.0.0.3_3"].first { !list.contains($0) }!
+        #expect(rs.snapshot.relays.allSatisfy { $0.isEmpty }, "steady state: no relays")
+        rs.setTransaction(vn, list + [target])
+        #expect(rs.snapshot.relays[i] == [target])
+        #expect(rs.snapshot.relays.enumerated().allSatisfy { $0.offset == i || $0.element.isEmpty })
+        _ = rs.commit(vn, [list[0], target], handingOver: true)
+        #expect(rs.snapshot.relays[i] == [target], "the primary may not know yet")
+        #expect(rs.snapshot.lists[i] == [list[0], target])
+        _ = rs.setRoute(vn: vn, clk: 5, nids: [list[0], "127.0.0.2_2"])
+        #expect(rs.snapshot.relays[i].isEmpty, "back in the list: nothing relayed")
+        _ = rs.setRoute(vn: vn, clk: 6, nids: [list[0], target])
+        #expect(rs.snapshot.relays[i].isEmpty, "left by another node's doing: nothing relayed")
+        // A copy from the primary changes nothing: its own writes already reach the target.
+        let j = (0..<t.space.vnodeCount).first { t.nodes(forVnode: t.space.vnode(atIndex: $0))!.first == "127.0.0.2_2" }!
+        let vj = t.space.vnode(atIndex: j)
+        let lj = t.nodes(forVnode: vj)!
+        rs.setTransaction(vj, lj + [["127.0.0.1_1", "127.0.0.3_3"].first { !lj.contains($0) }!])
+        #expect(rs.snapshot.relays[j].isEmpty)
+    }
+
     @Test func setRouteIsLoggedAndBumpsTheVersion() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("routestate-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

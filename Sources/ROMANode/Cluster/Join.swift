@@ -122,12 +122,14 @@ extension Node {
     /// Asks vnode `vn`'s primary to copy it here (`reqpushv`); a `REJECTED` (the source is busy
     /// with that vnode, or with as many copies as it sends at once) is asked again for a while
     /// as long as `stillWanted`. True when the source answered `PUSHED`.
-    func requestCopy(_ vn: UInt64, primary: Bool, what: String, stillWanted: (UInt64) -> Bool = { _ in true }) -> Bool {
+    func requestCopy(_ vn: UInt64, primary: Bool, what: String, maxTries: Int = 50,
+                     stillWanted: (UInt64) -> Bool = { _ in true }) -> Bool {
         guard let source = routing.nodes(forVnode: vn)?.first, source != nodeID else { return false }
         var tries = 0
         while true {
+            pulls.withLockedValue { $0.asked[vn] = Node.monotonicNow() }
             let answer = (try? peers.line(source, "reqpushv \(vn) \(nodeID) \(primary)\r\n").wait()) ?? "no answer"
-            if answer == "REJECTED" && tries < 50 && stillWanted(vn) {
+            if answer == "REJECTED" && tries < maxTries && stillWanted(vn) {
                 tries += 1
                 usleep(50_000)
                 continue
@@ -135,6 +137,103 @@ extension Node {
             if answer == "PUSHED" { return true }
             logger.warning("\(what): \(source) answered '\(answer)' for vnode \(vn)")
             return false
+        }
+    }
+
+    /// A `setroute` from another node changed the list of `vn`, adding nodes to it that no copy
+    /// of this node's put there: another node copied the vnode — a releasing one (R5.11), which
+    /// may be a secondary of it. A secondary's copy misses the writes the primary took while it
+    /// ran: the primary knew nothing of it and sent them to the old list alone (ROMA 1.3's
+    /// release lost them on the new node; a releasing romad node relays them,
+    /// `RouteSnapshot.relays`, a Ruby one does not). So the vnode is streamed again from its
+    /// primary, in the background, one vnode at a time (R2.9 keeps out what is there already):
+    ///
+    /// - this node is the primary: it streams the vnode to each added node;
+    /// - this node was added behind the primary without asking: unless a stream of the vnode
+    ///   comes within 10 s (a romad primary sends it by the first rule), it asks the primary for
+    ///   one — `reqpushv <vn> <me> false` on a node already in the list only streams (R5.8) —
+    ///   once the primary's own table lists this node.
+    func restreamAfterForeignCopy(_ vn: UInt64, before: [String], after: [String]) {
+        let me = nodeID
+        if after.first == me {
+            let added = after.filter { $0 != me && !before.contains($0) }
+            guard !added.isEmpty else { return }
+            let start = pulls.withLockedValue { p -> Bool in
+                for t in added where !p.push.contains(where: { $0.vn == vn && $0.target == t }) { p.push.append((vn, t)) }
+                if p.pushing { return false }
+                p.pushing = true
+                return true
+            }
+            if start { background { [self] in drainPushes() } }
+            return
+        }
+        guard after.contains(me), !before.contains(me) else { return }
+        let start = pulls.withLockedValue { p -> Bool in
+            if let t = p.asked[vn], Node.monotonicNow() - t < 300 { return false }  // asked for: it came from the primary
+            if !p.restream.contains(where: { $0.vn == vn }) { p.restream.append((vn, Node.monotonicNow())) }
+            if p.draining { return false }
+            p.draining = true
+            return true
+        }
+        if start { background { [self] in drainRestreams() } }
+    }
+
+    private func drainPushes() {
+        while !isShuttingDown, let (vn, target) = pulls.withLockedValue({ p -> (vn: UInt64, target: String)? in
+            if let next = p.push.popFirst() { return next }
+            p.pushing = false
+            return nil
+        }) {
+            guard let list = routing.nodes(forVnode: vn), list.first == nodeID, list.contains(target) else { continue }
+            do {
+                try copyVnode(vn, to: target, isPrimary: false)
+            } catch {
+                logger.warning("stream of vnode \(vn) again to \(target), after another node's copy, failed: \(error)")
+            }
+        }
+    }
+
+    private func drainRestreams() {
+        while !isShuttingDown, let (vn, since) = pulls.withLockedValue({ p -> (vn: UInt64, since: Double)? in
+            if let next = p.restream.popFirst() { return next }
+            p.draining = false
+            return nil
+        }) {
+            func streamed(after t: Double) -> Bool { pulls.withLockedValue { ($0.received[vn] ?? 0) > t } }
+            // 10 s from the `setroute` (not from now: the queue may have waited already).
+            while !streamed(after: since) && Node.monotonicNow() - since < 10 && !isShuttingDown {
+                usleep(50_000)
+            }
+            guard !streamed(after: since) else { continue }  // the primary sent it on its own
+            guard let list = routing.nodes(forVnode: vn), list.contains(nodeID), list.first != nodeID else { continue }
+            // Only once the primary's table lists this node: else it would take the request for
+            // a new copy and edit the list itself.
+            var listed = false
+            for _ in 0..<100 where !isShuttingDown {
+                let route = (try? peers.line(list[0], "getroute \(vn)\r\n").wait()) ?? ""
+                if route.split(separator: " ").dropFirst().contains(Substring(nodeID)) {
+                    listed = true
+                    break
+                }
+                usleep(50_000)
+            }
+            guard listed else {
+                logger.warning("vnode \(vn) was pushed here, but \(list[0]) does not list this node after 5 s: not asked to stream it again")
+                continue
+            }
+            // A busy source (Ruby ROMA sends one vnode at a time) refuses: ask again for up to 30 s.
+            let asked = Node.monotonicNow()
+            guard requestCopy(vn, primary: false, what: "stream again after a copy from a secondary", maxTries: 600) else { continue }
+            // One at a time: wait for the stream's end, up to a minute (Ruby ROMA sleeps 1 ms a record).
+            var done = false
+            for _ in 0..<1200 where !isShuttingDown {
+                if streamed(after: asked) {
+                    done = true
+                    break
+                }
+                usleep(50_000)
+            }
+            logger.info("vnode \(vn) pushed here by another node: \(list[0]) streamed it again\(done ? "" : " (its end not seen within 60 s)")")
         }
     }
 

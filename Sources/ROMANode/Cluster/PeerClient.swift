@@ -336,12 +336,38 @@ final class PeerChannelHandler: ChannelInboundHandler {
             input = buf
             guard let reply else { break }
             _ = pending.removeFirst()
+            if case .line(let line) = reply, PeerChannelHandler.endsTheStream(line) {
+                // The connection goes first, so the head's callbacks see it closed and do not
+                // give it back to a pool.
+                fail(PeerError.protocolError(nid, "stream out of step after the reply '\(String(buffer: line))'"))
+                if line.readableBytes == 0 {
+                    head.promise.fail(PeerError.protocolError(nid, "an empty line (how Ruby ROMA starts its reply to a command it does not know)"))
+                } else {
+                    head.promise.succeed(reply)
+                }
+                return
+            }
             head.promise.succeed(reply)
         }
         if let b = input, b.readableBytes == 0 { input = nil } else if pending.isEmpty && input != nil {
             // Bytes nobody asked for: the stream is out of step.
             fail(PeerError.protocolError(nid, "unexpected bytes"))
         }
+    }
+
+    /// Whether after this reply line the rest of the stream can no longer be matched to requests.
+    ///
+    /// Ruby ROMA answers a command it does not know (any peer command while it is starting, for
+    /// one) with two lines, or with four starting with an empty one
+    /// (`\r\nERROR: 'rset' is not roma command.\r\nDid you mean this?\r\n\tset\r\n`), and then reads
+    /// the data block of a storage command as one more command, answered the same way. After
+    /// `CLIENT_ERROR` it may likewise have left the data block unread. So an empty line, or one
+    /// starting with `ERROR` or `CLIENT_ERROR`, closes the connection: its request gets the reply
+    /// (an empty line: a failure), the requests behind it fail as on a closed connection (a
+    /// replica write is then queued for retry), and nothing is matched to a stray line.
+    static func endsTheStream(_ line: ByteBuffer) -> Bool {
+        let v = line.readableBytesView
+        return v.isEmpty || v.starts(with: "ERROR".utf8) || v.starts(with: "CLIENT_ERROR".utf8)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -20,8 +20,18 @@ final class RouteSnapshot: Sendable {
     let writesLocal: [Bool]
     /// Every vnode's write list is this node alone: no forwarding, no replication anywhere.
     let standalone: Bool
+    /// Where a replica write (`rset`, `rdelete`) that this node stores goes on, by vnode index;
+    /// empty but for the vnodes this node copies, or handed over, as a secondary.
+    ///
+    /// A node releasing a vnode it is a secondary of (R5.11) copies it to its successor while the
+    /// primary, which knows nothing of the copy, sends the vnode's writes here alone — and goes on
+    /// doing so until the new list reaches it. ROMA lost those writes on the successor. Here they
+    /// go on: to the copy's target while the copy runs (the transaction list's extra nodes), to
+    /// the list's secondaries once this node has handed the vnode over. Duplicates are harmless
+    /// (R2.8).
+    let relays: [[String]]
 
-    init(table: RoutingTable, transactions: [UInt64: [String]], me: String) {
+    init(table: RoutingTable, transactions: [UInt64: [String]], handedOver: Set<UInt64> = [], me: String) {
         space = table.space
         let n = table.space.vnodeCount
         var lists = [[String]](repeating: [], count: n)
@@ -29,6 +39,7 @@ final class RouteSnapshot: Sendable {
         var reads = [Bool](repeating: false, count: n)
         var writes = [Bool](repeating: false, count: n)
         var alone = true
+        var relays = [[String]](repeating: [], count: n)
         for i in 0..<n {
             let vn = table.space.vnode(atIndex: i)
             let l = table.nodes(forVnode: vn) ?? []
@@ -38,7 +49,13 @@ final class RouteSnapshot: Sendable {
             reads[i] = l.contains(me)
             writes[i] = w.first == me
             if w != [me] { alone = false }
+            if reads[i], w != l, w.first != me {
+                relays[i] = w.filter { !l.contains($0) }
+            } else if !reads[i], handedOver.contains(vn) {
+                relays[i] = l.dropFirst().filter { $0 != me }
+            }
         }
+        self.relays = relays
         self.lists = lists
         self.writeLists = writeLists
         readsLocal = reads
@@ -65,6 +82,10 @@ final class RouteState: Sendable {
     struct State {
         var table: RoutingTable
         var transactions: [UInt64: [String]] = [:]
+        /// Vnodes this node copied away as a secondary and left (release): replica writes for
+        /// them still arriving here are relayed (`RouteSnapshot.relays`). Dropped when the node
+        /// is in the vnode's list again.
+        var handedOver: Set<UInt64> = []
         /// `(unix time, event)` of `join`/`leave` for `stat routing.event`.
         var events: [String] = []
         var log: RoutingLogWriterBox?
@@ -102,6 +123,7 @@ final class RouteState: Sendable {
         state.withLockedValue { s in
             let (result, events) = body(&s.table, &s.transactions)
             if !events.isEmpty {
+                s.handedOver = s.handedOver.filter { !(s.table.nodes(forVnode: $0) ?? []).contains(me) }
                 for e in events {
                     do { try s.log?.writer.write(e) } catch {}
                     switch e {
@@ -128,8 +150,12 @@ final class RouteState: Sendable {
 
     /// Ends a transaction and sets the vnode's final list with its clock + 1 (logged): the commit
     /// of a vnode copy. Returns the new clock.
-    func commit(_ vn: UInt64, _ list: [String]) -> Int? {
-        mutate { t, trans in
+    ///
+    /// `handingOver`: this node, a secondary of the vnode, leaves its list by this commit
+    /// (release); replica writes still sent here by a primary that has not heard of it go on.
+    func commit(_ vn: UInt64, _ list: [String], handingOver: Bool = false) -> Int? {
+        if handingOver, !list.contains(me) { state.withLockedValue { _ = $0.handedOver.insert(vn) } }
+        return mutate { t, trans in
             trans[vn] = nil
             guard let clk = t.replaceRoute(vn: vn, nids: list) else { return (nil, []) }
             var events: [RoutingLog.Event] = []
@@ -172,7 +198,7 @@ final class RouteState: Sendable {
 
     /// Makes `s` the request path's snapshot and bumps the version (call with `state` locked).
     private func publish(_ s: State) {
-        let snap = RouteSnapshot(table: s.table, transactions: s.transactions, me: me)
+        let snap = RouteSnapshot(table: s.table, transactions: s.transactions, handedOver: s.handedOver, me: me)
         current.withLockedValue { $0 = snap }
         version.add(1, ordering: .releasing)
     }

@@ -123,7 +123,7 @@ extension Node {
             let current = routing.nodes(forVnode: vn) ?? list
             let final = replacing.map { r in current.map { $0 == r ? target : $0 } }
                 ?? Node.editNodes(current, to: target, isPrimary: isPrimary, rn: routing.rn)
-            guard let clk = routes.commit(vn, final) else { throw VnodeCopyError(description: "vnode vanished") }
+            guard let clk = routes.commit(vn, final, handingOver: list.first != nodeID) else { throw VnodeCopyError(description: "vnode vanished") }
             let ms = Int((Node.monotonicNow() - started) * 1000)
             logger.info("vnode \(vn) copied to \(target): \(records) records, \(bytes) bytes in \(ms) ms; now \(final.joined(separator: ","))")
             let line = "setroute \(vn) \(clk - 1) \(final.joined(separator: " "))\r\n"

@@ -79,8 +79,29 @@ extension Dispatcher {
                 try storage.replicaSet(vn: vn, key: k, value: v, clock: clock, expire: expire, now: Dispatcher.now())
             }
         }
-        out.writeStaticString(stored ? Reply.stored : Reply.notStored)
-        return .next
+        guard stored else {
+            out.writeStaticString(Reply.notStored)
+            return .next
+        }
+        return try relay(key: key, hash: hash, vn: vn, digest: lenientInt(r, 2).low64, storage: storage, reply: Reply.stored, out: &out)
+    }
+
+    /// A replica write stored here goes on to `RouteSnapshot.relays` (release from a secondary,
+    /// R5.11), and its reply waits for them as a primary's does for its replicas.
+    private func relay(key: [UInt8], hash: String, vn: UInt32, digest: UInt64, storage: HashStorage,
+                       reply: StaticString, out: inout ByteBuffer) throws -> Outcome {
+        let route = self.route()
+        let index = route.space.index(ofVnode: UInt64(vn))
+        guard index < route.relays.count, !route.relays[index].isEmpty else {
+            out.writeStaticString(reply)
+            return .next
+        }
+        let d = digest & node.space.digestMask
+        let k = KeyRoute(key: key, hash: hash, digest: d != 0 ? d : key.withUnsafeBytes { route.space.digest(ofKey: $0) },
+                         vnode: UInt64(vn), index: index)
+        var b = ByteBuffer()
+        b.writeStaticString(reply)
+        return try replicate(k, storage: storage, to: route.relays[index][...], reply: b)
     }
 
     /// `rdelete <key>\x1B<h> <clk>`: a replica delete mark (R2.8). `DELETED` | `NOT_FOUND`.
@@ -94,8 +115,11 @@ extension Dispatcher {
         node.stats.redundantCount.add(1, ordering: .relaxed)
         let clock = UInt32(truncatingIfNeeded: lenientInt(r, 2).low64)
         let done = try key.withUnsafeBytes { try storage.replicaDelete(vn: vn, key: $0, clock: clock, now: Dispatcher.now()) }
-        out.writeStaticString(done ? Reply.deleted : Reply.notFound)
-        return .next
+        guard done else {
+            out.writeStaticString(Reply.notFound)
+            return .next
+        }
+        return try relay(key: key, hash: hash, vn: vn, digest: 0, storage: storage, reply: Reply.deleted, out: &out)
     }
 
     /// `out <key>\x1B<h> [vn]`: removes the record physically (R6.1). `DELETED` | `NOT_DELETED`.
@@ -208,11 +232,16 @@ extension Dispatcher {
         }
         let vn = lenientInt(r, 1)
         let clk = lenientInt(r, 2)
-        let result = node.routes.setRoute(vn: vn.negative ? UInt64.max : vn.low64, clk: Int(clk.clampedInt64), nids: nids)
+        let v = vn.negative ? UInt64.max : vn.low64
+        let before = node.routes.snapshot
+        let result = node.routes.setRoute(vn: v, clk: Int(clk.clampedInt64), nids: nids)
         if let message = result.errorMessage {
             out.writeLine("SERVER_ERROR \(message)")
         } else {
             out.writeStaticString(Reply.stored)
+            if before.space.isVnode(v) {
+                node.restreamAfterForeignCopy(v, before: before.lists[before.space.index(ofVnode: v)], after: nids)
+            }
         }
         return .next
     }

@@ -154,6 +154,7 @@ extension Dispatcher {
         add("stats.replication_retried", String(s.replicationRetried.load(ordering: .relaxed)))
         add("stats.replication_dropped", String(s.replicationDropped.load(ordering: .relaxed)))
         add("stats.vnode_records_sent", String(s.vnodeRecordsSent.load(ordering: .relaxed)))
+        add("stats.vnode_restreams", String(node.pulls.withLockedValue { $0.restreamsLeft }))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
         let index = node.hashNames.compactMap { node.storage($0)?.vnodeIndexUsage }
         add("stats.vnode_index_keys", String(index.reduce(0) { $0 + $1.keys }))
