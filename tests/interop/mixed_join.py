@@ -10,6 +10,9 @@ Not part of `make test` (it needs ROMA's Ruby source; see mixed_cluster.py besid
   writing through the Ruby nodes. Our newcomer pulls its share from Ruby's `spushv` streams.
 - `ruby-joins`: two romad nodes hold keys; a Ruby ROMA node joins with `-j`, pulling from our
   streams (it sleeps 1 s per vnode, so this one takes minutes).
+- `failover`: `romad-joins`, then Ruby node 1 is killed with SIGKILL while the writer goes on
+  through the other two; romad's probes make it leave, `recover` through romad restores two
+  copies of every vnode.
 - `migrate`: `romad-joins`, then the rest of the way over with the writer still running: Ruby
   node 1 is drained with ROMA's own `release` (its streams into romad and Ruby) and stopped, a
   second romad node joins on 127.0.0.1 through the romad node, Ruby node 2 is released and
@@ -57,9 +60,9 @@ class Writer(threading.Thread):
         super().__init__()
         self.mode = mode
         self.targets, self.acked, self.errors, self.done = list(targets), acked, [], 0
-        # Writes whose primary is a Ruby node still starting: Ruby answers them as unknown
-        # commands, and romad, forwarding, says so (Ruby relays the first line of that reply,
-        # an empty one).
+        # Writes whose primary is a Ruby node still starting (Ruby answers them as unknown
+        # commands, and romad, forwarding, says so; Ruby relays the first line of that reply,
+        # an empty one), or was just killed and has not left yet.
         self.refused = 0
         self.stop, self.conns = threading.Event(), {}
 
@@ -77,7 +80,7 @@ class Writer(threading.Thread):
             r = c.cmd(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v))
             if r == b"STORED\r\n":
                 self.acked[k] = v
-            elif r == b"SERVER_ERROR Message forward failed.\r\n" and self.mode == "ruby-joins":
+            elif r == b"SERVER_ERROR Message forward failed.\r\n" and self.mode in ("ruby-joins", "failover"):
                 self.refused += 1
             else:
                 self.errors.append((k, hp, r))
@@ -205,11 +208,35 @@ def main(mode):
             took = release(procs, HOSTS[1], live, writer)
             print(f"release of Ruby node {nid(HOSTS[1])} took {took:.1f} s")
             check(live, acked, "after the second release (romad only)")
+        if mode == "failover":
+            dead = HOSTS[0]
+            writer.retarget([x for x in live if x != dead])
+            procs.pop(dead).kill()
+            live.remove(dead)
+            t0 = time.time()
+            cs = [Conn(*hp, 30) for hp in live]
+
+            def left():
+                _, _, vidx = routing(cs[-1])
+                return not any(nid(dead) in v for v in vidx.values())
+            wait(left, 60, f"{nid(dead)} to leave the routing table")
+            print(f"Ruby node {nid(dead)} killed with SIGKILL: left the routing table after {time.time() - t0:.1f} s")
+            t0 = time.time()
+            got = cs[-1].cmd(b"recover\r\n")
+            print(f"recover through romad: {got!r}")
+
+            def recovered():
+                _, _, vidx = routing(cs[-1])
+                return all(len(v) == 2 for v in vidx.values()) and all(
+                    b"run_recover false" in c.until_end(b"stat run_recover\r\n") for c in cs)
+            wait(recovered, 1800, "recover to give every vnode two nodes again")
+            print(f"recover took {time.time() - t0:.1f} s")
+            check(live, acked, "after the failover and recover")
         writer.stop.set()
         writer.join()
         assert not writer.errors, writer.errors[:5]
         print(f"writer: {writer.done} sets, {len(writer.errors)} errors, {writer.refused} refused "
-              f"(SERVER_ERROR Message forward failed.: the key's primary was a Ruby node still starting)")
+              f"(SERVER_ERROR Message forward failed.: the key's primary was a Ruby node still starting, or killed and not yet gone)")
         check(live, acked, "at the end")
         print(f"mixed {mode} OK")
     finally:
