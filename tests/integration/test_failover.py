@@ -71,6 +71,31 @@ def test_killed_node_leaves_within_five_seconds_and_nothing_is_lost(cluster):
     assert stat_int(a, "stats.replication_queue") == 0 and stat_int(b, "stats.replication_queue") == 0
 
 
+def test_reads_whose_primary_is_dead_are_answered_by_the_next_node_of_the_list(cluster):
+    """Before a dead node leaves (here: never, failover off), a read forwarded to it fails; the
+    forwarding node then reads the key from the next node of its list, which holds it too
+    (ROMA answered `SERVER_ERROR Message forward failed.` until the failover). Single `get`,
+    `gets` of many keys mixing dead and live primaries, and a key on the dead node alone."""
+    c = cluster()
+    x, y, dead = c.nodes
+    assert x.raw(b"switch_failover off\r\n").count(b'"DISABLED"') == 3
+    behind = c.find_keys("rd", 6, lambda l: l == [dead.node_id, y.node_id])   # via x: dead, then y
+    live = c.find_keys("rl", 4, lambda l: l == [y.node_id, dead.node_id])     # via x: y
+    for k in behind + live:
+        assert x.raw(b"set %s 0 0 3\r\n%s\r\n" % (k, k[-3:].rjust(3, b"_"))) == b"STORED\r\n"
+    value = {k: k[-3:].rjust(3, b"_") for k in behind + live}
+    dead.kill9()
+    for k in behind + live:
+        assert x.raw(b"get %s\r\n" % k, timeout=20) == b"VALUE %s 0 3\r\n%s\r\nEND\r\n" % (k, value[k]), k
+    keys = behind[:3] + live[:2] + behind[3:]
+    got = x.raw(b"gets " + b" ".join(keys) + b"\r\n", timeout=20)
+    assert got.endswith(b"END\r\n") and got.count(b"VALUE ") == len(keys), got
+    for k in keys:
+        assert b"VALUE %s 0 3 " % k in got, (k, got)
+    assert stat_int(x, "stats.forward_count") > 0
+    assert "asking %s instead" % y.node_id in c.logs()
+
+
 def test_switch_failover_off_keeps_a_silent_node(cluster):
     c = cluster("--peer-timeout", "0.5")
     a, b, s = c.nodes

@@ -73,10 +73,10 @@ extension Dispatcher {
     /// with a vnode move answers "inconsistent"; the move's `setroute` is on its way, so the
     /// request is sent again shortly to `owner()`'s current answer (up to 5 times).
     func forward(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind,
-                 owner: (@Sendable () -> String?)?) -> EventLoopFuture<PeerReply> {
+                 owner: (@Sendable () -> String?)?, timeout: TimeAmount? = nil) -> EventLoopFuture<PeerReply> {
         let node = self.node
         let loop = self.loop
-        let timeout = forwardTimeout
+        let timeout = timeout ?? forwardTimeout
         @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<PeerReply> {
             node.peers.request(nid, request, kind: kind, on: loop, timeout: timeout).flatMap { reply in
                 if left > 0, let owner, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
@@ -141,15 +141,112 @@ extension Dispatcher {
 
     // MARK: - Reads
 
+    /// Whether a forwarded read failed at `nid` in a way the next node of the list may not:
+    /// no reply, or an `ERROR` line (an unknown command). A `SERVER_ERROR` line is the node's
+    /// answer and is relayed.
+    static func readFailed(_ result: Result<PeerReply, any Error>) -> Bool {
+        switch result {
+        case .failure: return true
+        case .success(.line(let l)): return l.readableBytesView.starts(with: "ERROR".utf8)
+        case .success: return false
+        }
+    }
+
+    /// `fget` (one key) or `gets` of `tokens` from `nid`, the first node of each token's list
+    /// (a single `get` through `forward`, which follows a vnode that just moved). When that node
+    /// fails (`readFailed`), the tokens go to the next nodes of their lists (`fetchElsewhere`).
+    func fetch(_ tokens: [ByteBuffer], lists: [[String]], from nid: String, single: Bool,
+               owner: (@Sendable () -> String?)?) -> EventLoopFuture<PeerReply> {
+        let m = Dispatcher.readRequest(tokens, single: single)
+        node.stats.forwardCount.add(1, ordering: .relaxed)
+        // A read is answered from the owner's storage at once (no replica to wait for, unlike a
+        // forwarded write): one peer timeout, then the next node.
+        let timeout = node.peers.timeout
+        let first = single ? forward(nid, m, kind: .values, owner: owner, timeout: timeout)
+            : node.peers.request(nid, m, kind: .values, on: loop, timeout: timeout)
+        return Dispatcher.fallBack(first, tokens, lists: lists, failed: [nid], single: single, node: node, loop: loop,
+                                   timeout: timeout)
+    }
+
+    static func readRequest(_ tokens: [ByteBuffer], single: Bool) -> ByteBuffer {
+        var m = ByteBuffer()
+        m.writeStaticString(single ? "fget" : "gets")
+        for t in tokens {
+            m.writeStaticString(" ")
+            var t = t
+            m.writeBuffer(&t)
+        }
+        m.writeStaticString("\r\n")
+        return m
+    }
+
+    /// `attempt`'s reply, or, when it failed (`readFailed`), the tokens fetched from the next
+    /// node of each one's list not yet `failed` (grouped by that node, in parallel; their
+    /// values make one `.values` reply). `attempt`'s failure when a key has no node left.
+    static func fallBack(_ attempt: EventLoopFuture<PeerReply>, _ tokens: [ByteBuffer], lists: [[String]], failed: [String],
+                         single: Bool, node: Node, loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
+        let promise = loop.makePromise(of: PeerReply.self)
+        attempt.whenComplete { result in
+            var next: [(nid: String, tokens: [ByteBuffer], lists: [[String]])] = []
+            if Dispatcher.readFailed(result) {
+                for (t, l) in zip(tokens, lists) {
+                    guard let n = l.first(where: { $0 != node.nodeID && !failed.contains($0) }) else {
+                        next = []
+                        break
+                    }
+                    if let g = next.firstIndex(where: { $0.nid == n }) {
+                        next[g].tokens.append(t)
+                        next[g].lists.append(l)
+                    } else {
+                        next.append((n, [t], [l]))
+                    }
+                }
+            }
+            guard !next.isEmpty else {
+                promise.completeWith(result)
+                return
+            }
+            node.logger.warning("read forwarded to \(failed.last ?? "?") failed (\(Dispatcher.describe(result))): asking \(next.map(\.nid).joined(separator: ", ")) instead")
+            let parts = next.map { g -> EventLoopFuture<PeerReply> in
+                node.stats.forwardCount.add(1, ordering: .relaxed)
+                let f = node.peers.request(g.nid, readRequest(g.tokens, single: single), kind: .values, on: loop, timeout: timeout)
+                return fallBack(f, g.tokens, lists: g.lists, failed: failed + [g.nid], single: single, node: node, loop: loop,
+                                timeout: timeout)
+            }
+            EventLoopFuture.whenAllSucceed(parts, on: loop).map { replies -> PeerReply in
+                if replies.count == 1 { return replies[0] }
+                var all: [PeerValue] = []
+                for r in replies {
+                    guard case .values(let v, _) = r else { return r }  // a node's error line: relayed
+                    all += v
+                }
+                return .values(all, raw: ByteBuffer())
+            }.cascade(to: promise)
+        }
+        return promise.futureResult
+    }
+
+    static func describe(_ result: Result<PeerReply, any Error>) -> String {
+        switch result {
+        case .success(.line(let l)): return "it answered '\(String(buffer: l))'"
+        case .success: return "unexpected reply"
+        case .failure(let e): return "\(e)"
+        }
+    }
+
     /// `get`/`gets` in a cluster: local keys answered here, the others grouped by the first node
     /// of their vnode and fetched with one `fget` (single `get`) or `gets` per node, in parallel.
     /// Output: local keys first, then each node's group in order of first appearance (ROMA's
-    /// order). A failed group fails the whole request (`SERVER_ERROR Message forward failed.`):
-    /// a client must never mistake an unreachable key for a missing one.
+    /// order). A node that fails (no answer, connection refused or closed, an `ERROR` line: a
+    /// node killed but not yet gone from the table, or a Ruby ROMA node still starting) is not
+    /// the end: its keys are fetched from the next node of their lists, which holds them too
+    /// (ROMA answered `SERVER_ERROR Message forward failed.` until the failover). Only when every
+    /// node of a key's list failed does the whole request fail with that line: a client must
+    /// never mistake an unreachable key for a missing one.
     func clusterGet(_ r: Request, session: Session, withCas: Bool, route: RouteSnapshot, out: inout ByteBuffer) throws -> Outcome {
         let now = Dispatcher.now()
         var local = ByteBuffer()
-        var groups: [(nid: String, tokens: [ByteBuffer])] = []
+        var groups: [(nid: String, tokens: [ByteBuffer], lists: [[String]])] = []
         var tokenOfKey: [[UInt8]: ByteBuffer] = [:]
         var seen = Set<ByteBuffer>()
         for i in 1..<r.count {
@@ -180,8 +277,9 @@ extension Dispatcher {
             if tokenOfKey[k.key] == nil { tokenOfKey[k.key] = token }
             if let g = groups.firstIndex(where: { $0.nid == owner }) {
                 groups[g].tokens.append(token)
+                groups[g].lists.append(route.lists[k.index])
             } else {
-                groups.append((owner, [token]))
+                groups.append((owner, [token], [route.lists[k.index]]))
             }
         }
         if groups.isEmpty {
@@ -191,20 +289,12 @@ extension Dispatcher {
         }
         let single = !withCas && r.count == 2
         let loop = self.loop
+        let routes = node.routes
+        let singleIndex = single ? keyRoute(r, 1, session, route).index : 0
+        var owner: (@Sendable () -> String?)?
+        if single { owner = { @Sendable in routes.snapshot.lists[singleIndex].first } }
         let futures = groups.map { g -> EventLoopFuture<PeerReply> in
-            var m = ByteBuffer()
-            m.writeStaticString(single ? "fget" : "gets")
-            for t in g.tokens {
-                m.writeStaticString(" ")
-                var t = t
-                m.writeBuffer(&t)
-            }
-            m.writeStaticString("\r\n")
-            node.stats.forwardCount.add(1, ordering: .relaxed)
-            guard single else { return node.peers.request(g.nid, m, kind: .values, on: loop, timeout: forwardTimeout) }
-            let routes = node.routes
-            let index = keyRoute(r, 1, session, route).index
-            return forward(g.nid, m, kind: .values, owner: { routes.snapshot.lists[index].first })
+            fetch(g.tokens, lists: g.lists, from: g.nid, single: single, owner: owner)
         }
         let logger = node.logger
         let keys = tokenOfKey
@@ -242,13 +332,7 @@ extension Dispatcher {
                     o.writeStaticString("\r\n")
                     return o
                 default:
-                    let why: String
-                    switch result {
-                    case .success(.line(let l)): why = "it answered '\(String(buffer: l))'"
-                    case .success: why = "unexpected reply"
-                    case .failure(let e): why = "\(e)"
-                    }
-                    logger.warning("read forwarded to \(owners[i]) failed: \(why)")
+                    logger.warning("read forwarded to \(owners[i]) (and the other nodes of its keys' lists) failed: \(Dispatcher.describe(result))")
                     var o = ByteBuffer()
                     o.writeLine(Dispatcher.forwardFailed)
                     return o
