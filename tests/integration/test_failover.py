@@ -179,6 +179,30 @@ def test_recover_restores_two_copies_of_every_vnode_after_a_kill(cluster):
     assert b"STARTED" in a.raw(b"recover\r\n")
 
 
+def test_a_copy_that_never_comes_is_asked_for_again(cluster):
+    """A source can answer `PUSHED` and never send the copy (Ruby ROMA drops a second
+    `reqpushv` that arrives before the first one's copy starts; here the receiver refuses the
+    stream with `spushv_protection` for a while). The node that asked asks again every 10 s,
+    so the recover ends once the stream can come, not after the 120 s it waits at most."""
+    c = cluster()
+    a, b, dead = c.nodes
+    for i in range(300):
+        assert c.nodes[i % 3].raw(b"set ra%d 0 0 2\r\nzz\r\n" % i) == b"STORED\r\n"
+    dead.kill9()
+    wait_for(lambda: dead.node_id not in nodelist(a) and dead.node_id not in nodelist(b), 8.0, "the leave")
+    assert b.raw(b"spushv_protection true\r\n") == b"true\r\n"
+    assert b"STARTED" in a.raw(b"recover\r\n")
+    wait_for(lambda: "answered 'SERVER_ERROR In spushv_protection.'" in c.logs(tail=10**8), 10.0,
+             "a copy to the protected node to be refused")
+    assert b.raw(b"spushv_protection false\r\n") == b"false\r\n"
+    wait_for(lambda: stat_int(a, "routing.short_vnodes") == 0 and stat_int(b, "routing.short_vnodes") == 0,
+             40.0, "every vnode to have two nodes again (asked again, not given up after 120 s)")
+    assert "asking again" in c.logs(tail=10**8)
+    for i in range(300):
+        for n in (a, b):
+            assert n.raw(b"get ra%d\r\n" % i) == b"VALUE ra%d 0 2\r\nzz\r\nEND\r\n" % i
+
+
 def test_release_hands_every_vnode_over_then_the_node_stops_without_loss(cluster):
     c = cluster()
     a, b, r = c.nodes

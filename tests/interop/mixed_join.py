@@ -3,7 +3,9 @@
 
 Not part of `make test` (it needs ROMA's Ruby source; see mixed_cluster.py beside this file).
 
-    ROMA_SRC=/work/roma-ruby ROMAD_BIN=$PWD/.build/release/romad python3 tests/interop/mixed_join.py [romad-joins|ruby-joins]
+    ROMA_SRC=/work/roma-ruby ROMAD_BIN=$PWD/.build/release/romad python3 tests/interop/mixed_join.py [romad-joins|ruby-joins|failover|migrate]
+
+(`ROMAD_ARGS` adds arguments to every romad started, e.g. `--copy-parallelism 4`.)
 
 - `romad-joins`: two Ruby ROMA nodes (127.0.0.1_10001, 127.0.0.2_10002, rn = 2, ROMA's own mkroute)
   hold keys; a romad node on 127.0.0.3 joins with `-j 127.0.0.1:10001` while a writer keeps
@@ -42,7 +44,7 @@ def argv_for(kind, h, p, run, join=None):
         a = ["ruby", "-I", f"{ROMA_SRC}/lib", f"{ROMA_SRC}/bin/romad", h, "-p", str(p), "--config", f"{run}/config.rb"]
     else:
         a = [ROMAD, h, "-p", str(p), "--storage", "tc", "--storage-path", f"{run}/sdata",
-             "--rttable-path", f"{run}/routing", "--peer-timeout", "2"]
+             "--rttable-path", f"{run}/routing", "--peer-timeout", "2"] + os.environ.get("ROMAD_ARGS", "").split()
     if join:
         a += ["-j", join]
     return a

@@ -75,7 +75,7 @@ extension Node {
             // chosen on the table as the copies still in flight will leave it. After a failure,
             // one at a time until a copy succeeds (a failed move changes what the next best is).
             var width = config.copyParallelism
-            var inFlight: [(vn: UInt64, primary: Bool, deadline: Double)] = []
+            var inFlight: [(vn: UInt64, primary: Bool, deadline: Double, askAgain: Double)] = []
             while !isShuttingDown {
                 while inFlight.count < width {
                     var t = routing
@@ -87,7 +87,8 @@ extension Node {
                     guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
                                                                 excluded: busy) else { break }
                     if requestCopy(vn, primary: primary, what: "join") {
-                        inFlight.append((vn, primary, Node.monotonicNow() + 120))
+                        let now = Node.monotonicNow()
+                        inFlight.append((vn, primary, now + 120, now + Node.askAgainAfter))
                     } else {
                         failed[vn, default: 0] += 1
                         if failed[vn]! >= 3 { refused.insert(vn) }
@@ -99,6 +100,10 @@ extension Node {
                 if inFlight.isEmpty { break }
                 usleep(5_000)
                 let now = Node.monotonicNow()
+                for i in inFlight.indices where now > inFlight[i].askAgain && !hasArrived(inFlight[i].vn, primary: inFlight[i].primary) {
+                    askAgain(inFlight[i].vn, primary: inFlight[i].primary, what: "join")
+                    inFlight[i].askAgain = Node.monotonicNow() + Node.askAgainAfter
+                }
                 inFlight.removeAll { m in
                     if hasArrived(m.vn, primary: m.primary) {
                         moves += 1
@@ -237,6 +242,20 @@ extension Node {
         }
     }
 
+    /// Seconds after which a copy asked for and not arrived is asked for again.
+    static let askAgainAfter = 10.0
+
+    /// Asks again for a copy that answered `PUSHED` and has not come. Ruby ROMA answers `PUSHED`
+    /// to a second `reqpushv` that arrives before the first one's copy starts, then drops it
+    /// (`already be iterated storage process` in its log): without this, the copy would be given
+    /// up after 120 s (seen in a join of romad into a Ruby cluster). Asking a source that is
+    /// still copying the vnode is refused (`REJECTED`) or, if it just finished, streams it once
+    /// more (R5.8), both harmless; the answer is not waited for beyond a short retry.
+    func askAgain(_ vn: UInt64, primary: Bool, what: String) {
+        logger.info("\(what): vnode \(vn) not here \(Int(Node.askAgainAfter)) s after its source answered PUSHED: asking again")
+        _ = requestCopy(vn, primary: primary, what: what, maxTries: 4)
+    }
+
     /// Whether a copy of `vn` here has arrived: its `setroute` put this node in the list (first,
     /// when asked as primary).
     func hasArrived(_ vn: UInt64, primary: Bool) -> Bool {
@@ -253,11 +272,16 @@ extension Node {
         var pending = wanted.filter { requestCopy($0.0, primary: $0.1, what: what, stillWanted: stillWanted) }
         var arrived = Set<UInt64>()
         let deadline = Node.monotonicNow() + 120
+        var again = Node.monotonicNow() + Node.askAgainAfter
         while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
             pending.removeAll { vn, primary in
                 let ok = hasArrived(vn, primary: primary)
                 if ok { arrived.insert(vn) }
                 return ok
+            }
+            if !pending.isEmpty && Node.monotonicNow() > again {
+                for (vn, primary) in pending { askAgain(vn, primary: primary, what: what) }
+                again = Node.monotonicNow() + Node.askAgainAfter
             }
             if !pending.isEmpty { usleep(5_000) }
         }
