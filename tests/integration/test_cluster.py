@@ -492,6 +492,11 @@ def test_data_commands_wait_until_every_node_answers(tmp_path):
         assert n1.raw(b"forcedly_start\r\n") == b"STARTED\r\n"
         assert n1.raw(b"get %s\r\n" % k12) == b"END\r\n"
         assert b"ERROR: 'get' is not roma command." in n2.raw(b"get %s\r\n" % k12), "forcedly_start is per node"
+        # A node that does not serve data commands yet is not made primary of a vnode by a copy
+        # (its writes would fail until it serves; a Ruby node's join asks for that while it starts)
+        t = c.table()
+        vn = next(v for v, lst in sorted(t.v_idx.items()) if lst[0] == n1.node_id and vnode_of(k12) != v)
+        assert n1.raw(b"reqpushv %d %s true\r\n" % (vn, n2.node_id.encode())) == b"REJECTED\r\n"
         n3.extra_args.append("--disabled_cmd_protect")
         n3.spawn()
         n3.wait_ready()
@@ -501,6 +506,8 @@ def test_data_commands_wait_until_every_node_answers(tmp_path):
         assert n2.raw(set_cmd(k12, b"after")) == b"STORED\r\n"
         for n in c.nodes:
             assert n.raw(b"get %s\r\n" % k12) == get_reply(k12, b"after"), n.node_id
+        assert n1.raw(b"reqpushv %d %s true\r\n" % (vn, n2.node_id.encode())) == b"PUSHED\r\n", "now it serves"
+        wait_for(lambda: c.table(refresh=True).v_idx[vn][0] == n2.node_id, 15.0, f"{n2.node_id} to become primary of {vn}")
     finally:
         problems = finish_cluster(c)
     assert not problems, problems

@@ -415,8 +415,34 @@ extension Dispatcher {
             out.writeLine(usage)
             return .next
         }
-        out.writeLine(node.startVnodeCopy(vn.low64, to: target, isPrimary: r.token(3, is: "true")) ? "PUSHED" : "REJECTED")
-        return .next
+        let isPrimary = r.token(3, is: "true")
+        guard isPrimary, node.routing.nodes(forVnode: vn.low64)?.first != target else {
+            out.writeLine(node.startVnodeCopy(vn.low64, to: target, isPrimary: isPrimary) ? "PUSHED" : "REJECTED")
+            return .next
+        }
+        // The target becomes the vnode's primary when the copy commits: every write of the vnode
+        // goes to it from then on. A Ruby ROMA node that is still starting (about 10 s, and its
+        // join asks for primaries in those seconds) answers data commands as unknown, so those
+        // writes would fail. Asked first with a harmless `fget`: a target that does not know it
+        // (or does not answer) is `REJECTED`, and asks again later (Ruby after 5 s).
+        let node = self.node
+        let v = vn.low64
+        var probe = ByteBuffer()
+        probe.writeStaticString("fget roma-serving-probe\r\n")
+        let answer = node.peers.request(target, probe, kind: .values, on: loop, timeout: node.peers.timeout).map { reply -> ByteBuffer in
+            var ready = true
+            if case .line(let l) = reply, l.readableBytesView.starts(with: "ERROR".utf8) { ready = false }
+            if !ready { node.logger.info("reqpushv \(v) to \(target) as primary refused: it does not serve data commands yet") }
+            var b = ByteBuffer()
+            b.writeLine(ready && node.startVnodeCopy(v, to: target, isPrimary: true) ? "PUSHED" : "REJECTED")
+            return b
+        }.recover { error in
+            node.logger.info("reqpushv \(v) to \(target) as primary refused: it does not serve data commands yet (\(error))")
+            var b = ByteBuffer()
+            b.writeLine("REJECTED")
+            return b
+        }
+        return .deferred(answer)
     }
 
     /// `recover` (relayed as `rrecover`): every node copies to itself the short vnodes it may hold.
