@@ -63,6 +63,8 @@ public final class Node: Sendable {
         var running = 0
         var vnodes = Set<UInt64>()
     }
+    /// Nodes that answered the serving probe of `reqpushv … true`, and when (probed again after 60 s).
+    let servingPeers = NIOLockedValueBox<[String: Double]>([:])
     /// Copies this node asked for (`requestCopy`) and when, and the vnodes pushed here unasked
     /// that the primary is to stream again (`restreamFromPrimary`).
     let pulls = NIOLockedValueBox(PullState())

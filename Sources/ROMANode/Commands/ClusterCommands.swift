@@ -416,7 +416,8 @@ extension Dispatcher {
             return .next
         }
         let isPrimary = r.token(3, is: "true")
-        guard isPrimary, node.routing.nodes(forVnode: vn.low64)?.first != target else {
+        let probedLately = node.servingPeers.withLockedValue { ($0[target]).map { Node.monotonicNow() - $0 < 60 } ?? false }
+        guard isPrimary, !probedLately, node.routing.nodes(forVnode: vn.low64)?.first != target else {
             out.writeLine(node.startVnodeCopy(vn.low64, to: target, isPrimary: isPrimary) ? "PUSHED" : "REJECTED")
             return .next
         }
@@ -424,7 +425,8 @@ extension Dispatcher {
         // goes to it from then on. A Ruby ROMA node that is still starting (about 10 s, and its
         // join asks for primaries in those seconds) answers data commands as unknown, so those
         // writes would fail. Asked first with a harmless `fget`: a target that does not know it
-        // (or does not answer) is `REJECTED`, and asks again later (Ruby after 5 s).
+        // (or does not answer) is `REJECTED`, and asks again later (Ruby after 5 s). A node that
+        // answered is not asked again for a minute (a join asks for some 170 primaries).
         let node = self.node
         let v = vn.low64
         var probe = ByteBuffer()
@@ -432,7 +434,11 @@ extension Dispatcher {
         let answer = node.peers.request(target, probe, kind: .values, on: loop, timeout: node.peers.timeout).map { reply -> ByteBuffer in
             var ready = true
             if case .line(let l) = reply, l.readableBytesView.starts(with: "ERROR".utf8) { ready = false }
-            if !ready { node.logger.info("reqpushv \(v) to \(target) as primary refused: it does not serve data commands yet") }
+            if ready {
+                node.servingPeers.withLockedValue { $0[target] = Node.monotonicNow() }
+            } else {
+                node.logger.info("reqpushv \(v) to \(target) as primary refused: it does not serve data commands yet")
+            }
             var b = ByteBuffer()
             b.writeLine(ready && node.startVnodeCopy(v, to: target, isPrimary: true) ? "PUSHED" : "REJECTED")
             return b
