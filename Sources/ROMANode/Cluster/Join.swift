@@ -206,21 +206,13 @@ extension Node {
         }) {
             func streamed(after t: Double) -> Bool { pulls.withLockedValue { ($0.received[vn] ?? 0) > t } }
             // 10 s from the `setroute` (not from now: the queue may have waited already).
-            while !streamed(after: since) && Node.monotonicNow() - since < 10 && !isShuttingDown {
-                usleep(50_000)
-            }
-            guard !streamed(after: since) else { continue }  // the primary sent it on its own
+            guard !poll(until: since + 10, { streamed(after: since) }) else { continue }  // the primary sent it on its own
             guard let list = routing.nodes(forVnode: vn), list.contains(nodeID), list.first != nodeID else { continue }
             // Only once the primary's table lists this node: else it would take the request for
             // a new copy and edit the list itself.
-            var listed = false
-            for _ in 0..<100 where !isShuttingDown {
+            let listed = poll(until: Node.monotonicNow() + 5) {
                 let route = (try? peers.line(list[0], "getroute \(vn)\r\n").wait()) ?? ""
-                if route.split(separator: " ").dropFirst().contains(Substring(nodeID)) {
-                    listed = true
-                    break
-                }
-                usleep(50_000)
+                return route.split(separator: " ").dropFirst().contains(Substring(nodeID))
             }
             guard listed else {
                 logger.warning("vnode \(vn) was pushed here, but \(list[0]) does not list this node after 5 s: not asked to stream it again")
@@ -230,16 +222,20 @@ extension Node {
             let asked = Node.monotonicNow()
             guard requestCopy(vn, primary: false, what: "stream again after a copy from a secondary", maxTries: 600) else { continue }
             // One at a time: wait for the stream's end, up to a minute (Ruby ROMA sleeps 1 ms a record).
-            var done = false
-            for _ in 0..<1200 where !isShuttingDown {
-                if streamed(after: asked) {
-                    done = true
-                    break
-                }
-                usleep(50_000)
-            }
+            let done = poll(until: asked + 60) { streamed(after: asked) }
             logger.info("vnode \(vn) pushed here by another node: \(list[0]) streamed it again\(done ? "" : " (its end not seen within 60 s)")")
         }
+    }
+
+    /// Asks `condition` every 50 ms until it holds (true) or the monotonic time `deadline` has
+    /// passed, or the node shuts down (false). On a pool thread.
+    private func poll(until deadline: Double, _ condition: () -> Bool) -> Bool {
+        while !isShuttingDown {
+            if condition() { return true }
+            if Node.monotonicNow() >= deadline { return false }
+            usleep(50_000)
+        }
+        return false
     }
 
     /// Seconds after which a copy asked for and not arrived is asked for again.
