@@ -4,7 +4,9 @@ import ROMAProtocol
 /// Per-connection state the commands may change.
 struct Session {
     /// The connection's default hash name (`defhash`, R3.17).
-    var defaultHash = "roma"
+    var defaultHash = Session.initialHash
+    /// The default hash of a new connection (ROMA's `@defhash`).
+    static let initialHash = "roma"
     /// A confirmation prompt waiting for its answer line (`balse`, `shutdown_self`).
     var prompt: Prompt?
 
@@ -23,8 +25,11 @@ enum Outcome {
     /// for its replicas): go on with the next requests; the reply is sent in its turn once the
     /// future delivers it.
     case replicating(EventLoopFuture<ByteBuffer>)
-    /// Send what is buffered, close, and stop the node (`balse`, `shutdown_self`).
+    /// Send what is buffered, close, and stop the node (`shutdown_self`, `rbalse`).
     case closeAndStopNode(String)
+    /// Send the reply the future delivers (in its turn), close, and stop the node (`balse` and
+    /// `shutdown`, whose reply waits for the other nodes' answers to `rbalse`/`rshutdown`).
+    case replyThenStopNode(EventLoopFuture<ByteBuffer>, String)
     /// The connection now carries a vnode stream (`spushv`) until its terminator.
     case stream(VnodeStreamReceiver)
 }
@@ -267,6 +272,11 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 drainQueue(context: context)
             }
             return true
+        case .replyThenStopNode(let future, let reason):
+            // Set first: a future already complete drains the queue inside apply(.replicating).
+            closeWhenDrained = .some(reason)
+            _ = apply(.replicating(future), context: context)
+            return false
         case .close where !queued.isEmpty:
             closeWhenDrained = .some(nil)
             return false
@@ -290,27 +300,41 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Behind replies still waiting, this one takes its place in the queue too.
             let slot: QueuedReply? = queued.isEmpty ? nil : QueuedReply(nil)
             if let slot { queued.append(slot) }
+            // A future already complete (a relayed command on a node without peers) would run
+            // this inside the current `process`, whose requests are out of `input` meanwhile:
+            // the continuation then waits for the next loop turn.
+            var inline = true
+            defer { inline = false }
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
-                paused = false
-                var reply: ByteBuffer
-                switch result {
-                case .success(let r): reply = r
-                case .failure(let error):
-                    reply = ByteBuffer()
-                    reply.writeLine("SERVER_ERROR \(error)")
+                if inline {
+                    context.eventLoop.assumeIsolated().execute { [self] in resumeDeferred(result, slot: slot, context: context) }
+                } else {
+                    resumeDeferred(result, slot: slot, context: context)
                 }
-                if let slot {
-                    slot.bytes = reply
-                    drainQueue(context: context)
-                    return
-                }
-                output.writeBuffer(&reply)
-                guard !closed else { return }
-                process(context: context)
-                flushSoon(context: context)
             }
             return false
         }
+    }
+
+    /// The reply of a `.deferred` outcome arrived: send it (in its turn), then go on reading.
+    private func resumeDeferred(_ result: Result<ByteBuffer, any Error>, slot: QueuedReply?, context: ChannelHandlerContext) {
+        paused = false
+        var reply: ByteBuffer
+        switch result {
+        case .success(let r): reply = r
+        case .failure(let error):
+            reply = ByteBuffer()
+            reply.writeLine("SERVER_ERROR \(error)")
+        }
+        if let slot {
+            slot.bytes = reply
+            drainQueue(context: context)
+            return
+        }
+        output.writeBuffer(&reply)
+        guard !closed else { return }
+        process(context: context)
+        flushSoon(context: context)
     }
 
     private func closeAfterFlush(context: ChannelHandlerContext) {

@@ -123,8 +123,9 @@ struct Dispatcher {
             case .flushAll: return flushAll(r, out: &out)
             case .version, .whoami, .nodelist, .hashlist, .quit, .verbosity:
                 return simple(command, r, out: &out)
-            case .defhash: return defhash(r, session: &session, out: &out)
-            case .createhash, .deletehash, .mounthash, .umounthash:
+            case .setLogLevel: return setLogLevel(r, out: &out)
+            case .defhash, .rdefhash: return defhash(command, r, session: &session, out: &out)
+            case .createhash, .deletehash, .mounthash, .umounthash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
                 return hashAdmin(command, r, session: session, out: &out)
             case .stat, .stats: return stat(r, out: &out)
             case .balse, .shutdown, .shutdownSelf: return prompt(command, r, session: &session, out: &out)
@@ -168,9 +169,10 @@ struct Dispatcher {
                 if r.count == 2 { node.spushvProtection.store(r.token(1, is: "true"), ordering: .relaxed) }
                 out.writeLine(node.spushvProtection.load(ordering: .relaxed) ? "true" : "false")
                 return .next
-            case .rbalse:
+            case .rbalse, .rshutdown:
+                node.failover.setEnabled(false)
                 out.writeStaticString(Reply.bye)
-                return .closeAndStopNode("rbalse\(r.count > 1 ? " " + r.tokenString(1) : "")")
+                return .closeAndStopNode("\(command.name)\(r.count > 1 ? " " + r.tokenString(1) : "")")
             case .forcedlyStart:
                 node.forceStart()
                 out.writeLine("STARTED")

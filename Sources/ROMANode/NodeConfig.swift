@@ -21,7 +21,7 @@ public struct NodeConfig: Sendable {
     public var divnum: Int = 10
     /// `LOG_LEVEL`: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
-    /// `LOG_PATH`, shown by `stat` (logs go to stderr).
+    /// `LOG_PATH`: a daemon (`-d`) logs to `<LOG_PATH>/<node id>.log`, as ROMA; in the foreground logs go to stderr.
     public var logPath: String = "."
     /// `RTTABLE_PATH`, shown by `stat`.
     public var routingPath: String = "."
@@ -94,11 +94,25 @@ public struct NodeConfig: Sendable {
     /// The directory holding this node's hash directories.
     public var nodeDirectory: String { FileSystem.absolute("\(storagePath)/\(nodeID)") }
 
-    /// Applies a YAML (or JSON) config file. Keys are ROMA's constant names (`STORAGE_DIVNUM`,
-    /// `STORAGE_PATH`, …) or their lower-case forms; see README for the list.
+    /// Applies a config file: ROMA's own `config.rb` (its constant assignments, `RubyConfig`), or
+    /// YAML (or JSON) whose keys are ROMA's constant names (`STORAGE_DIVNUM`, `STORAGE_PATH`, …)
+    /// or their lower-case forms; see README for the list.
     public mutating func apply(configFile path: String) throws {
         guard let text = FileSystem.readText(path) else { throw ConfigError("cannot read config file \(path)") }
         configPath = FileSystem.absolute(path)
+        if RubyConfig.looksLikeRuby(path: path, text: text) {
+            for a in RubyConfig.assignments(in: text) {
+                let key = a.name.uppercased()
+                guard let node = a.value.yamlNode else {
+                    if case .unreadable(let src) = a.value, NodeConfig.settingNames.contains(key) {
+                        throw ConfigError("\(path):\(a.line): cannot evaluate \(a.name) = \(src) (romad reads literals, symbols, constant names, arrays and integer arithmetic in config.rb)")
+                    }
+                    continue
+                }
+                try apply(key: a.name, value: node, file: "\(path):\(a.line)")
+            }
+            return
+        }
         let node: Yams.Node?
         do { node = try Yams.compose(yaml: text) } catch { throw ConfigError("\(path): not valid YAML: \(error)") }
         guard let mapping = node?.mapping else {
@@ -183,6 +197,17 @@ public struct NodeConfig: Sendable {
         }
     }
 
+    /// The settings `apply(key:value:file:)` uses (upper case); every other name is ignored.
+    static let settingNames: Set<String> = [
+        "VERSION", "DEFAULT_PORT", "PORT", "DEFAULT_NAME", "NAME", "ADDRESS",
+        "BIND", "BIND_HOST", "STORAGE_CLASS", "STORAGE", "STORAGE_PATH", "STORAGE_DIVNUM",
+        "DIVNUM", "STORAGE_OPTION", "LOG_LEVEL", "LOG_PATH", "RTTABLE_PATH", "WRITEBEHIND_PATH",
+        "STORAGE_DELMARK_EXPTIME", "STORAGE_CLEAN_UP_INTERVAL", "CONNECTION_DESCRIPTOR_TABLE_SIZE", "THREADS", "MAX_KEY_LENGTH", "MAX_VALUE_SIZE",
+        "MAX_LINE_LENGTH", "DATA_READ_TIMEOUT", "PEER_TIMEOUT", "REPLICATION_QUEUE_BYTES", "REDUNDANT_ZREDUNDANT_SIZE", "VNODE_COPY_BANDWIDTH",
+        "VNODE_COPY_PARALLELISM", "VNODE_INDEX_MEMORY", "ROUTING_FAIL_CNT_THRESHOLD", "AUTO_RECOVER", "AUTO_RECOVER_TIME", "ROUTING_FAIL_CNT_GAP",
+        "DEFAULT_LOST_ACTION",
+    ]
+
     /// Maps `tc`, `memory` and ROMA's class names to an engine.
     public static func engine(named name: String, options: EngineKind) throws -> EngineKind {
         let n = name.split(separator: ":").last.map(String.init) ?? name
@@ -190,7 +215,7 @@ public struct NodeConfig: Sendable {
         case "tc", "tcstorage", "tokyocabinet":
             if case .tokyoCabinet = options { return options }
             return .tokyoCabinet(TCOptions())
-        case "memory", "rubyhashstorage", "hash":
+        case "memory", "rubyhashstorage", "hash", "tcmemstorage":
             return .memory
         default:
             throw ConfigError("unknown storage '\(name)': use tc (TCStorage) or memory (RubyHashStorage)")

@@ -6,19 +6,23 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Session and information (R3.14–R3.17).
     case version, whoami, nodelist, hashlist, defhash, quit, stat, stats, verbosity, flushAll
     case createhash, deletehash, mounthash, umounthash
+    // The same, relayed by another node (R3.17).
+    case rdefhash, rcreatehash, rdeletehash, rmounthash, rumounthash
     case balse, shutdown, shutdownSelf
     // Routing introspection.
     case mklhash, routingdump, getKeyInfo
     // Safecopy and snapshot (R7.10, R7.11).
     case setStorageStatus, setGuiRunSnapshot, setGuiLastSnapshot
+    // Runtime setters (R9.1).
+    case setLogLevel
     // Cluster: forwarded commands (R5.1), replica writes (R5.2), routing (R4.6, R4.8), start-up (R3.7).
     case fget, fset, fadd, freplace, fappend, fprepend, fcas, fincr, fdecr, fdelete, fsetExpt
     case rset, rzset, rdelete, out
     case getroute, setroute, join, leave, createNodesFromVIdx, enabledRepetitionInRouting, historyOfLost
     case forcedlyStart, setSizeOfZredundant, rsetSizeOfZredundant
-    // Failover administration (R5.14) and rbalse (R5.15).
+    // Failover administration (R5.14), rbalse and rshutdown (R3.16, R5.15).
     case switchFailover, rswitchFailover, setThresholdForFailover, rsetThresholdForFailover
-    case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse
+    case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse, rshutdown
     // Vnode transfers (R5.8) and recover (R5.10).
     case spushv, reqpushv, recover, rrecover, spushvProtection, release, balance, rbalance
     case setAutoRecover, rsetAutoRecover
@@ -34,6 +38,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .setStorageStatus: return "set_storage_status"
         case .setGuiRunSnapshot: return "set_gui_run_snapshot"
         case .setGuiLastSnapshot: return "set_gui_last_snapshot"
+        case .setLogLevel: return "set_log_level"
         case .fsetExpt: return "fset_expt"
         case .createNodesFromVIdx: return "create_nodes_from_v_idx"
         case .enabledRepetitionInRouting: return "enabled_repetition_in_routing?"
@@ -87,7 +92,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .get, .gets, .set, .add, .replace, .append, .prepend, .cas, .delete, .incr, .decr,
              .setExpt, .getExpt, .touch, .flushAll,
              .fget, .fset, .fadd, .freplace, .fappend, .fprepend, .fcas, .fincr, .fdecr, .fdelete, .fsetExpt,
-             .defhash, .createhash, .deletehash, .mounthash, .umounthash, .hashlist:
+             .defhash, .createhash, .deletehash, .mounthash, .umounthash, .hashlist,
+             .rdefhash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
             return true
         default: return false
         }

@@ -25,7 +25,7 @@ struct Romad: ParsableCommand {
     @Option(name: [.customShort("n"), .long], help: "Cluster name returned by whoami (default ROMA).")
     var name: String?
 
-    @Option(name: .long, help: "Config file (YAML): ROMA's setting names such as STORAGE_DIVNUM, STORAGE_PATH.")
+    @Option(name: .long, help: "Config file: ROMA's config.rb, or YAML with its setting names (STORAGE_DIVNUM, STORAGE_PATH, ...).")
     var config: String?
 
     @Option(name: .long, help: "Storage engine: tc (TokyoCabinet files) or memory.")
@@ -49,7 +49,7 @@ struct Romad: ParsableCommand {
     @Option(name: .customLong("max-value-size"), help: "Largest value in bytes (default 1048576).")
     var maxValueSize: Int?
 
-    @Flag(name: [.customShort("d"), .long], help: "Run as a daemon (detach, stdio to /dev/null).")
+    @Flag(name: [.customShort("d"), .long], help: "Run as a daemon: detach, log to <LOG_PATH>/<address>_<port>.log (LOG_PATH of the config file, default .).")
     var daemon = false
 
     @Option(name: [.customShort("j"), .long], help: "Join the cluster of the node at <address:port> (R5.4): take a share of the vnodes, then serve.")
@@ -158,19 +158,26 @@ struct Romad: ParsableCommand {
             }
             cfg.joinSeed = nid
         }
-        guard let level = Logger.Level(rawValue: cfg.logLevel.lowercased()) ?? (cfg.logLevel.lowercased() == "warn" ? .warning : nil) else {
+        guard let level = RuntimeLogLevel.parse(cfg.logLevel) else {
             throw ValidationError("unknown log level '\(cfg.logLevel)': use trace, debug, info, notice, warning, error or critical")
         }
         if daemon {
-            guard Glibc.daemon(1, 0) == 0 else { throw ValidationError("cannot daemonize: \(String(cString: strerror(errno)))") }
+            // As ROMA: a daemon logs to <LOG_PATH>/<node id>.log (appended). The file is opened
+            // before detaching so that a path that cannot be written is reported, not lost.
+            let logFile = "\(cfg.logPath)/\(cfg.nodeID).log"
+            let logFD = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard logFD >= 0 else { throw ValidationError("cannot open the log file \(logFile): \(String(cString: strerror(errno)))") }
+            guard Glibc.daemon(1, 1) == 0 else { throw ValidationError("cannot daemonize: \(String(cString: strerror(errno)))") }
+            let null = open("/dev/null", O_RDONLY)
+            if null >= 0 { dup2(null, 0); close(null) }
+            dup2(logFD, 1)
+            dup2(logFD, 2)
+            close(logFD)
         }
         let started = monotonicSeconds()
         let nodeID = cfg.nodeID
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        RuntimeLogLevel.set(level)
+        LoggingSystem.bootstrap { label in RuntimeLevelLogHandler(label: label) }
         var logger = Logger(label: "romad")
         logger.logLevel = level
         logger[metadataKey: "node"] = .string(nodeID)

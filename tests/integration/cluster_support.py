@@ -174,8 +174,9 @@ def parse_routingdump_bin(reply: bytes):
 # ----------------------------------------------------------------------------------------------
 class Cluster:
     def __init__(self, base: Path, extra_args: Sequence[str] = (), addresses: Sequence[str] = ADDRESSES,
-                 rn: int = RN, env: Optional[dict] = None):
+                 rn: int = RN, env: Optional[dict] = None, engine: str = "tc"):
         self.env = env
+        self.engine = engine
         self.base = Path(base)
         self.extra_args = list(extra_args)
         self.addresses = list(addresses)
@@ -229,7 +230,7 @@ class Cluster:
         self.nodes = []
         for i, addr in enumerate(self.addresses):
             port = free_port(addr)
-            n = Romad(self.base / f"node{i + 1}", engine="tc", port=port, storage_path=self.storage,
+            n = Romad(self.base / f"node{i + 1}", engine=self.engine, port=port, storage_path=self.storage,
                       address=addr, env=self.env,
                       extra_args=["--rttable-path", str(self.rttable.resolve()), *self.extra_args])
             self.nodes.append(n)

@@ -48,6 +48,21 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def pids_with_in_cmdline(marker: str) -> List[int]:
+    """PIDs of the processes (not this one) whose command line contains ``marker``: for those a
+    test did not start as its child (a daemon, processes a foreign test suite starts)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
 def free_port(host: str = HOST) -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

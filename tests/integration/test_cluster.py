@@ -709,3 +709,96 @@ def test_swift_client_routes_each_request_to_its_node(cl):
     assert after_fwd == before_fwd, f"the client's requests were forwarded: {before_fwd} -> {after_fwd}"
     gained = {n: after_w[n] - before_w[n] for n in after_w}
     assert sum(gained.values()) == 2000 and all(g > 300 for g in gained.values()), gained
+
+
+# ==============================================================================================
+# R3.17: hash administration is relayed to every node
+# ==============================================================================================
+def test_hash_commands_are_relayed_to_every_node_with_this_nodes_answer_first(cl):
+    n1, n2, n3 = cl.nodes
+    name = uniq("h").rstrip("_")
+
+    def reply(own, peers=None):
+        peers = peers if peers is not None else own
+        order = [n1.node_id] + sorted([n2.node_id, n3.node_id])
+        return ("{" + ", ".join(f'"{nid}"=>"{own if nid == n1.node_id else peers}"' for nid in order) + "}\r\n").encode()
+
+    assert n1.raw(f"createhash {name}\r\n".encode()) == reply("CREATED")
+    for n in cl.nodes:
+        assert n.raw(b"hashlist\r\n") == f"roma {name}\r\n".encode(), n.node_id
+    assert n1.raw(f"createhash {name}\r\n".encode()) == reply(f"SERVER_ERROR {name} already exists.")
+    # Errors ROMA raises are answered alone, unrelayed.
+    assert n1.raw(b"createhash\r\n") == b"CLIENT_ERROR usage:createhash <name>\r\n"
+    assert n1.raw(b"defhash nosuchhash\r\n") == b"CLIENT_ERROR nosuchhash does not find.\r\n"
+    # A key of the new hash, written through one node, is read through the others.
+    key = cl.find_keys(uniq("hk"), 1, lambda nids: n1.node_id not in nids)[0]
+    assert n1.raw(set_cmd(key + b"\x1b" + name.encode(), b"in-hash")) == b"STORED\r\n"
+    for n in (n2, n3):
+        assert n.raw(b"get " + key + b"\x1b" + name.encode() + b"\r\n") == \
+            b"VALUE " + key + b"\x1b" + name.encode() + b" 0 7\r\nin-hash\r\nEND\r\n", n.node_id
+    # defhash on one connection: every node answers, and the peer connections the relay used
+    # (shared by forwarded requests) keep their default hash: a plain key written through n1 by
+    # another client still lands in roma on its primary.
+    with n1.connect() as c:
+        c.send(f"defhash {name}\r\n".encode())
+        assert c.read_line() == reply("STORED")
+        c.send(b"defhash\r\n")
+        assert c.read_line() == reply(name, "roma")
+    plain = cl.find_keys(uniq("plain"), 1, lambda nids: n1.node_id not in nids)[0]
+    assert n1.raw(set_cmd(plain, b"plain")) == b"STORED\r\n"
+    primary, _, _ = cl.roles(plain)
+    assert primary.raw(b"get " + plain + b"\r\n") == get_reply(plain, b"plain")
+    # Keys without a hash name, typed on a connection whose default is the new hash, go to that
+    # hash on the nodes they are forwarded to (ROMA forwarded the bare token: they landed in roma).
+    far = cl.find_keys(uniq("far"), 2, lambda nids: n1.node_id not in nids)
+    hn = b"\x1b" + name.encode()
+    with n1.connect() as c:
+        c.send(f"defhash {name}\r\n".encode())
+        assert c.read_line() == reply("STORED")
+        assert c.exchange(set_cmd(far[0], b"7")) == b"STORED\r\n"
+        assert c.exchange(set_cmd(far[1], b"second")) == b"STORED\r\n"
+        assert c.exchange(b"incr " + far[0] + b" 5\r\n") == b"12\r\n"
+        assert c.exchange(b"get " + far[0] + b"\r\n") == get_reply(far[0], b"12")
+        got = c.exchange(b"get " + far[0] + b" " + far[1] + b"\r\n")
+        assert sorted(parse_values(got)) == sorted([(far[0], 0, b"12", None), (far[1], 0, b"second", None)]), got
+        assert c.exchange(b"gets " + far[1] + b"\r\n").startswith(b"VALUE " + far[1] + b" 0 6 "), far[1]
+        assert c.exchange(b"get_expt " + far[1] + b" unix\r\n") == b"2147483647\r\nEND\r\n"
+        assert c.exchange(b"delete " + far[1] + b"\r\n") == b"DELETED\r\n"
+    for k, v in ((far[0], b"12"), (far[1], None)):
+        for n in cl.nodes:
+            assert n.raw(b"get " + k + hn + b"\r\n") == (get_reply(k + hn, v) if v else b"END\r\n"), (k, n.node_id)
+            assert n.raw(b"get " + k + b"\r\n") == b"END\r\n", (k, n.node_id)
+    assert n1.raw(f"umounthash {name}\r\n".encode()) == reply("UNMOUNTED")
+    assert n1.raw(f"mounthash {name}\r\n".encode()) == reply("MOUNTED")
+    assert n1.raw(f"deletehash {name}\r\n".encode()) == reply("DELETED")
+    for n in cl.nodes:
+        assert n.raw(b"hashlist\r\n") == b"roma\r\n", n.node_id
+        assert not (n.node_dir / name).exists()
+
+
+# ==============================================================================================
+# R3.16: balse and shutdown stop the whole cluster
+# ==============================================================================================
+@pytest.mark.parametrize("command,relayed", [(b"balse", "rbalse"), (b"shutdown", "rshutdown")])
+def test_balse_and_shutdown_stop_every_node_and_answer_each_nodes_bye(cluster_factory, command, relayed):
+    c = cluster_factory()
+    first, *others = c.nodes
+    # A node that is already gone answers nil (stopped first, by SIGTERM, with failover off so
+    # that it stays in the table).
+    assert first.raw(b"switch_failover off\r\n").endswith(b"\r\n")
+    gone = others[1]
+    assert gone.stop() == 0
+    with first.connect() as conn:
+        prompt = (b"Are you sure?(yes/no)\r\n" if command == b"balse"
+                  else b"*** ARE YOU REALLY SURE TO SHUTDOWN? *** (yes/no)\r\n")
+        conn.send(command + b" maintenance\r\n")
+        assert conn.read_line() == prompt
+        conn.send(b"yes\r\n")
+        reply = conn.read_until_close(timeout=20)
+    peers = sorted([others[0].node_id, gone.node_id])
+    expected = "{" + ", ".join(f'"{nid}"=>' + ('nil' if nid == gone.node_id else '"BYE"') for nid in peers)
+    expected += f', "{first.node_id}"=>"BYE"}}\r\n'
+    assert reply == expected.encode(), reply
+    for n in (first, others[0]):
+        assert n.wait_exit(20) == 0, f"{n.node_id} did not stop after {command!r}:\n{n.log_text()[-3000:]}"
+    assert relayed in others[0].log_text(), others[0].log_text()[-3000:]

@@ -62,6 +62,18 @@ extension Node {
         return EventLoopFuture.whenAllSucceed(asks, on: loop).map { answers in Array(zip(others, answers)) }
     }
 
+    /// The reply line of a command ROMA defines "with relay" (R3.17): `{"<this node>"=>own,
+    /// "<peer>"=>answer, …}` with the peers in sorted order, nil for one that did not answer.
+    func relayOwnFirst(_ own: String, line: String) -> EventLoopFuture<ByteBuffer> {
+        broadcast(line).map { [nodeID] answers in
+            var parts = ["\(RubyInspect.string(nodeID))=>\(RubyInspect.string(own))"]
+            parts += answers.map { "\(RubyInspect.string($0.0))=>\($0.1.map { RubyInspect.string($0) } ?? "nil")" }
+            var b = ByteBuffer()
+            b.writeLine("{" + parts.joined(separator: ", ") + "}")
+            return b
+        }
+    }
+
     /// ROMA's broadcast reply: a Ruby-inspect hash of the peers' answers, then this node's own.
     func broadcastReply(_ answers: [(String, String?)], own: String) -> String {
         var parts = answers.map { "\(RubyInspect.string($0.0))=>\($0.1.map { RubyInspect.string($0) } ?? "nil")" }

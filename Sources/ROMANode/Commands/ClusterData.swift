@@ -139,6 +139,24 @@ extension Dispatcher {
         return ArraySlice(w.filter { $0 != me })
     }
 
+    // MARK: - Hash names in forwarded requests
+
+    /// Whether key token `i`, forwarded as typed, would land in another hash than here: it names
+    /// none and this connection's default (`defhash`) is not the one a peer connection starts
+    /// with. ROMA forwards the token as typed, so such keys went to the owner's `roma` hash.
+    static func needsHashName(_ r: Request, _ i: Int, _ session: Session) -> Bool {
+        session.defaultHash != Session.initialHash && !r.withToken(i) { $0.contains(0x1b) }
+    }
+
+    /// `token`, with `ESC <hash>` added when `needsHashName` says so.
+    static func namingHash(_ token: ByteBuffer, _ session: Session) -> ByteBuffer {
+        guard session.defaultHash != Session.initialHash, !token.readableBytesView.contains(0x1b) else { return token }
+        var t = token
+        t.writeInteger(UInt8(0x1b))
+        t.writeString(session.defaultHash)
+        return t
+    }
+
     // MARK: - Reads
 
     /// Whether a forwarded read failed at `nid` in a way the next node of the list may not:
@@ -273,8 +291,9 @@ extension Dispatcher {
                 if r.count == 2 { out.writeLine(Dispatcher.forwardFailed); return .next }
                 continue  // a lost vnode (no node holds it): nothing to read
             }
-            let token = r.tokenSlice(i)
-            if tokenOfKey[k.key] == nil { tokenOfKey[k.key] = token }
+            let typed = r.tokenSlice(i)
+            if tokenOfKey[k.key] == nil { tokenOfKey[k.key] = typed }
+            let token = Dispatcher.namingHash(typed, session)
             if let g = groups.firstIndex(where: { $0.nid == owner }) {
                 groups[g].tokens.append(token)
                 groups[g].lists.append(route.lists[k.index])
@@ -288,6 +307,9 @@ extension Dispatcher {
             return .next
         }
         let single = !withCas && r.count == 2
+        // A single key sent with the hash name added (`namingHash`): the name it was typed with.
+        let singleTyped: [UInt8]? = single && groups.first.map({ $0.tokens[0] != r.tokenSlice(1) }) == true
+            ? Array(r.tokenSlice(1).readableBytesView) : nil
         let loop = self.loop
         let routes = node.routes
         let singleIndex = single ? keyRoute(r, 1, session, route).index : 0
@@ -306,6 +328,14 @@ extension Dispatcher {
                 switch result {
                 case .success(.values(let values, let raw)):
                     if single {
+                        if let typed = singleTyped, let v = values.first {
+                            // The key went with this connection's hash name: the reply names
+                            // the key as the client typed it.
+                            var o = ByteBuffer()
+                            typed.withUnsafeBytes { k in v.data.withUnsafeReadableBytes { d in o.writeValue(key: k, data: d, cas: nil) } }
+                            o.writeStaticString(Reply.end)
+                            return o
+                        }
                         // R5.1: the owner's reply is relayed as it is.
                         var raw = raw
                         return { var o = ByteBuffer(); o.writeBuffer(&raw); return o }()
@@ -377,7 +407,7 @@ extension Dispatcher {
         var m = ByteBuffer()
         m.writeStaticString(name)
         m.writeStaticString(" ")
-        if hashSuffix {
+        if hashSuffix || Dispatcher.needsHashName(r, 1, session) {
             m.writeBytes(k.key)
             m.writeInteger(UInt8(0x1b))
             m.writeString(k.hash)

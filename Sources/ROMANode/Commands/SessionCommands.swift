@@ -42,9 +42,30 @@ extension Dispatcher {
         return .next
     }
 
-    /// `defhash [name]`: the connection's default hash (R3.17). A relayed command in ROMA, so the
-    /// reply is the Ruby-inspect hash of every node's answer — here only this node's.
-    func defhash(_ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
+    /// `set_log_level debug|info|warn|error`: this node's log level from now on (ROMA's runtime
+    /// setter: not relayed, `stat log_level` shows it).
+    func setLogLevel(_ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count >= 2 else {
+            out.writeLine("CLIENT_ERROR number of arguments (0 for 1)")
+            return .next
+        }
+        let name = r.tokenString(1).lowercased()
+        guard ["debug", "info", "warn", "error"].contains(name), let level = RuntimeLogLevel.parse(name) else {
+            out.writeLine("CLIENT_ERROR no match log-level string")
+            return .next
+        }
+        node.logger.notice("set_log_level \(name) (was \(RuntimeLogLevel.name))")
+        RuntimeLogLevel.set(level)
+        out.writeStaticString(Reply.stored)
+        return .next
+    }
+
+    /// `defhash [name]`: the connection's default hash (R3.17). Relayed as in ROMA: the reply is
+    /// the Ruby-inspect hash of this node's answer and every other node's to `rdefhash [name]`.
+    /// `rdefhash` answers as `defhash` would but leaves the default of the connection it came
+    /// on alone: that is a pooled peer connection, shared by every forwarded request (ROMA
+    /// sets it, so after a `defhash` the forwards of other clients could land in that hash).
+    func defhash(_ command: Command, _ r: Request, session: inout Session, out: inout ByteBuffer) -> Outcome {
         var result = session.defaultHash
         if r.count == 2 {
             let name = r.tokenString(1)
@@ -52,11 +73,26 @@ extension Dispatcher {
                 out.writeLine("CLIENT_ERROR \(name) does not find.")
                 return .next
             }
-            session.defaultHash = name
+            if command == .defhash { session.defaultHash = name }
             result = "STORED"
         }
-        out.writeLine(relayReply(result))
-        return .next
+        if command == .rdefhash {
+            out.writeLine(result)
+            return .next
+        }
+        return relayOwnFirst(result, line: Dispatcher.relayLine(command, r))
+    }
+
+    /// ROMA's relay line of a command defined "with relay": `r<cmd> <arguments>` (with the space
+    /// even when there are no arguments, as ROMA sends it).
+    static func relayLine(_ command: Command, _ r: Request) -> String {
+        "r\(command.name) \((1..<max(1, r.count)).map { r.tokenString($0) }.joined(separator: " "))\r\n"
+    }
+
+    /// The reply of a command ROMA defines "with relay" (R3.17): this node's result first, then
+    /// every other node's answer to `line` (nil where one did not answer).
+    func relayOwnFirst(_ own: String, line: String) -> Outcome {
+        .deferred(node.relayOwnFirst(own, line: line).hop(to: loop))
     }
 
     /// `balse [reason]`, `shutdown [reason]` and `shutdown_self` (R3.16): ask, then act on the answer line.
@@ -84,9 +120,19 @@ extension Dispatcher {
         guard line.readableBytesView.elementsEqual("yes".utf8) else { return .close }
         switch prompt {
         case .balse, .shutdown:
-            // Broadcast commands in ROMA (rbalse / rshutdown to every peer): here only this node.
-            out.writeLine(relayReply("BYE"))
-            return .closeAndStopNode(prompt == .balse ? "balse" : "shutdown")
+            // R3.16: failover off (the nodes are about to go together), `rbalse`/`rshutdown` to
+            // every other node of the table, then the Ruby-inspect hash of their answers and
+            // this node's own BYE; then this node stops too.
+            node.failover.setEnabled(false)
+            let isBalse = prompt == .balse
+            let node = self.node
+            let reply = node.broadcast(isBalse ? "rbalse\r\n" : "rshutdown\r\n").map { answers in
+                var b = ByteBuffer()
+                b.writeLine(node.broadcastReply(answers, own: "BYE"))
+                return b
+            }
+            node.logger.notice("\(isBalse ? "balse" : "shutdown"): stopping every node of the routing table")
+            return .replyThenStopNode(reply, isBalse ? "balse" : "shutdown")
         case .shutdownSelf:
             out.writeStaticString(Reply.bye)
             return .closeAndStopNode("shutdown_self")
@@ -139,7 +185,9 @@ extension Dispatcher {
 }
 
 /// Hash administration (R3.17): `createhash`, `deletehash`, `mounthash`, `umounthash`. Relayed
-/// commands in ROMA, so success is reported as the Ruby-inspect hash `{"<node>"=>"<result>"}`.
+/// as in ROMA: what this node did, then what every other node answered to `r<cmd> <name>`, as
+/// the Ruby-inspect hash `{"<this node>"=>"<result>", "<peer>"=>"<result>", …}`; a usage error
+/// or one ROMA raises (`umounthash`/`mounthash` of a hash not there) is answered alone, unrelayed.
 /// File work (opening 10 databases, removing a directory) runs on the thread pool.
 extension Dispatcher {
     func hashAdmin(_ command: Command, _ r: Request, session: Session, out: inout ByteBuffer) -> Outcome {
@@ -153,19 +201,27 @@ extension Dispatcher {
             return .next
         }
         let defaultHash = session.defaultHash
-        return offLoop { node in
-            let result: Node.HashAdminResult
+        let node = self.node
+        let relayed = [.rcreatehash, .rdeletehash, .rmounthash, .rumounthash].contains(command)
+        let relay = relayed ? "" : Dispatcher.relayLine(command, r)
+        let done = node.background(on: loop) { () -> Node.HashAdminResult in
             switch command {
-            case .createhash: result = node.openHash(name, mount: false)
-            case .mounthash: result = node.openHash(name, mount: true)
-            case .umounthash: result = node.closeHash(name, defaultHash: defaultHash, delete: false)
-            default: result = node.closeHash(name, defaultHash: defaultHash, delete: true)
-            }
-            switch result {
-            case .value(let v): return node.relayReply(v)
-            case .error(let e): return e
+            case .createhash, .rcreatehash: return node.openHash(name, mount: false)
+            case .mounthash, .rmounthash: return node.openHash(name, mount: true)
+            case .umounthash, .rumounthash: return node.closeHash(name, defaultHash: defaultHash, delete: false)
+            default: return node.closeHash(name, defaultHash: defaultHash, delete: true)
             }
         }
+        return .deferred(done.flatMap { result -> EventLoopFuture<ByteBuffer> in
+            switch result {
+            case .value(let v) where !relayed:
+                return node.relayOwnFirst(v, line: relay)
+            case .value(let line), .error(let line):
+                var b = ByteBuffer()
+                b.writeLine(line)
+                return done.eventLoop.makeSucceededFuture(b)
+            }
+        })
     }
 
     /// A hash name becomes a directory name: no separators, no leading dot, no control bytes.

@@ -92,7 +92,7 @@ extension Dispatcher {
         add("stats.routing_trans_timeout", "10800")
         add("stats.log_shift_size", "10485760")
         add("stats.log_shift_age", "10")
-        add("stats.log_level", c.logLevel)
+        add("stats.log_level", RuntimeLogLevel.name)
         for name in node.hashNames {
             guard let st = node.storage(name) else { continue }
             let p = "storages[\(name)]."

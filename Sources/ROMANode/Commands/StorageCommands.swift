@@ -29,7 +29,8 @@ extension Dispatcher {
     }
 
     /// `gets <key>…`: values with their cas unique (the logical clock); keys without the hash suffix;
-    /// duplicates collapse and unknown hashes are omitted (R3.9).
+    /// duplicates collapse and unknown hashes are omitted (R3.9). No key is an error, not ROMA's
+    /// `END`: memcached's conformance suite (`memccapable`, "ascii gets") requires an error reply.
     func gets(_ r: Request, session: Session, out: inout ByteBuffer) throws -> Outcome {
         guard r.count >= 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
         for i in 1..<r.count where !checkKey(r, i, out: &out) { return .next }
@@ -228,7 +229,7 @@ extension Dispatcher {
                 out.writeLine("SERVER_ERROR \(k.hash) does not exists.")
                 return .next
             }
-            if !route.readsLocal[k.index] { return forwardGetExpt(r, route.lists[k.index].first) }
+            if !route.readsLocal[k.index] { return forwardGetExpt(r, session, route.lists[k.index].first) }
         }
         let result = try withKey(r, 1, session) { storage, key, vn in try storage.rawHeader(vn: vn, key: key) }
         switch result {
@@ -243,12 +244,12 @@ extension Dispatcher {
 
     /// `get_expt` of a key held elsewhere: asked as it is, answered with its lines and `END`
     /// (ROMA 1.3 relayed only the last line, without CR LF and `END`: §11 item 10).
-    private func forwardGetExpt(_ r: Request, _ owner: String?) -> Outcome {
+    private func forwardGetExpt(_ r: Request, _ session: Session, _ owner: String?) -> Outcome {
         var m = ByteBuffer()
         m.writeStaticString("get_expt")
         for i in 1..<r.count {
             m.writeStaticString(" ")
-            var t = r.tokenSlice(i)
+            var t = i == 1 ? Dispatcher.namingHash(r.tokenSlice(i), session) : r.tokenSlice(i)
             m.writeBuffer(&t)
         }
         m.writeStaticString("\r\n")
