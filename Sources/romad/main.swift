@@ -201,6 +201,10 @@ struct Romad: ParsableCommand {
             }
         }
 
+        if let seed = JoinPreparation.rejoinSeed(config: cfg, log: { logger.notice("\($0)") }) {
+            logger.notice("memory storage: nothing of this node's vnodes survived the restart; joining again through \(seed)")
+            cfg.joinSeed = seed
+        }
         if let seed = cfg.joinSeed {
             do {
                 try JoinPreparation.prepare(config: cfg, seed: seed)

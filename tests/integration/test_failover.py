@@ -410,3 +410,38 @@ def test_auto_recover_runs_recover_after_a_quiet_wait(cluster):
     wait_for(lambda: stats(a, "auto_recover_status")["routing.auto_recover_status"] == "waiting", 10.0, "the status to return")
     for i in range(200):
         assert a.raw(b"get au%d\r\n" % i) == b.raw(b"get au%d\r\n" % i) == b"VALUE au%d 0 1\r\nx\r\nEND\r\n" % i
+
+
+def test_a_memory_node_restarted_empty_leaves_and_joins_again_before_it_serves(tmp_path):
+    """A node on the memory engine has nothing after a restart, but its route file still lists it
+    for its vnodes (ROMA 1.3 then answered reads of them as misses: spec §11 item 12). romad
+    tells the others `leave <me>` before it listens and joins through one of them: from its first
+    request on, every key is found through it, and once the join ends it holds its share again."""
+    from cluster_support import Cluster
+    c = Cluster(tmp_path / "c", engine="memory")
+    c.start()
+    try:
+        a, b, m = c.nodes
+        keys = [b"mem%d" % i for i in range(300)]
+        for i, k in enumerate(keys):
+            assert c.nodes[i % 3].raw(b"set %s 0 0 4\r\nv%03d\r\n" % (k, i)) == b"STORED\r\n"
+        held_before = stat_int(m, "routing.primary") + stat_int(m, "routing.secondary1")
+        assert held_before > 0
+        assert m.stop() == 0
+        m.start()
+        for i, k in enumerate(keys):
+            assert m.raw(b"get " + k + b"\r\n") == b"VALUE %s 0 4\r\nv%03d\r\nEND\r\n" % (k, i), k
+        log = m.log_text()
+        assert f"leave {m.node_id}" in log and "joined the cluster through" in log, log[-3000:]
+        wait_for(lambda: m.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 60.0, "the join to end")
+        wait_for(lambda: stat_int(m, "routing.primary") + stat_int(m, "routing.secondary1") > 0, 10.0,
+                 "the restarted node to hold vnodes again")
+        table = c.table(refresh=True)
+        for i, k in enumerate(keys):
+            for nid in table.nodes_for(k):
+                got = c.node(nid).raw(b"get " + k + b"\r\n")
+                assert got == b"VALUE %s 0 4\r\nv%03d\r\nEND\r\n" % (k, i), (k, nid)
+        assert a.raw(b"mklhash 0\r\n") == b.raw(b"mklhash 0\r\n") == m.raw(b"mklhash 0\r\n")
+    finally:
+        problems = finish_cluster(c)
+        assert not problems, problems

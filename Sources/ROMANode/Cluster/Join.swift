@@ -436,3 +436,35 @@ extension Node {
         return true
     }
 }
+
+extension JoinPreparation {
+    /// A node on the memory engine keeps nothing over a restart, yet its route file still lists it
+    /// as an owner of its vnodes (ROMA 1.3 then served them empty: spec §11 item 12). Before
+    /// such a node opens anything it tells every other node of its table `leave <me>`, so that
+    /// none counts on it, and returns a node to join through (`-j`), which then copies its share
+    /// back. Nil when there is nothing to do: another engine, no route file, no other node in
+    /// it, or none of them answering (a whole cluster restarted: nothing is left to copy).
+    public static func rejoinSeed(config: NodeConfig, log: (String) -> Void) -> String? {
+        guard case .memory = config.storage, config.joinSeed == nil else { return nil }
+        let me = config.nodeID
+        let file = "\(FileSystem.absolute(config.routingPath))/\(me).route"
+        guard FileSystem.exists(file), let table = try? RoutingTable.load(path: file), table.hasNode(me) else { return nil }
+        let others = table.nodes.filter { $0 != me }
+        guard !others.isEmpty else { return nil }
+        var seed: String?
+        for nid in others {
+            guard let (h, p) = PeerAddress.split(nid) else { continue }
+            do {
+                let c = try ROMAConnection(host: h, port: p, connectTimeout: min(config.peerTimeout, 2), timeout: max(config.peerTimeout, 5))
+                defer { c.close() }
+                guard try c.request("whoami") == config.name else { continue }
+                let answer = try c.request("leave \(me)")
+                log("memory storage restarted empty: \(nid) answered '\(answer)' to leave \(me)")
+                if seed == nil { seed = nid }
+            } catch {
+                log("memory storage restarted empty: \(nid) did not answer (\(error))")
+            }
+        }
+        return seed
+    }
+}
