@@ -154,8 +154,15 @@ enum RubyConfig {
                 i += 1
                 guard let r = term() else { return nil }
                 switch (v, r, op) {
-                case let (.int(a), .int(b), "+"): v = .int(a &+ b)
-                case let (.int(a), .int(b), _): v = .int(a &- b)
+                case let (.int(a), .int(b), "+"):
+                    // Ruby would go on in a Bignum: beyond Int, the value is not evaluated.
+                    let (r, o) = a.addingReportingOverflow(b)
+                    guard !o else { return nil }
+                    v = .int(r)
+                case let (.int(a), .int(b), _):
+                    let (r, o) = a.subtractingReportingOverflow(b)
+                    guard !o else { return nil }
+                    v = .int(r)
                 case let (.string(a), .string(b), "+"): v = .string(a + b)
                 default:
                     guard let a = v.number, let b = r.number else { return nil }
@@ -172,9 +179,12 @@ enum RubyConfig {
                 i += 1
                 guard let r = factor() else { return nil }
                 switch (v, r, op) {
-                case let (.int(a), .int(b), "*"): v = .int(a &* b)
+                case let (.int(a), .int(b), "*"):
+                    let (r, o) = a.multipliedReportingOverflow(by: b)
+                    guard !o else { return nil }
+                    v = .int(r)
                 case let (.int(a), .int(b), _):
-                    guard b != 0 else { return nil }
+                    guard b != 0, !(a == Int.min && b == -1) else { return nil }
                     // Ruby's integer division rounds toward negative infinity.
                     let q = a / b
                     v = .int((a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q)
@@ -197,7 +207,7 @@ enum RubyConfig {
             case "-":
                 i += 1
                 switch factor() {
-                case .int(let n)?: return .int(-n)
+                case .int(let n)? where n != Int.min: return .int(-n)
                 case .float(let d)?: return .float(-d)
                 default: return nil
                 }

@@ -154,4 +154,25 @@ import ROMAStorage
         #expect(try config("STORAGE_DIVNUM: 6\nDEFAULT_PORT: 11211\n", ext: "yml").divnum == 6)
         #expect(try config("# comment\nSTORAGE_DIVNUM: 7\n", ext: "yml").divnum == 7)
     }
+
+    @Test func arbitraryTextNeverTrapsAndEveryValueIsReadOrUnreadable() {
+        // Pieces of Ruby (and of everything else) shuffled into 2,000 files: the reader must
+        // return, and what it returns must be usable (a value or `unreadable`, never a trap).
+        let pieces = ["X = ", "STORAGE_PATH = ", "'", "\"", "#{", "}", "(", ")", "[", "]", ",", "*", "/", "-", "+",
+                      "0", "12_000", "1.5e3", ":sym", "Roma::Storage::TCStorage", "\\", "#", "\n", " ", "\t",
+                      "module Roma", "end", "def self.get_stat", "==", "=", "nil", "true", "2 ** 3", "\u{1F600}", "\r\n"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...40, using: &rng) { text += pieces.randomElement(using: &rng)! }
+            for a in RubyConfig.assignments(in: text) {
+                #expect(!a.name.isEmpty && a.line >= 1)
+                _ = a.value.yamlNode
+            }
+        }
+        // Division by zero and overflow are not evaluated (unreadable), not trapped on.
+        #expect(RubyConfig.assignments(in: "X = 1 / 0\n").first?.value == .unreadable("1 / 0"))
+        #expect(RubyConfig.assignments(in: "X = 9223372036854775807 * 9\n").first?.value == .unreadable("9223372036854775807 * 9"))
+        #expect(RubyConfig.assignments(in: "X = 9223372036854775807 + 1\n").first?.value == .unreadable("9223372036854775807 + 1"))
+    }
 }

@@ -489,6 +489,14 @@ def test_data_commands_wait_until_every_node_answers(tmp_path):
                 assert got.lstrip(b"\r\n").startswith(b"ERROR: '%s' is not roma command." % cmd) \
                     and b"STORED" not in got, f"{cmd!r} on {n.node_id} while a node is down: {got!r}"
             assert n.raw(b"whoami\r\n") == b"ROMA\r\n"
+            # ROMA's log line, which operators' monitoring may look for
+            wait_for(lambda: f"I'm waiting for booting the {n3.node_id} instance." in n.log_text(), 5.0,
+                     f"{n.node_id} to log that it waits for {n3.node_id}")
+        # spushv_protection is shown as set (stat said false whatever it was)
+        assert n1.raw(b"spushv_protection true\r\n") == b"true\r\n"
+        assert n1.raw(b"stat spushv_protection\r\n") == b"stats.spushv_protection true\r\nEND\r\n"
+        assert n1.raw(b"spushv_protection false\r\n") == b"false\r\n"
+        assert n1.raw(b"stat spushv_protection\r\n") == b"stats.spushv_protection false\r\nEND\r\n"
         assert n1.raw(b"forcedly_start\r\n") == b"STARTED\r\n"
         assert n1.raw(b"get %s\r\n" % k12) == b"END\r\n"
         assert b"ERROR: 'get' is not roma command." in n2.raw(b"get %s\r\n" % k12), "forcedly_start is per node"

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import ROMAProtocol
 import ROMARouting
@@ -22,6 +23,7 @@ extension Node {
 
     private func probeUntilAllStarted() {
         let loop = group.next()
+        let rounds = NIOLockedValueBox(0)
         loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: .seconds(1)) { [self] task in
             if serving.load(ordering: .acquiring) || isShuttingDown {
                 task.cancel()
@@ -32,6 +34,11 @@ extension Node {
                 peers.line(nid, "whoami\r\n", timeout: .seconds(2)).map { [self] in $0 == config.name }.recover { _ in false }
             }
             return EventLoopFuture.whenAllSucceed(probes, on: loop).map { [self] answers in
+                // ROMA's words, every 10 s, for a node that has not answered yet.
+                let round = rounds.withLockedValue { $0 += 1; return $0 }
+                if round % 10 == 1 {
+                    for (nid, ok) in zip(others, answers) where !ok { logger.info("I'm waiting for booting the \(nid) instance.") }
+                }
                 if answers.allSatisfy({ $0 }) && !serving.load(ordering: .acquiring) {
                     serving.store(true, ordering: .releasing)
                     logger.info("all nodes started: serving data commands")

@@ -68,7 +68,7 @@ extension Dispatcher {
         add("stats.gui_run_snapshot", s.guiRunSnapshot.load(ordering: .relaxed) ? "true" : "false")
         add("stats.last_clean_up", RubyTime.string(unix: Int(s.lastCleanUp.load(ordering: .relaxed))))
         add("stats.gui_last_snapshot", s.guiLastSnapshot.withLock { $0 } ?? "[]")
-        add("stats.spushv_protection", "false")
+        add("stats.spushv_protection", node.spushvProtection.load(ordering: .relaxed) ? "true" : "false")
         add("stats.stream_copy_wait_param", "0.001")
         add("stats.stream_show_wait_param", "0.001")
         add("stats.dcnice", "3")
