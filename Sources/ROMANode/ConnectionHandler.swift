@@ -9,6 +9,8 @@ struct Session {
     static let initialHash = "roma"
     /// A confirmation prompt waiting for its answer line (`balse`, `shutdown_self`).
     var prompt: Prompt?
+    /// The client's address (`RTTABLE_SUB_NID` chooses the node ids it sees by it).
+    var clientAddress: String?
 
     enum Prompt { case balse, shutdown, shutdownSelf }
 }
@@ -94,6 +96,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        session.clientAddress = context.channel.remoteAddress?.ipAddress
         if !node.register(context.channel) {
             context.close(promise: nil)
         }

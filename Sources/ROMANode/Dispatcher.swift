@@ -151,7 +151,10 @@ struct Dispatcher {
             case .getroute: return getroute(r, out: &out)
             case .setroute: return setroute(r, out: &out)
             case .join, .leave, .createNodesFromVIdx: return membership(command, r, out: &out)
-            case .enabledRepetitionInRouting: return enabledRepetition(r, out: &out)
+            case .enabledRepetitionInRouting: return enabledRepetition(r, session: session, out: &out)
+            case .addRttableSubNid, .raddRttableSubNid, .deleteRttableSubNid, .rdeleteRttableSubNid,
+                 .clearRttableSubNid, .rclearRttableSubNid:
+                return subNidCommand(command, r, out: &out)
             case .historyOfLost: return historyOfLost(r, out: &out)
             case .setSizeOfZredundant, .rsetSizeOfZredundant: return sizeOfZredundant(command, r, out: &out)
             case .switchFailover, .rswitchFailover, .setThresholdForFailover, .rsetThresholdForFailover,

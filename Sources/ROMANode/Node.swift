@@ -58,6 +58,8 @@ public final class Node: Sendable {
     }
     /// `spushv_protection`: incoming vnode streams are refused.
     let spushvProtection = Atomic<Bool>(false)
+    /// `RTTABLE_SUB_NID`: node ids as clients of some subnets see them (`SubNidTable`).
+    let subNid: NIOLockedValueBox<SubNidTable>
 
     struct TransferState {
         var running = 0
@@ -131,6 +133,7 @@ public final class Node: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
         autoRecover.withLockedValue { $0.enabled = config.autoRecover; $0.seconds = config.autoRecoverTime }
+        subNid = NIOLockedValueBox(config.subNid)
         failover = FailureDetector(threshold: config.failThreshold, gap: config.failGap,
                                    lostAction: LostAction(rawValue: config.lostAction) ?? .autoAssign)
         let routesRef = routes

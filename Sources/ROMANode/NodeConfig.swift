@@ -81,6 +81,8 @@ public struct NodeConfig: Sendable {
     /// routing has been quiet for `autoRecoverTime` seconds (R5.10).
     public var autoRecover = false
     public var autoRecoverTime = 1800
+    /// `RTTABLE_SUB_NID`: node ids rewritten for clients of some subnets (`SubNidTable`).
+    var subNid = SubNidTable()
     /// `-j host:port`: this node joined the cluster through that node at start.
     public var joinSeed: String?
     /// Path of the config file, if one was read.
@@ -185,6 +187,20 @@ public struct NodeConfig: Sendable {
             autoRecover = b
         case "AUTO_RECOVER_TIME": autoRecoverTime = max(1, try int())
         case "ROUTING_FAIL_CNT_GAP": failGap = try value.float ?? Double(int())
+        case "RTTABLE_SUB_NID":
+            // { "<netmask>" => { :regexp => "<from>", :replace => "<to>" }, … }
+            guard let m = value.mapping else { throw ConfigError("\(file): RTTABLE_SUB_NID must map netmasks to {regexp, replace}") }
+            var t = SubNidTable()
+            for (k, v) in m {
+                let rule = v.mapping.map { r in
+                    { (name: String) in r.first { ($0.key.string ?? "").trimmingPrefix(":") == name }?.value.string }
+                }
+                guard let mask = k.string, let from = rule?("regexp"), let to = rule?("replace") else {
+                    throw ConfigError("\(file): RTTABLE_SUB_NID entries must be \"<netmask>\" => {regexp: \"…\", replace: \"…\"}")
+                }
+                t.add(mask: mask, pattern: from, replacement: to)
+            }
+            subNid = t
         case "DEFAULT_LOST_ACTION":
             let v = try str()
             guard ["auto_assign", "no_action", "shutdown"].contains(v) else {
@@ -205,7 +221,7 @@ public struct NodeConfig: Sendable {
         "STORAGE_DELMARK_EXPTIME", "STORAGE_CLEAN_UP_INTERVAL", "CONNECTION_DESCRIPTOR_TABLE_SIZE", "THREADS", "MAX_KEY_LENGTH", "MAX_VALUE_SIZE",
         "MAX_LINE_LENGTH", "DATA_READ_TIMEOUT", "PEER_TIMEOUT", "REPLICATION_QUEUE_BYTES", "REDUNDANT_ZREDUNDANT_SIZE", "VNODE_COPY_BANDWIDTH",
         "VNODE_COPY_PARALLELISM", "VNODE_INDEX_MEMORY", "ROUTING_FAIL_CNT_THRESHOLD", "AUTO_RECOVER", "AUTO_RECOVER_TIME", "ROUTING_FAIL_CNT_GAP",
-        "DEFAULT_LOST_ACTION",
+        "DEFAULT_LOST_ACTION", "RTTABLE_SUB_NID",
     ]
 
     /// Maps `tc`, `memory` and ROMA's class names to an engine.

@@ -19,6 +19,12 @@ enum RubyConfig {
         let line: Int
     }
 
+    /// One `key => value` of a Hash literal.
+    struct Entry: Equatable {
+        let key: Value
+        let value: Value
+    }
+
     indirect enum Value: Equatable {
         case int(Int)
         case float(Double)
@@ -28,6 +34,8 @@ enum RubyConfig {
         case `nil`
         case constant(String)
         case array([Value])
+        /// A Hash literal, in its order (`{ 'a' => 1, b: 2 }`).
+        case hash([Entry])
         /// The source text of a value this reader does not evaluate.
         case unreadable(String)
     }
@@ -226,6 +234,37 @@ enum RubyConfig {
                 }
             case "'", "\"":
                 return string(quote: ch)
+            case "{":
+                i += 1
+                var entries: [Entry] = []
+                if peek() == "}" { i += 1; return .hash(entries) }
+                while true {
+                    // `name: value` (a symbol key) or `key => value`.
+                    let save = i
+                    var key: Value?
+                    if let w = peek(), isWord(w), !isDigit(w) {
+                        let start = i
+                        while i < c.count, isWord(c[i]) { i += 1 }
+                        if i < c.count, c[i] == ":", i + 1 >= c.count || c[i + 1] != ":" {
+                            key = .symbol(text(start, i))
+                            i += 1
+                        } else {
+                            i = save
+                        }
+                    }
+                    if key == nil {
+                        guard let k = expression(), peek() == "=", i + 1 < c.count, c[i + 1] == ">" else { return nil }
+                        i += 2
+                        key = k
+                    }
+                    guard let k = key, let v = expression() else { return nil }
+                    entries.append(Entry(key: k, value: v))
+                    guard let sep = peek() else { return nil }
+                    i += 1
+                    if sep == "}" { return .hash(entries) }
+                    guard sep == "," else { return nil }
+                    if peek() == "}" { i += 1; return .hash(entries) }
+                }
             case ":":
                 i += 1
                 let start = i
@@ -338,6 +377,8 @@ extension RubyConfig.Value {
         case .bool(let b): return Yams.Node(b ? "true" : "false", Tag(.bool))
         case .constant(let p): return Yams.Node(p, Tag(.str))
         case .array(let xs): return Yams.Node(xs.compactMap(\.yamlNode))
+        case .hash(let entries):
+            return Yams.Node(entries.compactMap { e in e.key.yamlNode.flatMap { k in e.value.yamlNode.map { (k, $0) } } })
         case .nil, .unreadable: return nil
         }
     }

@@ -19,6 +19,9 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case fget, fset, fadd, freplace, fappend, fprepend, fcas, fincr, fdecr, fdelete, fsetExpt
     case rset, rzset, rdelete, out
     case getroute, setroute, join, leave, createNodesFromVIdx, enabledRepetitionInRouting, historyOfLost
+    // RTTABLE_SUB_NID (node ids as clients of a subnet see them), relayed with `r`.
+    case addRttableSubNid, raddRttableSubNid, deleteRttableSubNid, rdeleteRttableSubNid
+    case clearRttableSubNid, rclearRttableSubNid
     case forcedlyStart, setSizeOfZredundant, rsetSizeOfZredundant
     // Failover administration (R5.14), rbalse and rshutdown (R3.16, R5.15).
     case switchFailover, rswitchFailover, setThresholdForFailover, rsetThresholdForFailover
@@ -43,6 +46,12 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .createNodesFromVIdx: return "create_nodes_from_v_idx"
         case .enabledRepetitionInRouting: return "enabled_repetition_in_routing?"
         case .historyOfLost: return "history_of_lost"
+        case .addRttableSubNid: return "add_rttable_sub_nid"
+        case .raddRttableSubNid: return "radd_rttable_sub_nid"
+        case .deleteRttableSubNid: return "delete_rttable_sub_nid"
+        case .rdeleteRttableSubNid: return "rdelete_rttable_sub_nid"
+        case .clearRttableSubNid: return "clear_rttable_sub_nid"
+        case .rclearRttableSubNid: return "rclear_rttable_sub_nid"
         case .forcedlyStart: return "forcedly_start"
         case .setSizeOfZredundant: return "set_size_of_zredundant"
         case .rsetSizeOfZredundant: return "rset_size_of_zredundant"

@@ -287,10 +287,11 @@ public struct RoutingTable: Sendable {
         nodes = set.sorted(by: NodeID.precedes)
     }
 
-    /// A copy with every node id passed through `transform` (for `RTTABLE_SUB_NID` rewriting).
+    /// A copy with every node id passed through `transform` (for `RTTABLE_SUB_NID` rewriting);
+    /// `nodes` keeps its order, as ROMA's `map!` does.
     public func mapNodeIDs(_ transform: (String) -> String) -> RoutingTable {
         var t = self
-        t.nodes = nodes.map(transform).sorted(by: NodeID.precedes)
+        t.nodes = nodes.map(transform)
         t.vIdx = vIdx.mapValues { $0.map(transform) }
         t.rebuildMerkle()
         return t

@@ -3,14 +3,7 @@ import Testing
 @testable import ROMANode
 
 @Suite struct CopySettingsTests {
-    private func config(_ yaml: String) throws -> NodeConfig {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("copycfg-\(UUID().uuidString).yml").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        var c = NodeConfig()
-        try c.apply(configFile: path)
-        return c
-    }
+    private func config(_ yaml: String) throws -> NodeConfig { try nodeConfig(fromFile: yaml, ext: "yml") }
 
     @Test func defaultsAreUnlimitedAndTwoAtOnce() {
         let c = NodeConfig()

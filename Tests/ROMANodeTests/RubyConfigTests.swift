@@ -56,13 +56,7 @@ import ROMAStorage
         return path
     }
 
-    private func config(_ text: String, ext: String = "rb") throws -> NodeConfig {
-        let path = try write(text, ext: ext)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var c = NodeConfig()
-        try c.apply(configFile: path)
-        return c
-    }
+    private func config(_ text: String, ext: String = "rb") throws -> NodeConfig { try nodeConfig(fromFile: text, ext: ext) }
 
     @Test func mkconfigFileSetsWhatRomadUses() throws {
         let c = try config(Self.mkconfigStyle)

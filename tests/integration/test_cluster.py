@@ -785,6 +785,47 @@ def test_hash_commands_are_relayed_to_every_node_with_this_nodes_answer_first(cl
 
 
 # ==============================================================================================
+# RTTABLE_SUB_NID: clients of a subnet see rewritten node ids
+# ==============================================================================================
+def test_sub_nid_rules_are_relayed_and_rewrite_the_table_clients_of_the_subnet_see(cl):
+    n1, n2, n3 = cl.nodes
+    others = sorted([n2.node_id, n3.node_id])
+
+    def reply(own, peers=None):
+        peers = peers if peers is not None else own
+        return ("{" + ", ".join(f'"{nid}"=>"{peers}"' for nid in others) + f', "{n1.node_id}"=>"{own}"}}\r\n').encode()
+
+    plain_json = n1.raw(b"routingdump json\r\n")
+    plain_bin = n2.raw(b"routingdump bin\r\n")
+    assert n1.raw(b"stat sub_nid\r\n") == b"routing.sub_nid {}\r\nEND\r\n"
+    assert n1.raw(b"add_rttable_sub_nid 127.0.0.0/8 127.0.0\r\n") == \
+        b"usage:add_rttable_sub_nid <netmask> <regexp> <replace>\r\n"
+    try:
+        # The test connects from 127.0.0.1: inside 127.0.0.0/8, outside 10.0.0.0/8.
+        assert n1.raw(b"add_rttable_sub_nid 10.0.0.0/8 127.0.0 172.16.0\r\n") == reply("ADDED")
+        assert n1.raw(b"add_rttable_sub_nid 127.0.0.0/8 127.0.0 vm\r\n") == reply("ADDED")
+        for n in cl.nodes:
+            assert n.raw(b"stat sub_nid\r\n") == (b'routing.sub_nid {"10.0.0.0/8"=>{:regexp=>"127.0.0", :replace=>"172.16.0"}, '
+                                                   b'"127.0.0.0/8"=>{:regexp=>"127.0.0", :replace=>"vm"}}\r\nEND\r\n'), n.node_id
+            seen = n.raw(b"routingdump json\r\n")
+            assert seen == plain_json.replace(b'"127.0.0.', b'"vm.'), n.node_id
+            assert b"127.0.0." not in n.raw(b"routingdump yaml\r\n")
+        bin_seen = n2.raw(b"routingdump bin\r\n")
+        assert bin_seen != plain_bin and b"vm.2_" in bin_seen and b"127.0.0." not in bin_seen
+        assert parse_routingdump_bin(bin_seen)[0] == parse_routingdump_bin(plain_bin)[0]  # same geometry
+        # Only routing dumps change: what the nodes serve and say about themselves does not.
+        assert n1.raw(b"nodelist\r\n") == (" ".join(cl.nids) + "\r\n").encode()
+        assert n1.raw(b"delete_rttable_sub_nid 192.168.0.0/16\r\n") == reply("NOT_FOUND")
+        assert n1.raw(b"delete_rttable_sub_nid 127.0.0.0/8\r\n") == reply("DELETED")
+        assert n3.raw(b"routingdump json\r\n") == plain_json
+    finally:
+        assert n1.raw(b"clear_rttable_sub_nid\r\n") == reply("CLEARED")
+    for n in cl.nodes:
+        assert n.raw(b"stat sub_nid\r\n") == b"routing.sub_nid {}\r\nEND\r\n"
+        assert n.raw(b"routingdump json\r\n") == plain_json
+
+
+# ==============================================================================================
 # R3.16: balse and shutdown stop the whole cluster
 # ==============================================================================================
 @pytest.mark.parametrize("command,relayed", [(b"balse", "rbalse"), (b"shutdown", "rshutdown")])

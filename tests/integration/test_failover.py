@@ -418,10 +418,16 @@ def test_a_memory_node_restarted_empty_leaves_and_joins_again_before_it_serves(t
     tells the others `leave <me>` before it listens and joins through one of them: from its first
     request on, every key is found through it, and once the join ends it holds its share again."""
     from cluster_support import Cluster
-    c = Cluster(tmp_path / "c", engine="memory")
-    c.start()
+    c = Cluster(tmp_path / "c", engine="memory").prepare()
     try:
+        for n in c.nodes:   # one after the other: each later one finds the earlier ones up
+            n.spawn()
+            n.wait_ready()
+        c.wait_serving()
         a, b, m = c.nodes
+        # A cluster started from mkroute is not a restart: nobody leaves or joins.
+        for n in c.nodes:
+            assert n.raw(b"stat routing.event$\r\n") == b"routing.event []\r\nEND\r\n", n.log_text()[-2000:]
         keys = [b"mem%d" % i for i in range(300)]
         for i, k in enumerate(keys):
             assert c.nodes[i % 3].raw(b"set %s 0 0 4\r\nv%03d\r\n" % (k, i)) == b"STORED\r\n"

@@ -442,13 +442,16 @@ extension JoinPreparation {
     /// as an owner of its vnodes (ROMA 1.3 then served them empty: spec §11 item 12). Before
     /// such a node opens anything it tells every other node of its table `leave <me>`, so that
     /// none counts on it, and returns a node to join through (`-j`), which then copies its share
-    /// back. Nil when there is nothing to do: another engine, no route file, no other node in
-    /// it, or none of them answering (a whole cluster restarted: nothing is left to copy).
+    /// back. Nil when there is nothing to do: another engine, no route file, no routing log of
+    /// this node beside it (the node has not run on this table yet: a cluster started from
+    /// `mkroute`, where every node is empty), no other node in it, or none of them answering (a
+    /// whole cluster restarted: nothing is left to copy).
     public static func rejoinSeed(config: NodeConfig, log: (String) -> Void) -> String? {
         guard case .memory = config.storage, config.joinSeed == nil else { return nil }
         let me = config.nodeID
         let file = "\(FileSystem.absolute(config.routingPath))/\(me).route"
-        guard FileSystem.exists(file), let table = try? RoutingTable.load(path: file), table.hasNode(me) else { return nil }
+        guard FileSystem.exists(file), !RoutingLog.files(of: file).isEmpty,
+              let table = try? RoutingTable.load(path: file), table.hasNode(me) else { return nil }
         let others = table.nodes.filter { $0 != me }
         guard !others.isEmpty else { return nil }
         var seed: String?

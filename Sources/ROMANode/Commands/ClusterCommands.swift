@@ -273,9 +273,9 @@ extension Dispatcher {
     }
 
     /// `enabled_repetition_in_routing?` → `true` | `false`.
-    func enabledRepetition(_ r: Request, out: inout ByteBuffer) -> Outcome {
+    func enabledRepetition(_ r: Request, session: Session, out: inout ByteBuffer) -> Outcome {
         guard r.count == 1 else { out.writeLine("CLIENT_ERROR"); return .next }
-        out.writeLine(node.routing.hasReplicationInHost() ? "true" : "false")
+        out.writeLine(node.routing(forClient: session.clientAddress).hasReplicationInHost() ? "true" : "false")
         return .next
     }
 

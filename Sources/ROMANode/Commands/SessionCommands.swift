@@ -147,7 +147,7 @@ extension Dispatcher {
             out.writeLine(node.routing.mklhash(id: r.tokenString(1)) ?? "")
         case .routingdump:
             // R4.8: no argument = Ruby Marshal (what roma-client asks for), bin, json, yaml, yamlbytes.
-            let rt = node.routing
+            let rt = node.routing(forClient: session.clientAddress)
             if r.count == 1 || (r.count == 2 && r.token(1, is: "bin")) {
                 let dump = r.count == 1 ? rt.marshalDump() : rt.binDump()
                 out.writeLine(String(dump.count))

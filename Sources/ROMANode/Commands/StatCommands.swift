@@ -137,7 +137,7 @@ extension Dispatcher {
         let fo = node.failover.state.withLockedValue { $0 }
         add("routing.fail_cnt_threshold", String(fo.threshold))
         add("routing.fail_cnt_gap", fo.gap == fo.gap.rounded() ? String(Int(fo.gap)) : String(fo.gap))
-        add("routing.sub_nid", "{}")
+        add("routing.sub_nid", node.subNid.withLockedValue { $0.inspect })
         add("routing.lost_action", fo.lostAction.rawValue)
         let ar = node.autoRecover.withLockedValue { $0 }
         add("routing.auto_recover", ar.enabled ? "true" : "false")
