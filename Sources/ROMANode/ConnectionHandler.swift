@@ -60,6 +60,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var drainTimer: Scheduled<Void>?
     /// A vnode stream being received (`spushv`), if any.
     private var stream: VnodeStreamReceiver?
+    /// The command of the request being executed (named by a `hilatency` warning).
+    private var lastCommand: Command?
     /// Records of the stream are being stored off the loop (reading is paused).
     private var streamBusy = false
     /// Leading bytes of the input known to hold no complete record (the part of one): the
@@ -172,6 +174,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 output.writeLine(line)
                 outcome = .close
             case .request(let request):
+                lastCommand = request.command
                 outcome = dispatcher.execute(request, session: &session, out: &output)
             }
             if !apply(outcome, context: context) { return }
@@ -263,7 +266,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let slot = QueuedReply(nil)
             queued.append(slot)
             waiting += 1
+            let (started, command) = (NIODeadline.now(), lastCommand)
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                node.noteLatency(command, since: started)
                 waiting -= 1
                 switch result {
                 case .success(let reply): slot.bytes = reply
@@ -308,7 +313,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             // the continuation then waits for the next loop turn.
             var inline = true
             defer { inline = false }
+            let (started, command) = (NIODeadline.now(), lastCommand)
             future.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                node.noteLatency(command, since: started)
                 if inline {
                     context.eventLoop.assumeIsolated().execute { [self] in resumeDeferred(result, slot: slot, context: context) }
                 } else {

@@ -124,6 +124,9 @@ struct Dispatcher {
             case .version, .whoami, .nodelist, .hashlist, .quit, .verbosity:
                 return simple(command, r, out: &out)
             case .setLogLevel: return setLogLevel(r, out: &out)
+            case .setHilatencyWarnTime, .rsetHilatencyWarnTime, .setSpushvKlengthWarn, .rsetSpushvKlengthWarn,
+                 .setSpushvVlengthWarn, .rsetSpushvVlengthWarn:
+                return runtimeSetter(command, r, out: &out)
             case .defhash, .rdefhash: return defhash(command, r, session: &session, out: &out)
             case .createhash, .deletehash, .mounthash, .umounthash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
                 return hashAdmin(command, r, session: session, out: &out)

@@ -58,6 +58,12 @@ public final class Node: Sendable {
     }
     /// `spushv_protection`: incoming vnode streams are refused.
     let spushvProtection = Atomic<Bool>(false)
+    /// `set_hilatency_warn_time`: seconds (a Double's bits) after which a reply is logged as slow.
+    let hilatencyWarnTime = Atomic<UInt64>((5.0).bitPattern)
+    /// `set_spushv_klength_warn` / `set_spushv_vlength_warn`: streamed keys and values longer
+    /// than these are logged.
+    let spushvKlengthWarn = Atomic<Int>(1024)
+    let spushvVlengthWarn = Atomic<Int>(1_048_576)
     /// `RTTABLE_SUB_NID`: node ids as clients of some subnets see them (`SubNidTable`).
     let subNid: NIOLockedValueBox<SubNidTable>
 

@@ -14,7 +14,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Safecopy and snapshot (R7.10, R7.11).
     case setStorageStatus, setGuiRunSnapshot, setGuiLastSnapshot
     // Runtime setters (R9.1).
-    case setLogLevel
+    case setLogLevel, setHilatencyWarnTime, rsetHilatencyWarnTime
+    case setSpushvKlengthWarn, rsetSpushvKlengthWarn, setSpushvVlengthWarn, rsetSpushvVlengthWarn
     // Cluster: forwarded commands (R5.1), replica writes (R5.2), routing (R4.6, R4.8), start-up (R3.7).
     case fget, fset, fadd, freplace, fappend, fprepend, fcas, fincr, fdecr, fdelete, fsetExpt
     case rset, rzset, rdelete, out
@@ -42,6 +43,12 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .setGuiRunSnapshot: return "set_gui_run_snapshot"
         case .setGuiLastSnapshot: return "set_gui_last_snapshot"
         case .setLogLevel: return "set_log_level"
+        case .setHilatencyWarnTime: return "set_hilatency_warn_time"
+        case .rsetHilatencyWarnTime: return "rset_hilatency_warn_time"
+        case .setSpushvKlengthWarn: return "set_spushv_klength_warn"
+        case .rsetSpushvKlengthWarn: return "rset_spushv_klength_warn"
+        case .setSpushvVlengthWarn: return "set_spushv_vlength_warn"
+        case .rsetSpushvVlengthWarn: return "rset_spushv_vlength_warn"
         case .fsetExpt: return "fset_expt"
         case .createNodesFromVIdx: return "create_nodes_from_v_idx"
         case .enabledRepetitionInRouting: return "enabled_repetition_in_routing?"

@@ -595,6 +595,11 @@ def test_stopped_node_does_not_hang_clients_and_gets_queued_writes(cluster_facto
     # is switched off here (broadcast to every node); test_failover covers it.
     got = c.nodes[0].raw(b"switch_failover off\r\n")
     assert got.count(b'"DISABLED"') == 3, got
+    # Replies slower than hilatency_warn_time are logged (ROMA's runtime setter, relayed).
+    assert c.nodes[0].raw(b"set_hilatency_warn_time 0\r\n") == b"CLIENT_ERROR time value must be lager than 0\r\n"
+    assert c.nodes[0].raw(b"set_hilatency_warn_time 0.5\r\n").count(b'"STORED"') == 3
+    for n in c.nodes:
+        assert n.raw(b"stat hilatency\r\n") == b"stats.hilatency_warn_time 0.5\r\nEND\r\n", n.node_id
     t = c.table()
     S = c.nodes[1]
     X, Y = c.nodes[0], c.nodes[2]
@@ -670,6 +675,8 @@ def test_stopped_node_does_not_hang_clients_and_gets_queued_writes(cluster_facto
     assert not failures, (f"while {sid} was stopped (--peer-timeout 1):\n" + "\n".join(failures)
                           + "\nall requests:\n" + report)
     assert queued >= 1, f"no replica write queued on {X.node_id}/{Y.node_id} while {sid} was stopped"
+    # the writes that waited a peer timeout (1 s) for the stopped node were logged as slow
+    assert "hilatency occurred in set put in a" in X.log_text() + Y.log_text()
 
     # after SIGCONT: the retry queue drains, nothing dropped, S has the writes of the stop
     wait_for(lambda: all(stat_int(n, "stats.replication_queue") == 0 for n in c.nodes), 20.0,

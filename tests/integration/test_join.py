@@ -222,6 +222,31 @@ def test_spushv_stream_split_anywhere_is_stored_off_loop_and_waits_idle(romad):
         assert romad.raw(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\nvalue-%s\r\nEND\r\n" % (k, 6 + len(k), k)
 
 
+def test_spushv_length_warnings_are_settable_and_logged(romad):
+    """`set_spushv_klength_warn` / `set_spushv_vlength_warn` (ROMA's runtime setters): a streamed
+    record with a longer key or value is stored and logged; `stat` shows the settings."""
+    me = romad.node_id
+    assert romad.raw(b"stat spushv_.length_warn\r\n") == \
+        b"stats.spushv_klength_warn 1024\r\nstats.spushv_vlength_warn 1048576\r\nEND\r\n"
+    assert romad.raw(b"set_spushv_klength_warn 0\r\n") == b"CLIENT_ERROR size value must be larger than 0\r\n"
+    assert romad.raw(b"set_spushv_vlength_warn\r\n") == b"CLIENT_ERROR number of arguments\r\n"
+    assert romad.raw(b"set_spushv_klength_warn 8\r\n") == b'{"%s"=>"STORED"}\r\n' % me.encode()
+    assert romad.raw(b"set_spushv_vlength_warn 16\r\n") == b'{"%s"=>"STORED"}\r\n' % me.encode()
+    assert romad.raw(b"stat spushv_.length_warn\r\n") == \
+        b"stats.spushv_klength_warn 8\r\nstats.spushv_vlength_warn 16\r\nEND\r\n"
+    long_key, long_value = b"a-rather-long-key", b"v" * 40
+    vn = vnode_of(long_key)
+    short = next(k for k in (b"s%d" % i for i in range(200000)) if vnode_of(k) == vn)
+    with romad.connect() as c:
+        c.send(b"spushv roma %d\r\n" % vn)
+        assert c.read_line() == b"READY\r\n"
+        c.send(_stream_record(long_key, b"x") + _stream_record(short, long_value) + b"\0" * 20)
+        assert c.read_line(timeout=10) == b"STORED\r\n"
+    assert romad.raw(b"get " + long_key + b"\r\n") == b"VALUE %s 0 1\r\nx\r\nEND\r\n" % long_key
+    wait_for(lambda: "too long key: key = a-rather-long-key" in romad.log_text()
+             and f"too long value: key = {short.decode()} vlen = 40" in romad.log_text(), 5, "both warnings")
+
+
 def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path):
     """`--copy-bandwidth` (VNODE_COPY_BANDWIDTH): the vnode copies leaving a node never stream
     faster than the limit together (plus one 64 KiB chunk per copy in flight), the join still

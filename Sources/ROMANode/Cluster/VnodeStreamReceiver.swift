@@ -15,6 +15,11 @@ final class VnodeStreamReceiver: @unchecked Sendable {
     let vnode: UInt64
     let maxKey: Int
     let maxValue: Int
+    /// Keys and values longer than these are logged through `warn` (`set_spushv_klength_warn`,
+    /// `set_spushv_vlength_warn`), as ROMA's receiver does.
+    let warnKey: Int
+    let warnValue: Int
+    let warn: @Sendable (String) -> Void
     let isProtected: @Sendable () -> Bool
     private(set) var applied = 0
     private(set) var refused = 0
@@ -23,11 +28,15 @@ final class VnodeStreamReceiver: @unchecked Sendable {
         let description: String
     }
 
-    init(storage: HashStorage, vnode: UInt64, maxKey: Int, maxValue: Int, isProtected: @escaping @Sendable () -> Bool) {
+    init(storage: HashStorage, vnode: UInt64, maxKey: Int, maxValue: Int, warnKey: Int = .max, warnValue: Int = .max,
+         warn: @escaping @Sendable (String) -> Void = { _ in }, isProtected: @escaping @Sendable () -> Bool) {
         self.storage = storage
         self.vnode = vnode
         self.maxKey = maxKey
         self.maxValue = maxValue
+        self.warnKey = warnKey
+        self.warnValue = warnValue
+        self.warn = warn
         self.isProtected = isProtected
     }
 
@@ -67,6 +76,11 @@ final class VnodeStreamReceiver: @unchecked Sendable {
             let stored = try buffer.withUnsafeReadableBytes { p in
                 let key = UnsafeRawBufferPointer(rebasing: p[20..<(20 + klen)])
                 let value = UnsafeRawBufferPointer(rebasing: p[(24 + klen)..<(24 + klen + vlen)])
+                if vlen != 0 && (klen > warnKey || vlen > warnValue) {
+                    let name = String(decoding: key.prefix(256), as: UTF8.self)
+                    if klen > warnKey { warn("spushv: too long key: key = \(name) (\(klen) bytes) in vnode \(vnode)") }
+                    if vlen > warnValue { warn("spushv: too long value: key = \(name) vlen = \(vlen) in vnode \(vnode)") }
+                }
                 return try storage.streamPut(vn: vn, key: key, physical: physical, logical: logical, expire: expire, value: value)
             }
             if stored { applied += 1 } else { refused += 1 }

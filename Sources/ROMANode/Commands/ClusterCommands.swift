@@ -400,8 +400,12 @@ extension Dispatcher {
         }
         out.writeLine("READY")
         let node = self.node
+        let logger = node.logger
         return .stream(VnodeStreamReceiver(storage: storage, vnode: vn.low64, maxKey: 64 * 1024,
                                            maxValue: max(node.config.limits.maxValueSize, 1 << 20) * 8,
+                                           warnKey: node.spushvKlengthWarn.load(ordering: .relaxed),
+                                           warnValue: node.spushvVlengthWarn.load(ordering: .relaxed),
+                                           warn: { logger.warning("\($0)") },
                                            isProtected: { node.spushvProtection.load(ordering: .relaxed) }))
     }
 

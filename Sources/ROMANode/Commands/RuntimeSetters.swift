@@ -1,0 +1,98 @@
+import NIOCore
+import ROMAProtocol
+import ROMAStorage
+
+/// ROMA's runtime setters that have an effect here (R9.1), relayed to every node as `r<cmd>`
+/// with ROMA's reply hash (`{"<peer>"=>"STORED", …, "<this node>"=>"STORED"}`):
+/// - `set_hilatency_warn_time <sec>` (default 5.0): a request whose reply took longer is logged
+///   at warning level (`hilatency occurred in <cmd> put in a <s> seconds`, ROMA's words);
+/// - `set_spushv_klength_warn <bytes>` (1024), `set_spushv_vlength_warn <bytes>` (1 MiB): a
+///   record of a vnode stream received with a longer key or value is logged.
+/// `stat` shows each. ROMA's error lines, with `\r\n` where some of ROMA's end in `\n\r`.
+extension Dispatcher {
+    func runtimeSetter(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 else {
+            out.writeLine("CLIENT_ERROR number of arguments")
+            return .next
+        }
+        let arg = r.tokenString(1)
+        let relay: String
+        switch command {
+        case .setHilatencyWarnTime, .rsetHilatencyWarnTime:
+            let seconds = Dispatcher.rubyToF(arg)
+            guard seconds > 0 else {
+                out.writeLine("CLIENT_ERROR time value must be lager than 0")
+                return .next
+            }
+            node.hilatencyWarnTime.store(seconds.bitPattern, ordering: .relaxed)
+            relay = "rset_hilatency_warn_time \(arg)\r\n"
+        default:
+            let n = LenientInteger(parsing: Array(arg.utf8))
+            guard !n.negative, n.low64 != 0 else {
+                out.writeLine("CLIENT_ERROR size value must be larger than 0")
+                return .next
+            }
+            let bytes = Int(clamping: n.low64)
+            if command == .setSpushvKlengthWarn || command == .rsetSpushvKlengthWarn {
+                node.spushvKlengthWarn.store(bytes, ordering: .relaxed)
+                relay = "rset_spushv_klength_warn \(arg)\r\n"
+            } else {
+                node.spushvVlengthWarn.store(bytes, ordering: .relaxed)
+                relay = "rset_spushv_vlength_warn \(arg)\r\n"
+            }
+        }
+        if [.rsetHilatencyWarnTime, .rsetSpushvKlengthWarn, .rsetSpushvVlengthWarn].contains(command) {
+            out.writeStaticString(Reply.stored)
+            return .next
+        }
+        return self.relay(relay, own: "STORED")
+    }
+
+    /// Ruby's `String#to_f`: the leading decimal number of `s` (after spaces; `_` between
+    /// digits; fraction and exponent optional), 0 when there is none.
+    static func rubyToF(_ s: String) -> Double {
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count, b[i] == 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d) { i += 1 }
+        var text = ""
+        if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") { text.append(Character(UnicodeScalar(b[i]))); i += 1 }
+        func digits() -> Int {
+            var n = 0
+            while i < b.count, (b[i] >= 0x30 && b[i] <= 0x39) || (b[i] == UInt8(ascii: "_") && n > 0 && i + 1 < b.count && b[i + 1] >= 0x30 && b[i + 1] <= 0x39) {
+                if b[i] != UInt8(ascii: "_") { text.append(Character(UnicodeScalar(b[i]))); n += 1 }
+                i += 1
+            }
+            return n
+        }
+        guard digits() > 0 else { return 0 }
+        if i + 1 < b.count, b[i] == UInt8(ascii: "."), b[i + 1] >= 0x30, b[i + 1] <= 0x39 {
+            text.append("."); i += 1
+            _ = digits()
+        }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            let save = (i, text)
+            text.append("e"); i += 1
+            if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") { text.append(Character(UnicodeScalar(b[i]))); i += 1 }
+            if digits() == 0 { (i, text) = save }
+        }
+        return Double(text) ?? 0
+    }
+
+    /// Ruby's `Float#to_s` for the values `stat` shows: `5.0`, `0.25`, `1.0e-05`.
+    static func rubyFloat(_ v: Double) -> String {
+        if v == v.rounded(), abs(v) < 1e16 { return "\(Int64(v)).0" }
+        var s = "\(v)"
+        if let e = s.firstIndex(of: "e"), !s[..<e].contains(".") { s.insert(contentsOf: ".0", at: e) }
+        return s
+    }
+}
+
+extension Node {
+    /// Logs a request whose reply took longer than `hilatency_warn_time` (ROMA's check).
+    func noteLatency(_ command: Command?, since start: NIODeadline) {
+        let limit = Double(bitPattern: hilatencyWarnTime.load(ordering: .relaxed))
+        let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        guard seconds > limit else { return }
+        logger.warning("hilatency occurred in \(command?.name ?? "a request") put in a \(seconds) seconds")
+    }
+}
