@@ -833,6 +833,37 @@ def test_sub_nid_rules_are_relayed_and_rewrite_the_table_clients_of_the_subnet_s
 
 
 # ==============================================================================================
+# switch_dns_caching: peers' addresses kept while on
+# ==============================================================================================
+def test_switch_dns_caching_is_relayed_and_forwarding_goes_on(cl):
+    n1, n2, n3 = cl.nodes
+    others = sorted([n2.node_id, n3.node_id])
+
+    def reply(word):
+        return ("{" + ", ".join(f'"{nid}"=>"{word}"' for nid in others) + f', "{n1.node_id}"=>"{word}"}}\r\n').encode()
+
+    for n in cl.nodes:
+        assert n.raw(b"stat dns\r\n") == b"dns_caching false\r\nEND\r\n"
+    assert n1.raw(b"switch_dns_caching\r\n") == b"CLIENT_ERROR number of arguments\r\n"
+    assert n1.raw(b"switch_dns_caching maybe\r\n") == reply("NOTSWITCHED")
+    try:
+        assert n1.raw(b"switch_dns_caching on \r\n") == reply("ENABLED")
+        for n in cl.nodes:
+            assert n.raw(b"stat dns\r\n") == b"dns_caching true\r\nEND\r\n"
+        # Forwarded writes in parallel open new pooled connections, now to cached addresses.
+        keys = cl.find_keys(uniq("dns"), 24, lambda nids: n1.node_id not in nids)
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            got = list(ex.map(lambda k: n1.raw(set_cmd(k, b"cached")), keys))
+        assert got == [b"STORED\r\n"] * len(keys)
+        for k in keys:
+            assert n1.raw(b"get " + k + b"\r\n") == get_reply(k, b"cached")
+    finally:
+        assert n1.raw(b"switch_dns_caching off\r\n") == reply("DISABLED")
+    for n in cl.nodes:
+        assert n.raw(b"stat dns\r\n") == b"dns_caching false\r\nEND\r\n"
+
+
+# ==============================================================================================
 # R3.16: balse and shutdown stop the whole cluster
 # ==============================================================================================
 @pytest.mark.parametrize("command,relayed", [(b"balse", "rbalse"), (b"shutdown", "rshutdown")])

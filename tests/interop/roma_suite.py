@@ -49,7 +49,6 @@ EXPECTED = {
     "test_romad_option": "romad -h prints its own (longer) usage, not Ruby OptionParser's text",
     "test_waiting_node": "with --disabled_cmd_protect romad does not wait for its peers, so it never logs ROMA's "
                          "'I'm waiting for booting' line (it does while it waits)",
-    "test_switch_dns_caching": "runtime setter not implemented (SERVER_ERROR … is not supported by this node yet)",
     "test_del_latency_avg_calc_cmd": "latency statistics commands not implemented",
     "test_add_latency_avg_calc_cmd": "latency statistics commands not implemented",
     "test_chg_latency_avg_calc_time_count": "latency statistics commands not implemented",

@@ -30,13 +30,15 @@ public enum PeerError: Error, CustomStringConvertible, Sendable {
 final class PeerClient: Sendable {
     let group: MultiThreadedEventLoopGroup
     let timeout: TimeAmount
+    /// `switch_dns_caching`: the addresses peers' host names resolved to, when on.
+    let addresses = PeerAddressCache()
     private let perLoop: [ObjectIdentifier: LoopPeers]
 
     init(group: MultiThreadedEventLoopGroup, timeout: TimeAmount) {
         self.group = group
         self.timeout = timeout
         var m: [ObjectIdentifier: LoopPeers] = [:]
-        for loop in group.makeIterator() { m[ObjectIdentifier(loop)] = LoopPeers(loop: loop, timeout: timeout) }
+        for loop in group.makeIterator() { m[ObjectIdentifier(loop)] = LoopPeers(loop: loop, timeout: timeout, addresses: addresses) }
         perLoop = m
     }
 
@@ -94,6 +96,7 @@ final class PeerClient: Sendable {
 /// own loop (`loop.execute`/`flatSubmit`); its state is touched on that loop alone.
 final class LoopPeers: @unchecked Sendable {
     let loop: any EventLoop
+    let addresses: PeerAddressCache
     let timeout: TimeAmount
     static let maxPerPeer = 16
 
@@ -144,9 +147,10 @@ final class LoopPeers: @unchecked Sendable {
         }
     }
 
-    init(loop: any EventLoop, timeout: TimeAmount) {
+    init(loop: any EventLoop, timeout: TimeAmount, addresses: PeerAddressCache) {
         self.loop = loop
         self.timeout = timeout
+        self.addresses = addresses
     }
 
     func send(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
@@ -223,7 +227,7 @@ final class LoopPeers: @unchecked Sendable {
         guard let (host, port) = PeerAddress.split(nid) else {
             return loop.makeFailedFuture(PeerError.connect(nid, "not a node id (host_port)"))
         }
-        return ClientBootstrap(group: loop)
+        let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
@@ -231,8 +235,13 @@ final class LoopPeers: @unchecked Sendable {
                     try ch.pipeline.syncOperations.addHandler(PeerChannelHandler(nid: nid))
                 }
             }
-            .connect(host: host, port: port)
-            .flatMapThrowing { ch in try ch.pipeline.syncOperations.handler(type: PeerChannelHandler.self) }
+        let addresses = self.addresses
+        let cached = addresses.address(of: nid)
+        return (cached.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port))
+            .flatMapThrowing { ch in
+                if cached == nil, let a = ch.remoteAddress { addresses.remember(nid, a) }
+                return try ch.pipeline.syncOperations.handler(type: PeerChannelHandler.self)
+            }
             .flatMapErrorThrowing { error -> PeerChannelHandler in throw PeerError.connect(nid, "\(error)") }
     }
 
@@ -394,4 +403,27 @@ final class PeerChannelHandler: ChannelInboundHandler {
         guard isOpen else { return }
         fail(PeerError.closed(nid))
     }
+}
+
+/// `switch_dns_caching` (ROMA's DNS cache): while on, a connection to a peer goes to the address
+/// its host name resolved to the first time, without resolving it again; off (the default, as
+/// ROMA) forgets them, so a peer's name is looked up on every new connection.
+final class PeerAddressCache: Sendable {
+    private let state = NIOLockedValueBox<(on: Bool, addresses: [String: SocketAddress])>((false, [:]))
+
+    var isOn: Bool { state.withLockedValue { $0.on } }
+
+    func set(_ on: Bool) {
+        state.withLockedValue { $0 = (on, on ? $0.addresses : [:]) }
+    }
+
+    func address(of nid: String) -> SocketAddress? {
+        state.withLockedValue { $0.on ? $0.addresses[nid] : nil }
+    }
+
+    func remember(_ nid: String, _ address: SocketAddress) {
+        state.withLockedValue { if $0.on { $0.addresses[nid] = address } }
+    }
+
+    var count: Int { state.withLockedValue { $0.addresses.count } }
 }

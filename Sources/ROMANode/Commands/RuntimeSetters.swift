@@ -48,6 +48,33 @@ extension Dispatcher {
         return self.relay(relay, own: "STORED")
     }
 
+    /// `switch_dns_caching on|true|off|false` (relayed as `rswitch_dns_caching`): `ENABLED`,
+    /// `DISABLED`, or `NOTSWITCHED` for anything else (`PeerAddressCache`).
+    func switchDnsCaching(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard r.count == 2 else {
+            out.writeLine("CLIENT_ERROR number of arguments")
+            return .next
+        }
+        let arg = r.tokenString(1)
+        let own: String
+        switch arg {
+        case "on", "true":
+            node.peers.addresses.set(true)
+            own = "ENABLED"
+        case "off", "false":
+            node.peers.addresses.set(false)
+            own = "DISABLED"
+        default:
+            own = "NOTSWITCHED"
+        }
+        if own != "NOTSWITCHED" { node.logger.info("DNS caching \(own == "ENABLED" ? "enabled" : "disabled")") }
+        if command == .rswitchDnsCaching {
+            out.writeLine(own)
+            return .next
+        }
+        return relay("rswitch_dns_caching \(arg)\r\n", own: own)
+    }
+
     /// Ruby's `String#to_f`: the leading decimal number of `s` (after spaces; `_` between
     /// digits; fraction and exponent optional), 0 when there is none.
     static func rubyToF(_ s: String) -> Double {

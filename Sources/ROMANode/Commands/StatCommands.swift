@@ -171,7 +171,7 @@ extension Dispatcher {
         add("connection.pool_expire_time", "30")
         add("connection.EMpool_maxlength", "15")
         add("connection.EMpool_expire_time", "30")
-        add("dns_caching", "false")
+        add("dns_caching", node.peers.addresses.isOn ? "true" : "false")
         return l
     }
 }
