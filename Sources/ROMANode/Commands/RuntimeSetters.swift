@@ -10,12 +10,17 @@ import ROMAStorage
 ///   record of a vnode stream received with a longer key or value is logged.
 /// `stat` shows each. ROMA's error lines, with `\r\n` where some of ROMA's end in `\n\r`.
 extension Dispatcher {
-    func runtimeSetter(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+    /// The one argument of a runtime setter, or nil after ROMA's error line.
+    private func onlyArgument(_ r: Request, out: inout ByteBuffer) -> String? {
         guard r.count == 2 else {
             out.writeLine("CLIENT_ERROR number of arguments")
-            return .next
+            return nil
         }
-        let arg = r.tokenString(1)
+        return r.tokenString(1)
+    }
+
+    func runtimeSetter(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard let arg = onlyArgument(r, out: &out) else { return .next }
         let relay: String
         switch command {
         case .setHilatencyWarnTime, .rsetHilatencyWarnTime:
@@ -51,11 +56,7 @@ extension Dispatcher {
     /// `switch_dns_caching on|true|off|false` (relayed as `rswitch_dns_caching`): `ENABLED`,
     /// `DISABLED`, or `NOTSWITCHED` for anything else (`PeerAddressCache`).
     func switchDnsCaching(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
-        guard r.count == 2 else {
-            out.writeLine("CLIENT_ERROR number of arguments")
-            return .next
-        }
-        let arg = r.tokenString(1)
+        guard let arg = onlyArgument(r, out: &out) else { return .next }
         let own: String
         switch arg {
         case "on", "true":
