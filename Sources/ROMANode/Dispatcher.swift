@@ -128,6 +128,7 @@ struct Dispatcher {
                  .setSpushvVlengthWarn, .rsetSpushvVlengthWarn:
                 return runtimeSetter(command, r, out: &out)
             case .switchDnsCaching, .rswitchDnsCaching: return switchDnsCaching(command, r, out: &out)
+            case .setDescriptorTableSize, .rsetDescriptorTableSize: return setDescriptorTableSize(command, r, out: &out)
             case .defhash, .rdefhash: return defhash(command, r, session: &session, out: &out)
             case .createhash, .deletehash, .mounthash, .umounthash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
                 return hashAdmin(command, r, session: session, out: &out)

@@ -140,6 +140,9 @@ public final class Node: Sendable {
         peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
         autoRecover.withLockedValue { $0.enabled = config.autoRecover; $0.seconds = config.autoRecoverTime }
         subNid = NIOLockedValueBox(config.subNid)
+        // CONNECTION_DESCRIPTOR_TABLE_SIZE: at least that many open files (ROMA sets it at start;
+        // a limit already higher is kept).
+        Node.setOpenFileLimit(config.descriptorTableSize, raiseOnly: true)
         failover = FailureDetector(threshold: config.failThreshold, gap: config.failGap,
                                    lostAction: LostAction(rawValue: config.lostAction) ?? .autoAssign)
         let routesRef = routes

@@ -32,7 +32,7 @@ public struct NodeConfig: Sendable {
     /// `STORAGE_CLEAN_UP_INTERVAL`.
     public var cleanUpInterval: Int = 300
     /// `CONNECTION_DESCRIPTOR_TABLE_SIZE`, shown by `stat`.
-    public var descriptorTableSize: Int = 4096
+    public var descriptorTableSize: Int = 4096  // the open-file limit is raised to it at start
     /// Event-loop threads (0 = one per core).
     public var threads: Int = 0
     /// Protocol limits (key length, value size, line length).

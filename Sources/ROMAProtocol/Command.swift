@@ -16,7 +16,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Runtime setters (R9.1).
     case setLogLevel, setHilatencyWarnTime, rsetHilatencyWarnTime
     case setSpushvKlengthWarn, rsetSpushvKlengthWarn, setSpushvVlengthWarn, rsetSpushvVlengthWarn
-    case switchDnsCaching, rswitchDnsCaching
+    case switchDnsCaching, rswitchDnsCaching, setDescriptorTableSize, rsetDescriptorTableSize
     // Cluster: forwarded commands (R5.1), replica writes (R5.2), routing (R4.6, R4.8), start-up (R3.7).
     case fget, fset, fadd, freplace, fappend, fprepend, fcas, fincr, fdecr, fdelete, fsetExpt
     case rset, rzset, rdelete, out
@@ -52,6 +52,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .rsetSpushvVlengthWarn: return "rset_spushv_vlength_warn"
         case .switchDnsCaching: return "switch_dns_caching"
         case .rswitchDnsCaching: return "rswitch_dns_caching"
+        case .setDescriptorTableSize: return "set_descriptor_table_size"
+        case .rsetDescriptorTableSize: return "rset_descriptor_table_size"
         case .fsetExpt: return "fset_expt"
         case .createNodesFromVIdx: return "create_nodes_from_v_idx"
         case .enabledRepetitionInRouting: return "enabled_repetition_in_routing?"

@@ -3,6 +3,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from romatest import ROMAD_BIN, Romad, free_port, pids_with_in_cmdline, raw, wait_for
 
 
@@ -178,3 +180,40 @@ def test_set_log_level_changes_what_the_running_node_logs(tmp_path):
         assert "createhash quiet" not in s.log_text()
     finally:
         assert s.stop() == 0
+
+
+def _open_files_soft_limit(pid: int) -> int:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no 'Max open files' line")
+
+
+def test_descriptor_table_size_raises_the_open_file_limit_at_start_and_at_run_time(tmp_path):
+    """CONNECTION_DESCRIPTOR_TABLE_SIZE (config) and set_descriptor_table_size (ROMA's runtime
+    setter, relayed): the process's open-file limit becomes that many, up to the hard limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 3000:
+        pytest.fail(f"this test needs a hard open-file limit of at least 3000 (have {hard})")
+    cfg = tmp_path / "roma.yaml"
+    cfg.write_text("CONNECTION_DESCRIPTOR_TABLE_SIZE: 2500\n")
+    port = free_port()
+    proc = subprocess.Popen([ROMAD_BIN, "127.0.0.1", "-p", str(port), "--storage", "memory", "--config", str(cfg)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard)))
+    try:
+        wait_for(lambda: raw(port, b"version\r\n").startswith(b"VERSION"), 20, "romad to serve")
+        assert _open_files_soft_limit(proc.pid) == 2500           # raised from 1200 at start
+        assert raw(port, b"stat DESCRIPTOR_TABLE_SIZE|descriptor_table_size\r\n") == \
+            b"config.CONNECTION_DESCRIPTOR_TABLE_SIZE 2500\r\nconnection.descriptor_table_size 2500\r\nEND\r\n"
+        assert raw(port, b"set_descriptor_table_size 1000\r\n") == b"CLIENT_ERROR length must be greater than 1024\r\n"
+        assert raw(port, b"set_descriptor_table_size\r\n") == b"CLIENT_ERROR number of arguments\r\n"
+        assert raw(port, b"set_descriptor_table_size 3000\r\n") == b'{"127.0.0.1_%d"=>"STORED"}\r\n' % port
+        assert _open_files_soft_limit(proc.pid) == 3000
+        assert raw(port, b"stat connection.descriptor_table_size\r\n") == \
+            b"connection.descriptor_table_size 3000\r\nEND\r\n"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import ROMAProtocol
 import ROMAStorage
@@ -76,6 +79,25 @@ extension Dispatcher {
         return relay("rswitch_dns_caching \(arg)\r\n", own: own)
     }
 
+    /// `set_descriptor_table_size <n>` (relayed as `rset_descriptor_table_size`; n ≥ 1024): the
+    /// process's open-file limit (soft, up to the hard limit) becomes n, as ROMA's
+    /// `EM.set_descriptor_table_size`; `stat connection.descriptor_table_size` shows it.
+    func setDescriptorTableSize(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
+        guard let arg = onlyArgument(r, out: &out) else { return .next }
+        let n = LenientInteger(parsing: Array(arg.utf8))
+        guard !n.negative, n.low64 >= 1024 else {
+            out.writeLine("CLIENT_ERROR length must be greater than 1024")
+            return .next
+        }
+        let got = Node.setOpenFileLimit(Int(clamping: n.low64), raiseOnly: false)
+        node.logger.notice("\(command.name) \(arg): open-file limit \(got)")
+        if command == .rsetDescriptorTableSize {
+            out.writeStaticString(Reply.stored)
+            return .next
+        }
+        return relay("rset_descriptor_table_size \(arg)\r\n", own: "STORED")
+    }
+
     /// Ruby's `String#to_f`: the leading decimal number of `s` (after spaces; `_` between
     /// digits; fraction and exponent optional), 0 when there is none.
     static func rubyToF(_ s: String) -> Double {
@@ -122,5 +144,31 @@ extension Node {
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         guard seconds > limit else { return }
         logger.warning("hilatency occurred in \(command?.name ?? "a request") put in a \(seconds) seconds")
+    }
+}
+
+extension Node {
+    /// `RLIM_INFINITY` (Glibc's macro does not import into Swift: all ones).
+    private static let unlimited = rlim_t.max
+
+    /// The process's open-file limit (soft).
+    static func openFileLimit() -> Int {
+        var l = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l) == 0 else { return 0 }
+        return l.rlim_cur == unlimited ? Int.max : Int(clamping: l.rlim_cur)
+    }
+
+    /// Sets the soft open-file limit to `n`, at most the hard limit (never lower than now when
+    /// `raiseOnly`); returns the limit now in force.
+    @discardableResult
+    static func setOpenFileLimit(_ n: Int, raiseOnly: Bool) -> Int {
+        var l = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l) == 0 else { return 0 }
+        var want = rlim_t(max(0, n))
+        if l.rlim_max != unlimited { want = min(want, l.rlim_max) }
+        if raiseOnly && want <= l.rlim_cur { return openFileLimit() }
+        l.rlim_cur = want
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
+        return openFileLimit()
     }
 }

@@ -163,7 +163,7 @@ extension Dispatcher {
         add("stats.vnode_copy_bandwidth", String(node.config.copyBandwidth))
         add("stats.vnode_copy_parallelism", String(node.config.copyParallelism))
         add("connection.count", String(s.connections.load(ordering: .relaxed)))
-        add("connection.descriptor_table_size", String(c.descriptorTableSize))
+        add("connection.descriptor_table_size", String(Node.openFileLimit()))
         add("connection.continuous_limit", "200:30:300")
         add("connection.accepted_connection_expire_time", "0")
         add("connection.handler_instance_count", String(s.connections.load(ordering: .relaxed)))
