@@ -104,9 +104,8 @@ public struct NodeConfig: Sendable {
         configPath = FileSystem.absolute(path)
         if RubyConfig.looksLikeRuby(path: path, text: text) {
             for a in RubyConfig.assignments(in: text) {
-                let key = a.name.uppercased()
                 guard let node = a.value.yamlNode else {
-                    if case .unreadable(let src) = a.value, NodeConfig.settingNames.contains(key) {
+                    if case .unreadable(let src) = a.value, uses(setting: a.name) {
                         throw ConfigError("\(path):\(a.line): cannot evaluate \(a.name) = \(src) (romad reads literals, symbols, constant names, arrays and integer arithmetic in config.rb)")
                     }
                     continue
@@ -127,7 +126,15 @@ public struct NodeConfig: Sendable {
         }
     }
 
-    private mutating func apply(key: String, value: Yams.Node, file: String) throws {
+    /// Whether `apply(key:value:file:)` uses the setting `name` (it ignores ROMA's others).
+    private func uses(setting name: String) -> Bool {
+        var probe = self
+        return (try? probe.apply(key: name, value: Yams.Node(""), file: "")) ?? true
+    }
+
+    /// Applies one setting; false when this node does not use it (accepted and ignored).
+    @discardableResult
+    private mutating func apply(key: String, value: Yams.Node, file: String) throws -> Bool {
         let k = key.uppercased()
         func str() throws -> String {
             guard let s = value.string else { throw ConfigError("\(file): \(key) must be a string") }
@@ -209,20 +216,10 @@ public struct NodeConfig: Sendable {
             lostAction = v
         default:
             // ROMA settings this node does not use (cluster, write-behind, …) are accepted and ignored.
-            break
+            return false
         }
+        return true
     }
-
-    /// The settings `apply(key:value:file:)` uses (upper case); every other name is ignored.
-    static let settingNames: Set<String> = [
-        "VERSION", "DEFAULT_PORT", "PORT", "DEFAULT_NAME", "NAME", "ADDRESS",
-        "BIND", "BIND_HOST", "STORAGE_CLASS", "STORAGE", "STORAGE_PATH", "STORAGE_DIVNUM",
-        "DIVNUM", "STORAGE_OPTION", "LOG_LEVEL", "LOG_PATH", "RTTABLE_PATH", "WRITEBEHIND_PATH",
-        "STORAGE_DELMARK_EXPTIME", "STORAGE_CLEAN_UP_INTERVAL", "CONNECTION_DESCRIPTOR_TABLE_SIZE", "THREADS", "MAX_KEY_LENGTH", "MAX_VALUE_SIZE",
-        "MAX_LINE_LENGTH", "DATA_READ_TIMEOUT", "PEER_TIMEOUT", "REPLICATION_QUEUE_BYTES", "REDUNDANT_ZREDUNDANT_SIZE", "VNODE_COPY_BANDWIDTH",
-        "VNODE_COPY_PARALLELISM", "VNODE_INDEX_MEMORY", "ROUTING_FAIL_CNT_THRESHOLD", "AUTO_RECOVER", "AUTO_RECOVER_TIME", "ROUTING_FAIL_CNT_GAP",
-        "DEFAULT_LOST_ACTION", "RTTABLE_SUB_NID",
-    ]
 
     /// Maps `tc`, `memory` and ROMA's class names to an engine.
     public static func engine(named name: String, options: EngineKind) throws -> EngineKind {

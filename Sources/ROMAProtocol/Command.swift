@@ -107,6 +107,22 @@ public enum Command: UInt8, CaseIterable, Sendable {
         }
     }
 
+    /// Whether this is the `r…` form another node sends of a command ROMA relays to every node
+    /// (R3.16, R3.17, R5.14): it runs here and is answered alone, not relayed again.
+    public var isRelayedForm: Bool {
+        switch self {
+        case .rsetSizeOfZredundant, .rswitchFailover, .rsetThresholdForFailover, .rsetGapForFailover, .rsetLostAction,
+             .rrecover, .rbalance, .rsetAutoRecover, .rbalse, .rshutdown,
+             .rdefhash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash,
+             .raddRttableSubNid, .rdeleteRttableSubNid, .rclearRttableSubNid,
+             .rsetHilatencyWarnTime, .rsetSpushvKlengthWarn, .rsetSpushvVlengthWarn, .rswitchDnsCaching,
+             .rsetDescriptorTableSize:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Whether the command is a client data command, gated during start-up (R3.7).
     public var isDataCommand: Bool {
         switch self {

@@ -35,6 +35,12 @@ public enum NodeID {
 
 /// Ruby `inspect` renderings that leak onto ROMA's wire and into its hashes.
 public enum RubyInspect {
+    /// Ruby `Hash#inspect` of string keys and values in this order, `nil` for a missing value:
+    /// `{"a"=>"x", "b"=>nil}`.
+    public static func hash(_ entries: [(String, String?)]) -> String {
+        "{" + entries.map { "\(string($0.0))=>\($0.1.map(string) ?? "nil")" }.joined(separator: ", ") + "}"
+    }
+
     /// Ruby `String#inspect` of a UTF-8 string, e.g. `"a\"b"`.
     public static func string(_ s: String) -> String {
         var out = "\""

@@ -179,7 +179,6 @@ struct Romad: ParsableCommand {
         RuntimeLogLevel.set(level)
         LoggingSystem.bootstrap { label in RuntimeLevelLogHandler(label: label) }
         var logger = Logger(label: "romad")
-        logger.logLevel = level
         logger[metadataKey: "node"] = .string(nodeID)
 
         // Signals are blocked in every thread (all threads are created after this point and inherit

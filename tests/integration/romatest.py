@@ -48,6 +48,16 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def proc_field(pid: int, name: str, prefix: str, index: int) -> int:
+    """The integer at whitespace-separated position ``index`` of the line of ``/proc/<pid>/<name>``
+    that starts with ``prefix`` (``("status", "VmRSS:", 1)``, ``("limits", "Max open files", 3)``)."""
+    with open(f"/proc/{pid}/{name}") as f:
+        for line in f:
+            if line.startswith(prefix):
+                return int(line.split()[index])
+    raise AssertionError(f"no {prefix!r} line in /proc/{pid}/{name}")
+
+
 def pids_with_in_cmdline(marker: str) -> List[int]:
     """PIDs of the processes (not this one) whose command line contains ``marker``: for those a
     test did not start as its child (a daemon, processes a foreign test suite starts)."""

@@ -3,13 +3,11 @@ replies without bound: romad stops reading from that connection until the client
 import socket
 import time
 
+from romatest import proc_field
+
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_field(pid, "status", "VmRSS:", 1)
 
 
 def test_unread_replies_do_not_grow_memory(romad):

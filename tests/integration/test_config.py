@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from romatest import ROMAD_BIN, Romad, free_port, pids_with_in_cmdline, raw, wait_for
+from romatest import ROMAD_BIN, Romad, free_port, pids_with_in_cmdline, proc_field, raw, wait_for
 
 
 def test_config_file_sets_name_divnum_path_and_engine_options(tmp_path):
@@ -183,11 +183,7 @@ def test_set_log_level_changes_what_the_running_node_logs(tmp_path):
 
 
 def _open_files_soft_limit(pid: int) -> int:
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max open files"):
-                return int(line.split()[3])
-    raise AssertionError("no 'Max open files' line")
+    return proc_field(pid, "limits", "Max open files", 3)
 
 
 def test_descriptor_table_size_raises_the_open_file_limit_at_start_and_at_run_time(tmp_path):

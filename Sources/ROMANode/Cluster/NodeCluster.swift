@@ -69,22 +69,16 @@ extension Node {
         return EventLoopFuture.whenAllSucceed(asks, on: loop).map { answers in Array(zip(others, answers)) }
     }
 
-    /// The reply line of a command ROMA defines "with relay" (R3.17): `{"<this node>"=>own,
-    /// "<peer>"=>answer, …}` with the peers in sorted order, nil for one that did not answer.
-    func relayOwnFirst(_ own: String, line: String) -> EventLoopFuture<ByteBuffer> {
+    /// ROMA's reply to a relayed command, after `line` went to every other node: the Ruby-inspect
+    /// hash of each node's answer (nil for one that did not answer, peers in sorted order) with
+    /// this node's `own` last, as ROMA's `broadcast_cmd` then `res[self] = …` build it, or first
+    /// for the commands ROMA defines "with relay" (R3.17: `defhash`, `createhash`, …).
+    func relayed(_ line: String, own: String, ownFirst: Bool = false) -> EventLoopFuture<ByteBuffer> {
         broadcast(line).map { [nodeID] answers in
-            var parts = ["\(RubyInspect.string(nodeID))=>\(RubyInspect.string(own))"]
-            parts += answers.map { "\(RubyInspect.string($0.0))=>\($0.1.map { RubyInspect.string($0) } ?? "nil")" }
+            let mine = (nodeID, Optional(own))
             var b = ByteBuffer()
-            b.writeLine("{" + parts.joined(separator: ", ") + "}")
+            b.writeLine(RubyInspect.hash(ownFirst ? [mine] + answers : answers + [mine]))
             return b
         }
-    }
-
-    /// ROMA's broadcast reply: a Ruby-inspect hash of the peers' answers, then this node's own.
-    func broadcastReply(_ answers: [(String, String?)], own: String) -> String {
-        var parts = answers.map { "\(RubyInspect.string($0.0))=>\($0.1.map { RubyInspect.string($0) } ?? "nil")" }
-        parts.append("\(RubyInspect.string(nodeID))=>\(RubyInspect.string(own))")
-        return "{" + parts.joined(separator: ", ") + "}"
     }
 }

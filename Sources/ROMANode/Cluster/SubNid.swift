@@ -16,6 +16,11 @@ struct SubNidTable: Sendable, Equatable {
         let mask: String
         let pattern: String
         let replacement: String
+
+        /// `table` with every node id rewritten by this rule.
+        func apply(to table: RoutingTable) -> RoutingTable {
+            table.mapNodeIDs { SubNidTable.replaceFirst(pattern, with: replacement, in: $0) }
+        }
     }
 
     private(set) var rules: [Rule] = []
@@ -44,7 +49,7 @@ struct SubNidTable: Sendable, Equatable {
     /// `table` as a client at `address` sees it.
     func table(_ table: RoutingTable, forClient address: String?) -> RoutingTable {
         guard let address, let rule = rule(forClient: address) else { return table }
-        return table.mapNodeIDs { SubNidTable.replaceFirst(rule.pattern, with: rule.replacement, in: $0) }
+        return rule.apply(to: table)
     }
 
     /// `stat`'s `routing.sub_nid`: the Ruby inspect of ROMA's hash,

@@ -183,11 +183,7 @@ extension Dispatcher {
         }
         let n = Int(clamping: v.low64)
         node.stats.sizeOfZredundant.store(n, ordering: .relaxed)
-        if command == .rsetSizeOfZredundant {
-            out.writeStaticString(Reply.stored)
-            return .next
-        }
-        return relay("rset_size_of_zredundant \(n)\r\n", own: "STORED")
+        return answerOrRelay(command, own: "STORED", line: "rset_size_of_zredundant \(n)\r\n", out: &out)
     }
 
     /// zlib (RFC 1950) deflate, for `rzset`.
@@ -369,12 +365,7 @@ extension Dispatcher {
             own = "STORED"
             relay = "rset_lost_action \(arg)"
         }
-        let isRelay = [.rswitchFailover, .rsetThresholdForFailover, .rsetGapForFailover, .rsetLostAction].contains(command)
-        if isRelay {
-            out.writeLine(own)
-            return .next
-        }
-        return self.relay(relay + "\r\n", own: own)
+        return answerOrRelay(command, own: own, line: relay + "\r\n", out: &out)
     }
 }
 
@@ -463,11 +454,7 @@ extension Dispatcher {
             return .next
         }
         let own = node.startRecover() ? "STARTED" : "SERVER_ERROR Recover process is already running."
-        if command == .rrecover {
-            out.writeLine(own)
-            return .next
-        }
-        return relay("rrecover\r\n", own: own)
+        return answerOrRelay(command, own: own, line: "rrecover\r\n", out: &out)
     }
 }
 
@@ -505,24 +492,25 @@ extension Dispatcher {
             s.generation += 1
             if let seconds { s.seconds = seconds }
         }
-        if command == .rsetAutoRecover {
-            out.writeStaticString(Reply.stored)
-            return .next
-        }
         let line = "rset_auto_recover \(on)" + (seconds.map { " \($0)" } ?? "") + "\r\n"
-        return relay(line, own: "STORED")
+        return answerOrRelay(command, own: "STORED", line: line, out: &out)
     }
 }
 
 extension Dispatcher {
     /// A relayed command (R5.14): `line` goes to every other node; the reply is ROMA's inspect hash
-    /// of their answers followed by this node's `own`.
-    func relay(_ line: String, own: String) -> Outcome {
-        let node = self.node
-        return .deferred(node.broadcast(line).map { answers in
-            var b = ByteBuffer()
-            b.writeLine(node.broadcastReply(answers, own: own))
-            return b
-        }.hop(to: loop))
+    /// of every node's answer (`Node.relayed`).
+    func relay(_ line: String, own: String, ownFirst: Bool = false) -> Outcome {
+        .deferred(node.relayed(line, own: own, ownFirst: ownFirst).hop(to: loop))
+    }
+
+    /// The end of a command ROMA relays: its `r…` form, sent by another node, is answered with
+    /// `own` alone; the plain form goes to every other node as `line` (`relay`).
+    func answerOrRelay(_ command: Command, own: String, line: String, ownFirst: Bool = false, out: inout ByteBuffer) -> Outcome {
+        guard !command.isRelayedForm else {
+            out.writeLine(own)
+            return .next
+        }
+        return relay(line, own: own, ownFirst: ownFirst)
     }
 }

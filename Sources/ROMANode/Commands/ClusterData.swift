@@ -141,14 +141,9 @@ extension Dispatcher {
 
     // MARK: - Hash names in forwarded requests
 
-    /// Whether key token `i`, forwarded as typed, would land in another hash than here: it names
-    /// none and this connection's default (`defhash`) is not the one a peer connection starts
-    /// with. ROMA forwards the token as typed, so such keys went to the owner's `roma` hash.
-    static func needsHashName(_ r: Request, _ i: Int, _ session: Session) -> Bool {
-        session.defaultHash != Session.initialHash && !r.withToken(i) { $0.contains(0x1b) }
-    }
-
-    /// `token`, with `ESC <hash>` added when `needsHashName` says so.
+    /// A key token to forward: as typed, or with `ESC <hash>` added when it names no hash and this
+    /// connection's default (`defhash`) is not the one a peer connection starts with — ROMA
+    /// forwarded the token as typed, so such keys went to the owner's `roma` hash.
     static func namingHash(_ token: ByteBuffer, _ session: Session) -> ByteBuffer {
         guard session.defaultHash != Session.initialHash, !token.readableBytesView.contains(0x1b) else { return token }
         var t = token
@@ -407,12 +402,12 @@ extension Dispatcher {
         var m = ByteBuffer()
         m.writeStaticString(name)
         m.writeStaticString(" ")
-        if hashSuffix || Dispatcher.needsHashName(r, 1, session) {
+        if hashSuffix {
             m.writeBytes(k.key)
             m.writeInteger(UInt8(0x1b))
             m.writeString(k.hash)
         } else {
-            var t = r.tokenSlice(1)
+            var t = Dispatcher.namingHash(r.tokenSlice(1), session)
             m.writeBuffer(&t)
         }
         if digest {

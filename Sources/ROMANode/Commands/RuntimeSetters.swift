@@ -24,7 +24,6 @@ extension Dispatcher {
 
     func runtimeSetter(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
         guard let arg = onlyArgument(r, out: &out) else { return .next }
-        let relay: String
         switch command {
         case .setHilatencyWarnTime, .rsetHilatencyWarnTime:
             let seconds = Dispatcher.rubyToF(arg)
@@ -33,7 +32,6 @@ extension Dispatcher {
                 return .next
             }
             node.hilatencyWarnTime.store(seconds.bitPattern, ordering: .relaxed)
-            relay = "rset_hilatency_warn_time \(arg)\r\n"
         default:
             let n = LenientInteger(parsing: Array(arg.utf8))
             guard !n.negative, n.low64 != 0 else {
@@ -43,17 +41,11 @@ extension Dispatcher {
             let bytes = Int(clamping: n.low64)
             if command == .setSpushvKlengthWarn || command == .rsetSpushvKlengthWarn {
                 node.spushvKlengthWarn.store(bytes, ordering: .relaxed)
-                relay = "rset_spushv_klength_warn \(arg)\r\n"
             } else {
                 node.spushvVlengthWarn.store(bytes, ordering: .relaxed)
-                relay = "rset_spushv_vlength_warn \(arg)\r\n"
             }
         }
-        if [.rsetHilatencyWarnTime, .rsetSpushvKlengthWarn, .rsetSpushvVlengthWarn].contains(command) {
-            out.writeStaticString(Reply.stored)
-            return .next
-        }
-        return self.relay(relay, own: "STORED")
+        return answerOrRelay(command, own: "STORED", line: Dispatcher.relayLine(command, r), out: &out)
     }
 
     /// `switch_dns_caching on|true|off|false` (relayed as `rswitch_dns_caching`): `ENABLED`,
@@ -72,11 +64,7 @@ extension Dispatcher {
             own = "NOTSWITCHED"
         }
         if own != "NOTSWITCHED" { node.logger.info("DNS caching \(own == "ENABLED" ? "enabled" : "disabled")") }
-        if command == .rswitchDnsCaching {
-            out.writeLine(own)
-            return .next
-        }
-        return relay("rswitch_dns_caching \(arg)\r\n", own: own)
+        return answerOrRelay(command, own: own, line: Dispatcher.relayLine(command, r), out: &out)
     }
 
     /// `set_descriptor_table_size <n>` (relayed as `rset_descriptor_table_size`; n ≥ 1024): the
@@ -91,11 +79,7 @@ extension Dispatcher {
         }
         let got = Node.setOpenFileLimit(Int(clamping: n.low64), raiseOnly: false)
         node.logger.notice("\(command.name) \(arg): open-file limit \(got)")
-        if command == .rsetDescriptorTableSize {
-            out.writeStaticString(Reply.stored)
-            return .next
-        }
-        return relay("rset_descriptor_table_size \(arg)\r\n", own: "STORED")
+        return answerOrRelay(command, own: "STORED", line: Dispatcher.relayLine(command, r), out: &out)
     }
 
     /// Ruby's `String#to_f`: the leading decimal number of `s` (after spaces; `_` between

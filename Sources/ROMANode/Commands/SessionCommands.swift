@@ -76,23 +76,13 @@ extension Dispatcher {
             if command == .defhash { session.defaultHash = name }
             result = "STORED"
         }
-        if command == .rdefhash {
-            out.writeLine(result)
-            return .next
-        }
-        return relayOwnFirst(result, line: Dispatcher.relayLine(command, r))
+        return answerOrRelay(command, own: result, line: Dispatcher.relayLine(command, r), ownFirst: true, out: &out)
     }
 
     /// ROMA's relay line of a command defined "with relay": `r<cmd> <arguments>` (with the space
     /// even when there are no arguments, as ROMA sends it).
     static func relayLine(_ command: Command, _ r: Request) -> String {
         "r\(command.name) \((1..<max(1, r.count)).map { r.tokenString($0) }.joined(separator: " "))\r\n"
-    }
-
-    /// The reply of a command ROMA defines "with relay" (R3.17): this node's result first, then
-    /// every other node's answer to `line` (nil where one did not answer).
-    func relayOwnFirst(_ own: String, line: String) -> Outcome {
-        .deferred(node.relayOwnFirst(own, line: line).hop(to: loop))
     }
 
     /// `balse [reason]`, `shutdown [reason]` and `shutdown_self` (R3.16): ask, then act on the answer line.
@@ -125,12 +115,7 @@ extension Dispatcher {
             // this node's own BYE; then this node stops too.
             node.failover.setEnabled(false)
             let isBalse = prompt == .balse
-            let node = self.node
-            let reply = node.broadcast(isBalse ? "rbalse\r\n" : "rshutdown\r\n").map { answers in
-                var b = ByteBuffer()
-                b.writeLine(node.broadcastReply(answers, own: "BYE"))
-                return b
-            }
+            let reply = node.relayed(isBalse ? "rbalse\r\n" : "rshutdown\r\n", own: "BYE")
             node.logger.notice("\(isBalse ? "balse" : "shutdown"): stopping every node of the routing table")
             return .replyThenStopNode(reply, isBalse ? "balse" : "shutdown")
         case .shutdownSelf:
@@ -202,8 +187,7 @@ extension Dispatcher {
         }
         let defaultHash = session.defaultHash
         let node = self.node
-        let relayed = [.rcreatehash, .rdeletehash, .rmounthash, .rumounthash].contains(command)
-        let relay = relayed ? "" : Dispatcher.relayLine(command, r)
+        let relay = Dispatcher.relayLine(command, r)
         let done = node.background(on: loop) { () -> Node.HashAdminResult in
             switch command {
             case .createhash, .rcreatehash: return node.openHash(name, mount: false)
@@ -214,8 +198,8 @@ extension Dispatcher {
         }
         return .deferred(done.flatMap { result -> EventLoopFuture<ByteBuffer> in
             switch result {
-            case .value(let v) where !relayed:
-                return node.relayOwnFirst(v, line: relay)
+            case .value(let v) where !command.isRelayedForm:
+                return node.relayed(relay, own: v, ownFirst: true)
             case .value(let line), .error(let line):
                 var b = ByteBuffer()
                 b.writeLine(line)

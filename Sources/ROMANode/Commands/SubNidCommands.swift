@@ -5,8 +5,8 @@ import ROMARouting
 extension Node {
     /// The routing table as a client at `address` sees it (`RTTABLE_SUB_NID`).
     func routing(forClient address: String?) -> RoutingTable {
-        let rt = routing
-        return subNid.withLockedValue { $0.rules.isEmpty ? rt : $0.table(rt, forClient: address) }
+        guard let address, let rule = subNid.withLockedValue({ $0.rule(forClient: address) }) else { return routing }
+        return rule.apply(to: routing)
     }
 }
 
@@ -17,9 +17,7 @@ extension Node {
 /// with ROMA's usage line, unrelayed.
 extension Dispatcher {
     func subNidCommand(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
-        let relayed = [.raddRttableSubNid, .rdeleteRttableSubNid, .rclearRttableSubNid].contains(command)
         let own: String
-        let line: String
         switch command {
         case .addRttableSubNid, .raddRttableSubNid:
             guard r.count == 4 else {
@@ -30,7 +28,6 @@ extension Dispatcher {
             node.subNid.withLockedValue { $0.add(mask: mask, pattern: from, replacement: to) }
             node.logger.notice("\(command.name) \(mask) \(from) \(to)")
             own = "ADDED"
-            line = "radd_rttable_sub_nid \(mask) \(from) \(to)\r\n"
         case .deleteRttableSubNid, .rdeleteRttableSubNid:
             guard r.count == 2 else {
                 out.writeLine("usage:delete_rttable_sub_nid <netmask>")
@@ -38,16 +35,12 @@ extension Dispatcher {
             }
             let mask = r.tokenString(1)
             own = node.subNid.withLockedValue { $0.delete(mask: mask) } ? "DELETED" : "NOT_FOUND"
-            line = "rdelete_rttable_sub_nid \(mask)\r\n"
         default:
             node.subNid.withLockedValue { $0.clear() }
             own = "CLEARED"
-            line = "rclear_rttable_sub_nid\r\n"
         }
-        if relayed {
-            out.writeLine(own)
-            return .next
-        }
-        return relay(line, own: own)
+        // ROMA relays `clear_rttable_sub_nid` without arguments, whatever came with it.
+        let line = command == .clearRttableSubNid ? "rclear_rttable_sub_nid\r\n" : Dispatcher.relayLine(command, r)
+        return answerOrRelay(command, own: own, line: line, out: &out)
     }
 }
