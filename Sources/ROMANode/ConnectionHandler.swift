@@ -62,6 +62,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var stream: VnodeStreamReceiver?
     /// The command of the request being executed (named by a `hilatency` warning).
     private var lastCommand: Command?
+    /// When the client last sent something (`accepted_connection_expire_time`).
+    private var lastAccess = NIODeadline.now()
     /// Records of the stream are being stored off the loop (reading is paused).
     private var streamBusy = false
     /// Leading bytes of the input known to hold no complete record (the part of one): the
@@ -115,6 +117,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        lastAccess = .now()
         if input == nil || input!.readableBytes == 0 {
             input = bytes
         } else {
@@ -175,9 +178,25 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 outcome = .close
             case .request(let request):
                 lastCommand = request.command
-                outcome = dispatcher.execute(request, session: &session, out: &output)
+                if node.settings.latencyOn.load(ordering: .relaxed) {
+                    let started = NIODeadline.now()
+                    outcome = dispatcher.execute(request, session: &session, out: &output)
+                    if case .next = outcome {
+                        node.noteLatencyStatistics(lastCommand, seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+                    }
+                } else {
+                    outcome = dispatcher.execute(request, session: &session, out: &output)
+                }
             }
             if !apply(outcome, context: context) { return }
+            // R3.6: over the continuous limit, a client command may be the connection's last.
+            if let c = lastCommand, c.isDataCommand, !c.isPeerForm, node.settings.shouldShed(open: node.openConnections) {
+                lastCommand = nil
+                output.writeStaticString("ERROR\r\n")
+                node.logger.warning("Connection count > \(node.settings.continuousLimit.start):closed")
+                _ = apply(.close, context: context)
+                return
+            }
             // Large replies: hand them to the socket now rather than growing one huge buffer.
             if output.readableBytes >= 256 * 1024 { flushOutput(context: context) }
         }
@@ -386,8 +405,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func updateDataTimeout(context: ChannelHandlerContext) {
         if (parser.isAwaitingData || stream != nil) && !closed {
             dataTimeout?.cancel()
-            // A vnode stream may pause longer (ROMA: 10 s × spushv_read_timeout).
-            let seconds = node.config.dataReadTimeout * (stream != nil ? 10 : 1)
+            // A vnode stream may pause longer: `spushv_read_timeout` times as long (ROMA's 10 s × 100).
+            let seconds = node.config.dataReadTimeout * (stream != nil ? Double(node.settings.spushvReadTimeout.load(ordering: .relaxed)) : 1)
             dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [self] in
                 guard parser.isAwaitingData || stream != nil, !closed else { return }
                 // Records being stored are not a stalled stream: look again after them.
@@ -399,6 +418,16 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             t.cancel()
             dataTimeout = nil
         }
+    }
+
+    /// R3.6's sweep: closes the connection when the client sent nothing for longer than
+    /// `seconds` and nothing of it is still being answered or received.
+    func closeIfIdle(longerThan seconds: Int) {
+        guard let context, !closed, !paused, queued.isEmpty, stream == nil, !parser.isAwaitingData,
+              NIODeadline.now() - lastAccess > .seconds(Int64(seconds)) else { return }
+        let peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        node.logger.info("connection expired from \(peer),lastcmd = \(lastCommand?.name ?? "")")
+        closeAfterFlush(context: context)
     }
 
     // MARK: - Graceful shutdown

@@ -129,6 +129,16 @@ struct Dispatcher {
                 return runtimeSetter(command, r, out: &out)
             case .switchDnsCaching, .rswitchDnsCaching: return switchDnsCaching(command, r, out: &out)
             case .setDescriptorTableSize, .rsetDescriptorTableSize: return setDescriptorTableSize(command, r, out: &out)
+            case .setContinuousLimit, .rsetContinuousLimit, .setAcceptedConnectionExpireTime, .rsetAcceptedConnectionExpireTime,
+                 .setConnectionPoolMaxlength, .rsetConnectionPoolMaxlength, .setConnectionPoolExpireTime, .rsetConnectionPoolExpireTime,
+                 .setEmconnectionPoolMaxlength, .rsetEmconnectionPoolMaxlength, .setEmconnectionPoolExpireTime,
+                 .rsetEmconnectionPoolExpireTime, .setRoutingTransTimeout, .rsetRoutingTransTimeout, .setSpushvReadTimeout,
+                 .rsetSpushvReadTimeout, .setReqpushvTimeoutCount, .rsetReqpushvTimeoutCount, .dcnice, .rdcnice,
+                 .setLogShiftSize, .rsetLogShiftSize, .setLogShiftAge, .rsetLogShiftAge, .restart, .rrestart:
+                return settingCommand(command, r, out: &out)
+            case .setLatencyAvgCalcRule, .rsetLatencyAvgCalcRule, .addLatencyAvgCalcCmd, .raddLatencyAvgCalcCmd,
+                 .delLatencyAvgCalcCmd, .rdelLatencyAvgCalcCmd, .chgLatencyAvgCalcTimeCount, .rchgLatencyAvgCalcTimeCount:
+                return latencyCommand(command, r, out: &out)
             case .defhash, .rdefhash: return defhash(command, r, session: &session, out: &out)
             case .createhash, .deletehash, .mounthash, .umounthash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
                 return hashAdmin(command, r, session: session, out: &out)

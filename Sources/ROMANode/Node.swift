@@ -66,6 +66,8 @@ public final class Node: Sendable {
     let spushvVlengthWarn = Atomic<Int>(1_048_576)
     /// `RTTABLE_SUB_NID`: node ids as clients of some subnets see them (`SubNidTable`).
     let subNid: NIOLockedValueBox<SubNidTable>
+    /// The other settings ROMA's setter commands change at run time.
+    let settings: RuntimeSettings
 
     struct TransferState {
         var running = 0
@@ -137,7 +139,10 @@ public final class Node: Sendable {
         stats.sizeOfZredundant.store(max(0, config.zredundantSize), ordering: .relaxed)
         let threads = config.threads > 0 ? config.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)))
+        peers = PeerClient(group: group, timeout: .nanoseconds(Int64(config.peerTimeout * 1e9)),
+                           settings: PeerPoolSettings(poolMaxlength: config.poolMaxlength, poolExpireTime: config.poolExpireTime,
+                                                      emPoolMaxlength: config.emPoolMaxlength, emPoolExpireTime: config.emPoolExpireTime))
+        settings = RuntimeSettings(config: config)
         autoRecover.withLockedValue { $0.enabled = config.autoRecover; $0.seconds = config.autoRecoverTime }
         subNid = NIOLockedValueBox(config.subNid)
         // CONNECTION_DESCRIPTOR_TABLE_SIZE: at least that many open files (ROMA sets it at start;
@@ -287,6 +292,7 @@ public final class Node: Sendable {
         if case .memory = config.storage { dir = "(none: memory engine)" } else { dir = config.nodeDirectory }
         scheduleCleanUp()
         scheduleVnodeIndexSweep()
+        scheduleConnectionSweep()
         startServing()
         startClusterProcesses()
         if config.joinSeed != nil {
@@ -329,6 +335,25 @@ public final class Node: Sendable {
         }
     }
 
+    /// R3.6: accepted connections idle for longer than `accepted_connection_expire_time` are
+    /// closed. ROMA sweeps every 10 s; this sweep runs every 10 s or every expire time if
+    /// shorter, so a connection goes between one and two expire times after its last request.
+    private func scheduleConnectionSweep() {
+        let last = NIOLockedValueBox(Node.monotonicNow())
+        group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] task in
+            if isShuttingDown { task.cancel(); return }
+            let expire = settings.acceptedConnectionExpireTime.load(ordering: .relaxed)
+            let now = Node.monotonicNow()
+            guard expire > 0, last.withLockedValue({ now - $0 >= Double(min(10, expire)) }) else { return }
+            last.withLockedValue { $0 = now }
+            for ch in state.withLockedValue({ Array($0.connections.values) }) {
+                ch.eventLoop.execute {
+                    try? ch.pipeline.syncOperations.handler(type: ConnectionHandler.self).closeIfIdle(longerThan: expire)
+                }
+            }
+        }
+    }
+
     /// One clean-up pass over every hash (also callable from tests).
     func runCleanUp(now: UInt32) {
         for name in hashNames {
@@ -361,6 +386,23 @@ public final class Node: Sendable {
     }
 
     var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
+
+    /// `restart` / `rrestart`: every connection, accepted and to peers, is closed — each
+    /// accepted one once it has answered what it received and been quiet for a moment, at most
+    /// 3 s — while the node keeps listening (ROMA stops and starts its event loop).
+    func restartConnections(reason: String) {
+        logger.notice("\(reason): closing every connection")
+        peers.closeAll()
+        for ch in state.withLockedValue({ Array($0.connections.values) }) {
+            ch.eventLoop.execute {
+                if let h = try? ch.pipeline.syncOperations.handler(type: ConnectionHandler.self) { h.beginShutdown() }
+            }
+            ch.eventLoop.scheduleTask(in: .seconds(3)) { ch.close(promise: nil) }
+        }
+    }
+
+    /// Accepted connections open now (R3.6 counts them).
+    var openConnections: Int { stats.connections.load(ordering: .relaxed) }
 
     // MARK: - Shutdown
 

@@ -83,6 +83,23 @@ public struct NodeConfig: Sendable {
     public var autoRecoverTime = 1800
     /// `RTTABLE_SUB_NID`: node ids rewritten for clients of some subnets (`SubNidTable`).
     var subNid = SubNidTable()
+    /// `CONNECTION_CONTINUOUS_LIMIT` (R3.6): `start:rate:full`.
+    public var continuousLimit = "200:30:300"
+    /// `CONNECTION_EXPTIME` (R3.6): idle accepted connections are closed after it; 0 = never.
+    public var connectionExpireTime = 0
+    /// `CONNECTION_POOL_MAX` / `CONNECTION_POOL_EXPTIME`: idle exclusive peer connections kept
+    /// per peer and event loop, and for how long (seconds).
+    public var poolMaxlength = 5
+    public var poolExpireTime = 30
+    /// `CONNECTION_EMPOOL_MAX` / `CONNECTION_EMPOOL_EXPTIME`: exclusive peer connections open at
+    /// once per peer and event loop; the pipelined peer connection closes after this long idle.
+    public var emPoolMaxlength = 15
+    public var emPoolExpireTime = 30
+    /// `LOG_SHIFT_SIZE` / `LOG_SHIFT_AGE`: log file rotation (daemon mode).
+    public var logShiftSize = 10_485_760
+    public var logShiftAge = "10"
+    /// `DATACOPY_STREAM_COPY_WAIT_PARAM`: pause (seconds) after each 64 KiB chunk of a vnode copy.
+    public var streamCopyWaitParam: Double = 0
     /// `-j host:port`: this node joined the cluster through that node at start.
     public var joinSeed: String?
     /// Path of the config file, if one was read.
@@ -208,6 +225,29 @@ public struct NodeConfig: Sendable {
                 t.add(mask: mask, pattern: from, replacement: to)
             }
             subNid = t
+        case "CONNECTION_CONTINUOUS_LIMIT":
+            let v = try str()
+            guard RuntimeSettings.parseContinuousLimit(v) != nil else { throw ConfigError("config parse error : Config::CONNECTION_CONTINUOUS_LIMIT (\(file))") }
+            continuousLimit = v
+        case "CONNECTION_EXPTIME": connectionExpireTime = max(0, try int())
+        case "CONNECTION_POOL_MAX":
+            poolMaxlength = try int()
+            guard poolMaxlength >= 1 else { throw ConfigError("\(file): CONNECTION_POOL_MAX must be at least 1") }
+        case "CONNECTION_POOL_EXPTIME": poolExpireTime = max(0, try int())
+        case "CONNECTION_EMPOOL_MAX":
+            emPoolMaxlength = try int()
+            guard emPoolMaxlength >= 1 else { throw ConfigError("\(file): CONNECTION_EMPOOL_MAX must be at least 1") }
+        case "CONNECTION_EMPOOL_EXPTIME": emPoolExpireTime = max(0, try int())
+        case "LOG_SHIFT_SIZE":
+            logShiftSize = try int()
+            guard logShiftSize >= 1 else { throw ConfigError("\(file): LOG_SHIFT_SIZE must be at least 1") }
+        case "LOG_SHIFT_AGE":
+            let v = try value.int.map(String.init) ?? str()
+            guard LogRotation.Age(v) != nil else { throw ConfigError("\(file): LOG_SHIFT_AGE must be a count of files or min, hour, daily, weekly, monthly") }
+            logShiftAge = v
+        case "DATACOPY_STREAM_COPY_WAIT_PARAM":
+            guard let v = value.float ?? value.int.map(Double.init), v >= 0 else { throw ConfigError("\(file): DATACOPY_STREAM_COPY_WAIT_PARAM must be seconds ≥ 0") }
+            streamCopyWaitParam = v
         case "DEFAULT_LOST_ACTION":
             let v = try str()
             guard ["auto_assign", "no_action", "shutdown"].contains(v) else {

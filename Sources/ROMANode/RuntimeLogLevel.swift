@@ -33,7 +33,8 @@ public enum RuntimeLogLevel {
     }
 }
 
-/// A stderr log handler whose level is `RuntimeLogLevel`'s.
+/// A stderr log handler whose level is `RuntimeLogLevel`'s; a daemon's stderr is its log file,
+/// rotated by `LogRotation`.
 public struct RuntimeLevelLogHandler: LogHandler {
     private var inner: StreamLogHandler
 
@@ -58,6 +59,7 @@ public struct RuntimeLevelLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        LogRotation.beforeWrite()
         inner.log(event: event)
     }
 }

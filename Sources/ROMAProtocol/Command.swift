@@ -31,6 +31,18 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Vnode transfers (R5.8) and recover (R5.10).
     case spushv, reqpushv, recover, rrecover, spushvProtection, release, balance, rbalance
     case setAutoRecover, rsetAutoRecover
+    // Connection settings (R3.6, R9.1), relayed with `r`.
+    case setContinuousLimit, rsetContinuousLimit, setAcceptedConnectionExpireTime, rsetAcceptedConnectionExpireTime
+    case setConnectionPoolMaxlength, rsetConnectionPoolMaxlength, setConnectionPoolExpireTime, rsetConnectionPoolExpireTime
+    case setEmconnectionPoolMaxlength, rsetEmconnectionPoolMaxlength, setEmconnectionPoolExpireTime, rsetEmconnectionPoolExpireTime
+    // Vnode copy settings (R5.8, R6.6) and log rotation (R9.1), relayed with `r`.
+    case setRoutingTransTimeout, rsetRoutingTransTimeout, setSpushvReadTimeout, rsetSpushvReadTimeout
+    case setReqpushvTimeoutCount, rsetReqpushvTimeoutCount, dcnice, rdcnice
+    case setLogShiftSize, rsetLogShiftSize, setLogShiftAge, rsetLogShiftAge
+    // Latency statistics (R9.1), relayed with `r`.
+    case setLatencyAvgCalcRule, rsetLatencyAvgCalcRule, addLatencyAvgCalcCmd, raddLatencyAvgCalcCmd
+    case delLatencyAvgCalcCmd, rdelLatencyAvgCalcCmd, chgLatencyAvgCalcTimeCount, rchgLatencyAvgCalcTimeCount
+    case restart, rrestart
 
     /// The wire name.
     public var name: String {
@@ -78,6 +90,36 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .spushvProtection: return "spushv_protection"
         case .setAutoRecover: return "set_auto_recover"
         case .rsetAutoRecover: return "rset_auto_recover"
+        case .setContinuousLimit: return "set_continuous_limit"
+        case .rsetContinuousLimit: return "rset_continuous_limit"
+        case .setAcceptedConnectionExpireTime: return "set_accepted_connection_expire_time"
+        case .rsetAcceptedConnectionExpireTime: return "rset_accepted_connection_expire_time"
+        case .setConnectionPoolMaxlength: return "set_connection_pool_maxlength"
+        case .rsetConnectionPoolMaxlength: return "rset_connection_pool_maxlength"
+        case .setConnectionPoolExpireTime: return "set_connection_pool_expire_time"
+        case .rsetConnectionPoolExpireTime: return "rset_connection_pool_expire_time"
+        case .setEmconnectionPoolMaxlength: return "set_emconnection_pool_maxlength"
+        case .rsetEmconnectionPoolMaxlength: return "rset_emconnection_pool_maxlength"
+        case .setEmconnectionPoolExpireTime: return "set_emconnection_pool_expire_time"
+        case .rsetEmconnectionPoolExpireTime: return "rset_emconnection_pool_expire_time"
+        case .setRoutingTransTimeout: return "set_routing_trans_timeout"
+        case .rsetRoutingTransTimeout: return "rset_routing_trans_timeout"
+        case .setSpushvReadTimeout: return "set_spushv_read_timeout"
+        case .rsetSpushvReadTimeout: return "rset_spushv_read_timeout"
+        case .setReqpushvTimeoutCount: return "set_reqpushv_timeout_count"
+        case .rsetReqpushvTimeoutCount: return "rset_reqpushv_timeout_count"
+        case .setLogShiftSize: return "set_log_shift_size"
+        case .rsetLogShiftSize: return "rset_log_shift_size"
+        case .setLogShiftAge: return "set_log_shift_age"
+        case .rsetLogShiftAge: return "rset_log_shift_age"
+        case .setLatencyAvgCalcRule: return "set_latency_avg_calc_rule"
+        case .rsetLatencyAvgCalcRule: return "rset_latency_avg_calc_rule"
+        case .addLatencyAvgCalcCmd: return "add_latency_avg_calc_cmd"
+        case .raddLatencyAvgCalcCmd: return "radd_latency_avg_calc_cmd"
+        case .delLatencyAvgCalcCmd: return "del_latency_avg_calc_cmd"
+        case .rdelLatencyAvgCalcCmd: return "rdel_latency_avg_calc_cmd"
+        case .chgLatencyAvgCalcTimeCount: return "chg_latency_avg_calc_time_count"
+        case .rchgLatencyAvgCalcTimeCount: return "rchg_latency_avg_calc_time_count"
         default: return String(describing: self)
         }
     }
@@ -116,7 +158,22 @@ public enum Command: UInt8, CaseIterable, Sendable {
              .rdefhash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash,
              .raddRttableSubNid, .rdeleteRttableSubNid, .rclearRttableSubNid,
              .rsetHilatencyWarnTime, .rsetSpushvKlengthWarn, .rsetSpushvVlengthWarn, .rswitchDnsCaching,
-             .rsetDescriptorTableSize:
+             .rsetDescriptorTableSize,
+             .rsetContinuousLimit, .rsetAcceptedConnectionExpireTime, .rsetConnectionPoolMaxlength, .rsetConnectionPoolExpireTime, .rsetEmconnectionPoolMaxlength,
+             .rsetEmconnectionPoolExpireTime, .rsetRoutingTransTimeout, .rsetSpushvReadTimeout, .rsetReqpushvTimeoutCount, .rsetLogShiftSize, .rsetLogShiftAge,
+             .rsetLatencyAvgCalcRule, .raddLatencyAvgCalcCmd, .rdelLatencyAvgCalcCmd, .rchgLatencyAvgCalcTimeCount, .rdcnice, .rrestart:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Whether another node sends it (forwarded `f…` commands, replica writes, relayed hash
+    /// commands): R3.6's connection shedding never answers these.
+    public var isPeerForm: Bool {
+        switch self {
+        case .fget, .fset, .fadd, .freplace, .fappend, .fprepend, .fcas, .fincr, .fdecr, .fdelete, .fsetExpt,
+             .rset, .rzset, .rdelete, .out, .rdefhash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
             return true
         default:
             return false

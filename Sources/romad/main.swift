@@ -164,7 +164,7 @@ struct Romad: ParsableCommand {
         if daemon {
             // As ROMA: a daemon logs to <LOG_PATH>/<node id>.log (appended). The file is opened
             // before detaching so that a path that cannot be written is reported, not lost.
-            let logFile = "\(cfg.logPath)/\(cfg.nodeID).log"
+            let logFile = FileSystem.absolute("\(cfg.logPath)/\(cfg.nodeID).log")
             let logFD = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             guard logFD >= 0 else { throw ValidationError("cannot open the log file \(logFile): \(String(cString: strerror(errno)))") }
             guard Glibc.daemon(1, 1) == 0 else { throw ValidationError("cannot daemonize: \(String(cString: strerror(errno)))") }
@@ -173,6 +173,9 @@ struct Romad: ParsableCommand {
             dup2(logFD, 1)
             dup2(logFD, 2)
             close(logFD)
+            LogRotation.configure(path: logFile, size: cfg.logShiftSize, age: cfg.logShiftAge)
+        } else {
+            LogRotation.configure(path: nil, size: cfg.logShiftSize, age: cfg.logShiftAge)
         }
         let started = monotonicSeconds()
         let nodeID = cfg.nodeID

@@ -127,7 +127,7 @@ import ROMAStorage
     }
 
     @Test func anUnreadableValueOfAUsedSettingIsRefusedWithItsLine() throws {
-        let text = "module Roma\n  module Config\n    LOG_SHIFT_AGE = File.size('x')\n    STORAGE_PATH = File.expand_path('~/roma')\n  end\nend\n"
+        let text = "module Roma\n  module Config\n    CONNECTION_USE_EPOLL = File.size('x')\n    STORAGE_PATH = File.expand_path('~/roma')\n  end\nend\n"
         let path = try write(text)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var c = NodeConfig()

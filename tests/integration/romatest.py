@@ -73,6 +73,16 @@ def pids_with_in_cmdline(marker: str) -> List[int]:
     return pids
 
 
+def start_daemon(cfg: Path, port: int, whoami: bytes = b"ROMA") -> None:
+    """`romad 127.0.0.1 -p <port> -d --config <cfg>`: returns once the detached daemon serves.
+    Its stdio is its log file, not the test's pipes; the caller stops it by the config's path
+    (`pids_with_in_cmdline`)."""
+    r = subprocess.run([ROMAD_BIN, "127.0.0.1", "-p", str(port), "-d", "--config", str(cfg)],
+                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: raw(port, b"whoami\r\n") == whoami + b"\r\n", 20, "the daemon to serve")
+
+
 def free_port(host: str = HOST) -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

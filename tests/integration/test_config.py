@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from romatest import ROMAD_BIN, Romad, free_port, pids_with_in_cmdline, proc_field, raw, wait_for
+from romatest import ROMAD_BIN, Romad, free_port, pids_with_in_cmdline, proc_field, raw, start_daemon, wait_for
 
 
 def test_config_file_sets_name_divnum_path_and_engine_options(tmp_path):
@@ -115,12 +115,8 @@ def test_roma_config_rb_as_written_by_mkconfig_runs_a_daemon_that_logs_to_log_pa
     cfg.write_text(ROMA_CONFIG_RB.format(run=run))
     port = free_port()
     nid = f"127.0.0.1_{port}"
-    # -d returns once the daemon has detached; its stdio is the log file, not the test's pipes.
-    r = subprocess.run([ROMAD_BIN, "127.0.0.1", "-p", str(port), "-d", "--config", str(cfg)],
-                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
     try:
-        wait_for(lambda: raw(port, b"whoami\r\n") == b"RUBYCONF\r\n", 20, "the daemon to serve")
+        start_daemon(cfg, port, whoami=b"RUBYCONF")
         got = raw(port, b"stat storage\\.(divnum|option|st_class)|config\\.(LOG_PATH|RTTABLE_PATH)|lost_action\r\n")
         assert b"storages[roma].storage.st_class TCStorage\r\n" in got, got
         assert b"storages[roma].storage.divnum 3\r\n" in got, got
@@ -144,7 +140,7 @@ def test_roma_config_rb_as_written_by_mkconfig_runs_a_daemon_that_logs_to_log_pa
 
 def test_a_config_rb_value_romad_cannot_evaluate_is_refused_for_a_setting_it_uses(tmp_path):
     cfg = tmp_path / "config.rb"
-    cfg.write_text("module Roma\n  module Config\n    LOG_SHIFT_AGE = Integer(ENV['AGE'])\n"
+    cfg.write_text("module Roma\n  module Config\n    CONNECTION_USE_EPOLL = Integer(ENV['AGE'])\n"
                    "    STORAGE_PATH = File.expand_path('~/roma')\n  end\nend\n")
     r = subprocess.run([ROMAD_BIN, "127.0.0.1", "-p", "1", "--config", str(cfg)],
                        capture_output=True, timeout=20, stdin=subprocess.DEVNULL)

@@ -88,7 +88,7 @@ extension Node {
                                                                 excluded: busy) else { break }
                     if requestCopy(vn, primary: primary, what: "join") {
                         let now = Node.monotonicNow()
-                        inFlight.append((vn, primary, now + 120, now + Node.askAgainAfter))
+                        inFlight.append((vn, primary, now + copyWaitLimit, now + Node.askAgainAfter))
                     } else {
                         failed[vn, default: 0] += 1
                         if failed[vn]! >= 3 { refused.insert(vn) }
@@ -111,7 +111,7 @@ extension Node {
                         return true
                     }
                     guard now > m.deadline else { return false }
-                    logger.warning("join: vnode \(m.vn) did not arrive within 120 s")
+                    logger.warning("join: vnode \(m.vn) did not arrive within \(Int(copyWaitLimit)) s (reqpushv_timeout_count)")
                     failed[m.vn, default: 0] += 1
                     if failed[m.vn]! >= 3 { refused.insert(m.vn) }
                     width = 1
@@ -238,6 +238,11 @@ extension Node {
         return false
     }
 
+    /// Seconds a copy asked for is awaited before it counts as failed: `reqpushv_timeout_count`
+    /// polls of 0.1 s (ROMA's; 300 by default: 30 s). A copy that arrives later still counts;
+    /// a copy paced by a low bandwidth limit may need the count raised.
+    var copyWaitLimit: Double { Double(settings.reqpushvTimeoutCount.load(ordering: .relaxed)) * 0.1 }
+
     /// Seconds after which a copy asked for and not arrived is asked for again.
     static let askAgainAfter = 10.0
 
@@ -267,7 +272,8 @@ extension Node {
     func pullVnodes(_ wanted: [(UInt64, Bool)], what: String, stillWanted: (UInt64) -> Bool = { _ in false }) -> Set<UInt64> {
         var pending = wanted.filter { requestCopy($0.0, primary: $0.1, what: what, stillWanted: stillWanted) }
         var arrived = Set<UInt64>()
-        let deadline = Node.monotonicNow() + 120
+        let limit = copyWaitLimit
+        let deadline = Node.monotonicNow() + limit
         var again = Node.monotonicNow() + Node.askAgainAfter
         while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
             pending.removeAll { vn, primary in
@@ -281,7 +287,7 @@ extension Node {
             }
             if !pending.isEmpty { usleep(5_000) }
         }
-        for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within 120 s") }
+        for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within \(Int(limit)) s (reqpushv_timeout_count)") }
         return arrived
     }
 

@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ROMAProtocol
+import Synchronization
 
 /// Why a request to another node failed.
 public enum PeerError: Error, CustomStringConvertible, Sendable {
@@ -32,13 +33,18 @@ final class PeerClient: Sendable {
     let timeout: TimeAmount
     /// `switch_dns_caching`: the addresses peers' host names resolved to, when on.
     let addresses = PeerAddressCache()
+    /// ROMA's pool settings (`set_connection_pool_*`, `set_emconnection_pool_*`).
+    let settings: PeerPoolSettings
     private let perLoop: [ObjectIdentifier: LoopPeers]
 
-    init(group: MultiThreadedEventLoopGroup, timeout: TimeAmount) {
+    init(group: MultiThreadedEventLoopGroup, timeout: TimeAmount, settings: PeerPoolSettings = PeerPoolSettings()) {
         self.group = group
         self.timeout = timeout
+        self.settings = settings
         var m: [ObjectIdentifier: LoopPeers] = [:]
-        for loop in group.makeIterator() { m[ObjectIdentifier(loop)] = LoopPeers(loop: loop, timeout: timeout, addresses: addresses) }
+        for loop in group.makeIterator() {
+            m[ObjectIdentifier(loop)] = LoopPeers(loop: loop, timeout: timeout, addresses: addresses, settings: settings)
+        }
         perLoop = m
     }
 
@@ -87,10 +93,38 @@ final class PeerClient: Sendable {
     }
 }
 
+/// ROMA's connection pool settings, as `stat connection.*` shows them:
+/// - `pool_maxlength` (`CONNECTION_POOL_MAX`, 5): idle exclusive connections kept per peer (and
+///   event loop); one freed beyond that is closed;
+/// - `pool_expire_time` (`CONNECTION_POOL_EXPTIME`, 30 s): an idle exclusive connection older
+///   than this is closed instead of reused (0: never);
+/// - `EMpool_maxlength` (`CONNECTION_EMPOOL_MAX`, 15): exclusive connections open at once per
+///   peer and event loop; further requests wait for one to come free;
+/// - `EMpool_expire_time` (`CONNECTION_EMPOOL_EXPTIME`, 30 s): the pipelined connection is closed
+///   and made again when it was idle for longer (0: never).
+final class PeerPoolSettings: Sendable {
+    let poolMaxlength: Synchronization.Atomic<Int>
+    let poolExpireTime: Synchronization.Atomic<Int>
+    let emPoolMaxlength: Synchronization.Atomic<Int>
+    let emPoolExpireTime: Synchronization.Atomic<Int>
+
+    init(poolMaxlength: Int = 5, poolExpireTime: Int = 30, emPoolMaxlength: Int = 15, emPoolExpireTime: Int = 30) {
+        self.poolMaxlength = Atomic(poolMaxlength)
+        self.poolExpireTime = Atomic(poolExpireTime)
+        self.emPoolMaxlength = Atomic(emPoolMaxlength)
+        self.emPoolExpireTime = Atomic(emPoolExpireTime)
+    }
+
+    /// Whether a connection idle since `since` has outlived `seconds` (0: never).
+    static func expired(since: NIODeadline, seconds: Int, now: NIODeadline = .now()) -> Bool {
+        seconds > 0 && now - since > .seconds(Int64(seconds))
+    }
+}
+
 /// The connections of one event loop: per peer a pool of connections, each carrying one request
 /// at a time (as ROMA's own pools do). A request that waits on something slow at the peer (a
 /// forwarded write waiting for its replicas) then holds up only its own connection; the others,
-/// and new ones up to `maxPerPeer`, carry the rest. Requests beyond that wait for a free one.
+/// and new ones up to `EMpool_maxlength`, carry the rest. Requests beyond that wait for a free one.
 /// Loop-confined: every method runs on `loop`.
 /// `@unchecked Sendable`: `PeerClient` shares the object between threads only to hand it to its
 /// own loop (`loop.execute`/`flatSubmit`); its state is touched on that loop alone.
@@ -98,7 +132,8 @@ final class LoopPeers: @unchecked Sendable {
     let loop: any EventLoop
     let addresses: PeerAddressCache
     let timeout: TimeAmount
-    static let maxPerPeer = 16
+    let settings: PeerPoolSettings
+    private var maxPerPeer: Int { max(1, settings.emPoolMaxlength.load(ordering: .relaxed)) }
 
     private struct Waiter {
         let request: ByteBuffer
@@ -109,7 +144,7 @@ final class LoopPeers: @unchecked Sendable {
     }
 
     private final class Pool {
-        var idle: [PeerChannelHandler] = []
+        var idle: [(handler: PeerChannelHandler, since: NIODeadline)] = []
         var open = 0
         var waiters = CircularBuffer<Waiter>()
     }
@@ -127,8 +162,12 @@ final class LoopPeers: @unchecked Sendable {
     func sendPipelined(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
         loop.preconditionInEventLoop()
         switch pipes[nid] {
-        case .ready(let h) where h.isOpen:
+        case .ready(let h) where h.isOpen && !h.idleLonger(than: settings.emPoolExpireTime.load(ordering: .relaxed)):
             return h.send(request, kind: kind, timeout: timeout)
+        case .ready(let h) where h.isOpen:
+            h.close()  // idle past EMpool_expire_time: a new connection below
+            pipes[nid] = nil
+            return sendPipelined(nid, request, kind: kind, timeout: timeout)
         case .connecting(let f, _):
             return f.flatMap { h in h.send(request, kind: kind, timeout: timeout) }
         default:
@@ -147,22 +186,28 @@ final class LoopPeers: @unchecked Sendable {
         }
     }
 
-    init(loop: any EventLoop, timeout: TimeAmount, addresses: PeerAddressCache) {
+    init(loop: any EventLoop, timeout: TimeAmount, addresses: PeerAddressCache, settings: PeerPoolSettings) {
         self.loop = loop
         self.timeout = timeout
         self.addresses = addresses
+        self.settings = settings
     }
 
     func send(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind, timeout: TimeAmount) -> EventLoopFuture<PeerReply> {
         loop.preconditionInEventLoop()
         let pool = pools[nid] ?? { let p = Pool(); pools[nid] = p; return p }()
-        while let h = pool.idle.popLast() {
-            if h.isOpen { return run(nid, pool, h, request, kind, timeout) }
+        let expire = settings.poolExpireTime.load(ordering: .relaxed)
+        let now = NIODeadline.now()
+        while let (h, since) = pool.idle.popLast() {
+            if h.isOpen && !PeerPoolSettings.expired(since: since, seconds: expire, now: now) {
+                return run(nid, pool, h, request, kind, timeout)
+            }
+            h.close()
             pool.open -= 1
         }
         let promise = loop.makePromise(of: PeerReply.self)
         pool.waiters.append(Waiter(request: request, kind: kind, timeout: timeout, promise: promise, since: .now()))
-        if pool.open < LoopPeers.maxPerPeer {
+        if pool.open < maxPerPeer {
             pool.open += 1
             connect(nid).assumeIsolated().whenComplete { [self] result in
                 switch result {
@@ -197,7 +242,7 @@ final class LoopPeers: @unchecked Sendable {
         }
         guard h.isOpen else {
             pool.open -= 1
-            if !pool.waiters.isEmpty, pool.open < LoopPeers.maxPerPeer {
+            if !pool.waiters.isEmpty, pool.open < maxPerPeer {
                 // Replace the lost connection for those still waiting.
                 pool.open += 1
                 connect(nid).assumeIsolated().whenComplete { [self] r in
@@ -220,7 +265,12 @@ final class LoopPeers: @unchecked Sendable {
             run(nid, pool, h, w.request, w.kind, w.timeout - waited).cascade(to: w.promise)
             return
         }
-        pool.idle.append(h)
+        guard pool.idle.count < max(1, settings.poolMaxlength.load(ordering: .relaxed)), pool.open <= maxPerPeer else {
+            h.close()  // beyond pool_maxlength idle (or EMpool_maxlength open): not kept
+            pool.open -= 1
+            return
+        }
+        pool.idle.append((h, .now()))
     }
 
     private func connect(_ nid: String) -> EventLoopFuture<PeerChannelHandler> {
@@ -252,7 +302,7 @@ final class LoopPeers: @unchecked Sendable {
         case nil: break
         }
         guard let pool = pools.removeValue(forKey: nid) else { return }
-        for h in pool.idle { h.close() }
+        for (h, _) in pool.idle { h.close() }
         let all = pool.waiters
         pool.waiters.removeAll()
         for w in all { w.promise.fail(PeerError.closed(nid)) }
@@ -296,8 +346,15 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private(set) var isOpen = true
     private let turnFlush = FlushAtTurnEnd()
     private var timer: Scheduled<Void>?
+    /// When the last reply arrived or request left (for `EMpool_expire_time`).
+    private var lastUse = NIODeadline.now()
 
     init(nid: String) { self.nid = nid }
+
+    /// Nothing in flight and no use for longer than `seconds` (0: never).
+    func idleLonger(than seconds: Int) -> Bool {
+        pending.isEmpty && PeerPoolSettings.expired(since: lastUse, seconds: seconds)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -306,7 +363,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
             return (self.context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makeFailedFuture(PeerError.closed(nid))
         }
         let promise = context.eventLoop.makePromise(of: PeerReply.self)
-        pending.append(Pending(kind: kind, promise: promise, deadline: .now() + timeout))
+        lastUse = .now()
+        pending.append(Pending(kind: kind, promise: promise, deadline: lastUse + timeout))
         if timer == nil { armTimer() }
         context.write(wrapOutboundOut(request), promise: nil)
         // One flush per loop turn: requests made while the loop handles one batch of reads go

@@ -106,11 +106,14 @@ extension Node {
         }
         do {
             let started = Node.monotonicNow()
+            // `routing_trans_timeout`: a copy still streaming when its transaction is this old
+            // is given up, and the transaction dropped (ROMA drops such transactions every 10 s).
+            let giveUpAt = started + Double(bitPattern: settings.routingTransTimeout.load(ordering: .relaxed))
             var records = 0
             var bytes = 0
             for name in hashNames {
                 guard let storage = storage(name) else { continue }
-                let (n, b) = try streamVnode(vn, of: storage, to: target)
+                let (n, b) = try streamVnode(vn, of: storage, to: target, giveUpAt: giveUpAt)
                 records += n
                 bytes += b
                 stats.vnodeRecordsSent.add(n, ordering: .relaxed)
@@ -136,7 +139,8 @@ extension Node {
     }
 
     /// Streams the records of `vn` in `storage` to `target` with `spushv`; returns (records, bytes).
-    func streamVnode(_ vn: UInt64, of storage: HashStorage, to target: String) throws -> (Int, Int) {
+    func streamVnode(_ vn: UInt64, of storage: HashStorage, to target: String,
+                     giveUpAt: Double = .infinity) throws -> (Int, Int) {
         let v32 = UInt32(truncatingIfNeeded: vn)
         // R5.8: a vnode is dumped from a `normal` division only; a snapshot (cpdb) of the division
         // is waited out, up to two minutes.
@@ -171,6 +175,12 @@ extension Node {
                 copyPacer.pace(chunk.count)
                 try c.send(chunk)
                 chunk.removeAll(keepingCapacity: true)
+                // `dcnice` / DATACOPY_STREAM_COPY_WAIT_PARAM: a pause after each chunk.
+                let wait = settings.copyWaitSeconds
+                if wait > 0 { usleep(useconds_t(min(wait, 10) * 1_000_000)) }
+                guard Node.monotonicNow() < giveUpAt else {
+                    throw VnodeCopyError(description: "transaction older than routing_trans_timeout; copy given up")
+                }
             }
         }
         chunk.append(contentsOf: VnodeStreamRecord.terminator)

@@ -82,6 +82,12 @@ extension Dispatcher {
         return answerOrRelay(command, own: "STORED", line: Dispatcher.relayLine(command, r), out: &out)
     }
 
+    /// Ruby's `String#to_i` (saturating at Int's range).
+    static func rubyToI(_ s: String) -> Int {
+        let n = LenientInteger(parsing: Array(s.utf8))
+        return n.negative ? -Int(clamping: n.low64) : Int(clamping: n.low64)
+    }
+
     /// Ruby's `String#to_f`: the leading decimal number of `s` (after spaces; `_` between
     /// digits; fraction and exponent optional), 0 when there is none.
     static func rubyToF(_ s: String) -> Double {
@@ -126,6 +132,7 @@ extension Node {
     func noteLatency(_ command: Command?, since start: NIODeadline) {
         let limit = Double(bitPattern: hilatencyWarnTime.load(ordering: .relaxed))
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        noteLatencyStatistics(command, seconds: seconds)
         guard seconds > limit else { return }
         logger.warning("hilatency occurred in \(command?.name ?? "a request") put in a \(seconds) seconds")
     }
