@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "ROMANode",
             dependencies: [
-                "ROMAStorage", "ROMARouting", "ROMAProtocol", "CZlib", "ROMAClient",
+                "ROMAStorage", "ROMARouting", "ROMAProtocol", "CZlib", "ROMAClient", "RomaClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -134,11 +134,15 @@ struct Dispatcher {
                  .setEmconnectionPoolMaxlength, .rsetEmconnectionPoolMaxlength, .setEmconnectionPoolExpireTime,
                  .rsetEmconnectionPoolExpireTime, .setRoutingTransTimeout, .rsetRoutingTransTimeout, .setSpushvReadTimeout,
                  .rsetSpushvReadTimeout, .setReqpushvTimeoutCount, .rsetReqpushvTimeoutCount, .dcnice, .rdcnice,
-                 .setLogShiftSize, .rsetLogShiftSize, .setLogShiftAge, .rsetLogShiftAge, .restart, .rrestart:
+                 .setLogShiftSize, .rsetLogShiftSize, .setLogShiftAge, .rsetLogShiftAge, .restart, .rrestart, .setCleanupRegexp:
                 return settingCommand(command, r, out: &out)
             case .setLatencyAvgCalcRule, .rsetLatencyAvgCalcRule, .addLatencyAvgCalcCmd, .raddLatencyAvgCalcCmd,
                  .delLatencyAvgCalcCmd, .rdelLatencyAvgCalcCmd, .chgLatencyAvgCalcTimeCount, .rchgLatencyAvgCalcTimeCount:
                 return latencyCommand(command, r, out: &out)
+            case .wbCommandMap, .rwbCommandMap, .setWbShiftSize, .rsetWbShiftSize, .writebehindRotate, .rwritebehindRotate,
+                 .writebehindGetPath, .rwritebehindGetPath, .writebehindGetCurrentFile, .rwritebehindGetCurrentFile,
+                 .switchReplication, .rswitchReplication:
+                return writeBehindCommand(command, r, out: &out)
             case .defhash, .rdefhash: return defhash(command, r, session: &session, out: &out)
             case .createhash, .deletehash, .mounthash, .umounthash, .rcreatehash, .rdeletehash, .rmounthash, .rumounthash:
                 return hashAdmin(command, r, session: session, out: &out)
@@ -147,7 +151,7 @@ struct Dispatcher {
             case .mklhash, .routingdump, .getKeyInfo: return routingCommand(command, r, session: session, out: &out)
             case .setStorageStatus: return setStorageStatus(r, out: &out)
             case .setGuiRunSnapshot: return setGuiRunSnapshot(r, out: &out)
-            case .setGuiLastSnapshot: return setGuiLastSnapshot(r, out: &out)
+            case .setGuiLastSnapshot, .rsetGuiLastSnapshot: return setGuiLastSnapshot(command, r, out: &out)
             case .fget: return try fget(r, session: session, out: &out)
             case .fset: return try store(.set, r, session: session, out: &out, forwarded: true)
             case .fadd: return try store(.add, r, session: session, out: &out, forwarded: true)

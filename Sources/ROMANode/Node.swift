@@ -68,6 +68,14 @@ public final class Node: Sendable {
     let subNid: NIOLockedValueBox<SubNidTable>
     /// The other settings ROMA's setter commands change at run time.
     let settings: RuntimeSettings
+    /// `set_cleanup_regexp`: per hash, the pattern whose keys the next clean-up pass lists.
+    let cleanupRegexps = NIOLockedValueBox<[String: String]>([:])
+    /// `set_cleanup_regexp` stops a clean-up pass that is running (ROMA's `stop_clean_up`).
+    let cleanUpStop = Atomic<Bool>(false)
+    /// Write-behind of this node's primary writes (R10.1).
+    let writeBehind: WriteBehind
+    /// Cluster replication of this node's primary writes (R10.2).
+    let clusterReplication: ClusterReplication
 
     struct TransferState {
         var running = 0
@@ -143,6 +151,10 @@ public final class Node: Sendable {
                            settings: PeerPoolSettings(poolMaxlength: config.poolMaxlength, poolExpireTime: config.poolExpireTime,
                                                       emPoolMaxlength: config.emPoolMaxlength, emPoolExpireTime: config.emPoolExpireTime))
         settings = RuntimeSettings(config: config)
+        let replicationLogger = logger
+        clusterReplication = ClusterReplication(group: group, log: { replicationLogger.notice("\($0)") })
+        writeBehind = WriteBehind(root: FileSystem.absolute(config.writeBehindPath), nodeID: config.nodeID,
+                                  shiftSize: config.writeBehindShiftSize, map: config.wbCommandMap)
         autoRecover.withLockedValue { $0.enabled = config.autoRecover; $0.seconds = config.autoRecoverTime }
         subNid = NIOLockedValueBox(config.subNid)
         // CONNECTION_DESCRIPTOR_TABLE_SIZE: at least that many open files (ROMA sets it at start;
@@ -356,14 +368,36 @@ public final class Node: Sendable {
 
     /// One clean-up pass over every hash (also callable from tests).
     func runCleanUp(now: UInt32) {
+        cleanUpStop.store(false, ordering: .relaxed)
         for name in hashNames {
             guard let s = storage(name) else { continue }
+            // `set_cleanup_regexp`: this pass also lists the matching keys in `klist.txt`.
+            let pattern = cleanupRegexps.withLockedValue { $0.removeValue(forKey: name) }
+            let regex = pattern.flatMap { try? Regex($0) }
+            if let pattern, regex == nil { logger.error("set_cleanup_regexp \(pattern): not a regular expression here") }
+            var lines: [UInt8] = []
+            let list: ((UnsafeRawBufferPointer, RecordHeader) -> Void)? = regex.map { re in
+                { key, h in
+                    let k = String(decoding: key, as: UTF8.self)
+                    guard (try? re.firstMatch(in: k)) != nil else { return }
+                    lines += Array("\(k),\(h.physical),\(h.logical)\n".utf8)
+                }
+            }
             do {
                 let n = try s.cleanUp(now: now, delmarkExptime: UInt32(clamping: config.delmarkExptime),
-                                      shouldStop: { [self] in isShuttingDown })
+                                      shouldStop: { [self] in isShuttingDown || cleanUpStop.load(ordering: .relaxed) },
+                                      list: list)
                 if n > 0 { logger.info("clean-up of \(name) removed \(n) expired records and old delete marks") }
             } catch {
                 logger.error("clean-up of \(name): \(error)")
+            }
+            if regex != nil, let dir = s.directory {
+                let path = "\(dir)/klist.txt"
+                if FileSystem.writeFile(path, lines) {
+                    logger.info("clean-up of \(name): keys matching /\(pattern ?? "")/ listed in \(path)")
+                } else {
+                    logger.error("clean-up of \(name): cannot write \(path)")
+                }
             }
         }
     }
@@ -416,6 +450,7 @@ public final class Node: Sendable {
         }
         guard first else { return }
         logger.notice("shutting down: \(reason)")
+        clusterReplication.stop()
         peers.closeAll()
         let loop = group.next()
         let closeServer = server?.close() ?? loop.makeSucceededFuture(())
@@ -435,7 +470,10 @@ public final class Node: Sendable {
         done.futureResult.whenComplete { [self] _ in
             deadline.cancel()
             for c in state.withLockedValue({ Array($0.connections.values) }) { c.close(promise: nil) }
-            pool.runIfActive(eventLoop: loop) { [self] in closeStorages() }
+            pool.runIfActive(eventLoop: loop) { [self] in
+                writeBehind.closeAll()
+                closeStorages()
+            }
                 .whenComplete { [self] _ in stopped.succeed(()) }
         }
     }

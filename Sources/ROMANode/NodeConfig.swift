@@ -98,6 +98,9 @@ public struct NodeConfig: Sendable {
     /// `LOG_SHIFT_SIZE` / `LOG_SHIFT_AGE`: log file rotation (daemon mode).
     public var logShiftSize = 10_485_760
     public var logShiftAge = "10"
+    /// `WB_COMMAND_MAP` / `WRITEBEHIND_SHIFT_SIZE`: write-behind (R10.1) of these operations.
+    public var wbCommandMap: [(String, Int)] = []
+    public var writeBehindShiftSize = 10_485_760
     /// `DATACOPY_STREAM_COPY_WAIT_PARAM`: pause (seconds) after each 64 KiB chunk of a vnode copy.
     public var streamCopyWaitParam: Double = 0
     /// `-j host:port`: this node joined the cluster through that node at start.
@@ -245,6 +248,16 @@ public struct NodeConfig: Sendable {
             let v = try value.int.map(String.init) ?? str()
             guard LogRotation.Age(v) != nil else { throw ConfigError("\(file): LOG_SHIFT_AGE must be a count of files or min, hour, daily, weekly, monthly") }
             logShiftAge = v
+        case "WB_COMMAND_MAP":
+            // { :set => 1, :delete => 3 } (config.rb) or a YAML mapping
+            guard let m = value.mapping else { throw ConfigError("\(file): WB_COMMAND_MAP must map operation names to codes") }
+            wbCommandMap = try m.map { k, v in
+                guard let name = k.string, let code = v.int else { throw ConfigError("\(file): WB_COMMAND_MAP must map operation names to codes") }
+                return (name.hasPrefix(":") ? String(name.dropFirst()) : name, code)
+            }
+        case "WRITEBEHIND_SHIFT_SIZE":
+            writeBehindShiftSize = try int()
+            guard writeBehindShiftSize >= 1 else { throw ConfigError("\(file): WRITEBEHIND_SHIFT_SIZE must be at least 1") }
         case "DATACOPY_STREAM_COPY_WAIT_PARAM":
             guard let v = value.float ?? value.int.map(Double.init), v >= 0 else { throw ConfigError("\(file): DATACOPY_STREAM_COPY_WAIT_PARAM must be seconds ≥ 0") }
             streamCopyWaitParam = v

@@ -12,7 +12,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Routing introspection.
     case mklhash, routingdump, getKeyInfo
     // Safecopy and snapshot (R7.10, R7.11).
-    case setStorageStatus, setGuiRunSnapshot, setGuiLastSnapshot
+    case setStorageStatus, setGuiRunSnapshot, setGuiLastSnapshot, rsetGuiLastSnapshot
     // Runtime setters (R9.1).
     case setLogLevel, setHilatencyWarnTime, rsetHilatencyWarnTime
     case setSpushvKlengthWarn, rsetSpushvKlengthWarn, setSpushvVlengthWarn, rsetSpushvVlengthWarn
@@ -42,7 +42,10 @@ public enum Command: UInt8, CaseIterable, Sendable {
     // Latency statistics (R9.1), relayed with `r`.
     case setLatencyAvgCalcRule, rsetLatencyAvgCalcRule, addLatencyAvgCalcCmd, raddLatencyAvgCalcCmd
     case delLatencyAvgCalcCmd, rdelLatencyAvgCalcCmd, chgLatencyAvgCalcTimeCount, rchgLatencyAvgCalcTimeCount
-    case restart, rrestart
+    case restart, rrestart, setCleanupRegexp, switchReplication, rswitchReplication
+    // Write-behind (R10.1), relayed with `r`.
+    case wbCommandMap, rwbCommandMap, setWbShiftSize, rsetWbShiftSize, writebehindRotate, rwritebehindRotate
+    case writebehindGetPath, rwritebehindGetPath, writebehindGetCurrentFile, rwritebehindGetCurrentFile
 
     /// The wire name.
     public var name: String {
@@ -55,6 +58,7 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .setStorageStatus: return "set_storage_status"
         case .setGuiRunSnapshot: return "set_gui_run_snapshot"
         case .setGuiLastSnapshot: return "set_gui_last_snapshot"
+        case .rsetGuiLastSnapshot: return "rset_gui_last_snapshot"
         case .setLogLevel: return "set_log_level"
         case .setHilatencyWarnTime: return "set_hilatency_warn_time"
         case .rsetHilatencyWarnTime: return "rset_hilatency_warn_time"
@@ -90,6 +94,19 @@ public enum Command: UInt8, CaseIterable, Sendable {
         case .spushvProtection: return "spushv_protection"
         case .setAutoRecover: return "set_auto_recover"
         case .rsetAutoRecover: return "rset_auto_recover"
+        case .setCleanupRegexp: return "set_cleanup_regexp"
+        case .switchReplication: return "switch_replication"
+        case .rswitchReplication: return "rswitch_replication"
+        case .wbCommandMap: return "wb_command_map"
+        case .rwbCommandMap: return "rwb_command_map"
+        case .setWbShiftSize: return "set_wb_shift_size"
+        case .rsetWbShiftSize: return "rset_wb_shift_size"
+        case .writebehindRotate: return "writebehind_rotate"
+        case .rwritebehindRotate: return "rwritebehind_rotate"
+        case .writebehindGetPath: return "writebehind_get_path"
+        case .rwritebehindGetPath: return "rwritebehind_get_path"
+        case .writebehindGetCurrentFile: return "writebehind_get_current_file"
+        case .rwritebehindGetCurrentFile: return "rwritebehind_get_current_file"
         case .setContinuousLimit: return "set_continuous_limit"
         case .rsetContinuousLimit: return "rset_continuous_limit"
         case .setAcceptedConnectionExpireTime: return "set_accepted_connection_expire_time"
@@ -161,7 +178,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
              .rsetDescriptorTableSize,
              .rsetContinuousLimit, .rsetAcceptedConnectionExpireTime, .rsetConnectionPoolMaxlength, .rsetConnectionPoolExpireTime, .rsetEmconnectionPoolMaxlength,
              .rsetEmconnectionPoolExpireTime, .rsetRoutingTransTimeout, .rsetSpushvReadTimeout, .rsetReqpushvTimeoutCount, .rsetLogShiftSize, .rsetLogShiftAge,
-             .rsetLatencyAvgCalcRule, .raddLatencyAvgCalcCmd, .rdelLatencyAvgCalcCmd, .rchgLatencyAvgCalcTimeCount, .rdcnice, .rrestart:
+             .rsetLatencyAvgCalcRule, .raddLatencyAvgCalcCmd, .rdelLatencyAvgCalcCmd, .rchgLatencyAvgCalcTimeCount, .rdcnice, .rrestart, .rsetGuiLastSnapshot, .rswitchReplication,
+             .rwbCommandMap, .rsetWbShiftSize, .rwritebehindRotate, .rwritebehindGetPath, .rwritebehindGetCurrentFile:
             return true
         default:
             return false

@@ -123,6 +123,23 @@ public enum FileSystem {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Replaces the file at `path` with `bytes`; false when it cannot be written.
+    public static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            done += n
+        }
+        return true
+    }
+
     /// `rm -rf` (does not follow symbolic links).
     public static func removeTree(_ path: String) {
         var st = stat()

@@ -509,8 +509,11 @@ public final class HashStorage: @unchecked Sendable {
     /// touched — a division in a snapshot state is skipped, so a file being copied never changes
     /// (ROMA's `out` did change it, §11 item 5). Works in batches under the division lock and
     /// returns early when `shouldStop` says so. Returns the number of records removed.
+    /// `list`, when given, sees every record (key and header) of the divisions passed over
+    /// (`set_cleanup_regexp`'s key list).
     public func cleanUp(now: UInt32, delmarkExptime: UInt32, batch: Int = 500,
-                        shouldStop: () -> Bool = { false }) throws -> Int {
+                        shouldStop: () -> Bool = { false },
+                        list: ((UnsafeRawBufferPointer, RecordHeader) -> Void)? = nil) throws -> Int {
         var removed = 0
         let horizon = now > delmarkExptime ? now - delmarkExptime : 0
         func stale(_ h: RecordHeader) -> Bool {
@@ -524,7 +527,9 @@ public final class HashStorage: @unchecked Sendable {
             try d.lock.withLock {
                 guard d.state == .normal else { return }
                 try d.main.forEach { k, v in
-                    if let h = RecordHeader(decoding: v), stale(h) { candidates.append(Array(k)) }
+                    guard let h = RecordHeader(decoding: v) else { return true }
+                    list?(k, h)
+                    if stale(h) { candidates.append(Array(k)) }
                     return true
                 }
             }

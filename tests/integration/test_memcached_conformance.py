@@ -178,16 +178,6 @@ def test_bang_bang_is_per_connection(romad):
         assert b.exchange(b"!!\r\n") == b"", "another connection's command is not 'previous'"
 
 
-# --- ROMA commands this node does not implement yet ----------------------------------------------
-
-@pytest.mark.parametrize("cmd", [b"writebehind_rotate", b"switch_replication", b"WB_COMMAND_MAP",
-                                 b"rwritebehind_get_path"])
-def test_listed_but_unimplemented_command_is_one_server_error_line(romad, cmd):
-    got = romad.raw(cmd + b" roma\r\n")
-    name = cmd.lower()
-    assert got == b"SERVER_ERROR " + name + b" is not supported by this node yet\r\n", got
-
-
 def test_suggestion_never_proposes_the_word_typed(romad):
     got = romad.raw(b"sett\r\n")
     assert got == b"\r\nERROR: 'sett' is not roma command.\r\nDid you mean this?\r\n\tset\r\n"

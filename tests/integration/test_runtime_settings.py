@@ -18,6 +18,7 @@ import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +298,46 @@ def test_spushv_read_timeout_bounds_a_stalled_stream(tmp_path):
         assert n.raw(b"whoami\r\n") == b"ROMA\r\n"
     finally:
         n.stop()
+
+
+def test_cleanup_regexp_lists_matching_keys_in_klist_on_the_next_clean_up_pass(tmp_path):
+    """`set_cleanup_regexp <re>` (R6.5): refused while failover is off; else `STORED` per hash,
+    and the next clean-up pass writes `key,physical,logical` for each matching key it holds to
+    `<hash dir>/klist.txt` (then the pattern is cleared)."""
+    single = Romad(tmp_path / "single", engine="memory").start()
+    try:
+        assert single.raw(b"stat enabled_failover\r\n") == b"routing.enabled_failover false\r\nEND\r\n"
+        assert single.raw(b"set_cleanup_regexp ^u\r\n") == b"CLIENT_ERROR failover disable now!!\r\n"
+        assert single.raw(b"set_cleanup_regexp\r\n") == b"CLIENT_ERROR number of arguments 0 to 1\r\n"
+    finally:
+        single.stop()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("STORAGE_CLEAN_UP_INTERVAL: 1\n")
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), extra_args=["--config", str(cfg)])
+    cl.start()
+    try:
+        a, b = cl.nodes
+        wait_for(lambda: a.raw(b"stat enabled_failover\r\n") == b"routing.enabled_failover true\r\nEND\r\n", 20,
+                 "failover on")
+        keys = [b"user:%d" % i for i in range(20)] + [b"other%d" % i for i in range(20)]
+        for k in keys:
+            assert a.raw(b"set %s 0 0 1\r\nv\r\n" % k) == b"STORED\r\n"
+        assert a.raw(b"set_cleanup_regexp ^user:\r\n") == b"STORED\r\n"
+        assert a.raw(b"stat cleanup_regexp\r\n") == b"storages[roma].storage.cleanup_regexp ^user:\r\nEND\r\n"
+        klist = Path(stats(a, r"storage\[0\]\.path")["storages[roma].storage[0].path"]).parent / "klist.txt"
+        wait_for(klist.exists, 30, "klist.txt from the next clean-up pass")
+        lines = klist.read_text().splitlines()
+        # rn = 2 on two nodes: this node holds every key
+        assert sorted(ln.split(",")[0] for ln in lines) == sorted(k.decode() for k in keys if k.startswith(b"user:"))
+        now = time.time()
+        for ln in lines:
+            _, physical, logical = ln.split(",")
+            assert abs(int(physical) - now) < 120 and int(logical) >= 0
+        wait_for(lambda: a.raw(b"stat cleanup_regexp\r\n") == b"storages[roma].storage.cleanup_regexp \r\nEND\r\n", 10,
+                 "the pattern cleared")
+        assert not (Path(stats(b, r"storage\[0\]\.path")["storages[roma].storage[0].path"]).parent / "klist.txt").exists()
+        assert not cl.stop(check=True)
+    finally:
+        cl.stop(check=False)
+        print(cl.logs())
+        cl.cleanup()

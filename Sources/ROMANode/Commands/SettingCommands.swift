@@ -14,7 +14,10 @@ import ROMAProtocol
 /// - `set_reqpushv_timeout_count <n>`: how long a copy asked for is awaited (n × 0.1 s);
 /// - `dcnice 1…5`: the pause after each chunk of a vnode copy sent from here;
 /// - `set_log_shift_size <bytes>`, `set_log_shift_age <n|min|hour|daily|weekly|monthly>`;
-/// - `restart`: every client and peer connection is closed (ROMA restarts its event loop).
+/// - `restart`: every client and peer connection is closed (ROMA restarts its event loop);
+/// - `set_cleanup_regexp <re>` (this node only; failover must be on): the next clean-up pass
+///   writes `key,physical,logical` for every key matching into `<hash dir>/klist.txt`; answered
+///   `STORED` once per hash, as ROMA, and a running pass stops.
 extension Dispatcher {
     func settingCommand(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
         let s = node.settings
@@ -93,6 +96,22 @@ extension Dispatcher {
                 return .next
             }
             LogRotation.setAge(age)
+        case .setCleanupRegexp:
+            guard r.count == 2 else {
+                out.writeLine("CLIENT_ERROR number of arguments \(r.count - 1) to 1")
+                return .next
+            }
+            guard node.failover.enabled else {
+                out.writeLine("CLIENT_ERROR failover disable now!!")
+                return .next
+            }
+            let pattern = r.tokenString(1)
+            let names = node.hashNames
+            node.cleanupRegexps.withLockedValue { m in for n in names { m[n] = pattern } }
+            if node.stats.cleanUpRunning.load(ordering: .relaxed) { node.cleanUpStop.store(true, ordering: .relaxed) }
+            node.logger.info("set_cleanup_regexp \(pattern): the next clean-up pass lists the matching keys")
+            for _ in names { out.writeStaticString("STORED\r\n") }
+            return .next
         case .restart, .rrestart:
             own = "RESTARTED"
             if command == .rrestart {

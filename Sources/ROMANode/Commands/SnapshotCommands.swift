@@ -100,8 +100,9 @@ extension Dispatcher {
         return .next
     }
 
-    /// `set_gui_last_snapshot <%Y/%m/%dT%H:%M:%S>` → `{"<self>"=>"PUSHED"}` (no peers on one node).
-    func setGuiLastSnapshot(_ r: Request, out: inout ByteBuffer) -> Outcome {
+    /// `set_gui_last_snapshot <%Y/%m/%dT%H:%M:%S>` → `{"<peer>"=>"PUSHED", …, "<self>"=>"PUSHED"}`,
+    /// relayed to every node as `rset_gui_last_snapshot` (which answers `PUSHED`).
+    func setGuiLastSnapshot(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
         guard r.count == 2 else {
             out.writeStaticString("CLIENT_ERROR number of arguments\n\r")
             return .next
@@ -112,8 +113,7 @@ extension Dispatcher {
             return .next
         }
         node.stats.guiLastSnapshot.withLock { $0 = value }
-        out.writeLine(relayReply("PUSHED"))
-        return .next
+        return answerOrRelay(command, own: "PUSHED", line: "rset_gui_last_snapshot \(value)\r\n", out: &out)
     }
 
     /// `^\d+/\d+/\d+T\d+:\d+:\d+$`.

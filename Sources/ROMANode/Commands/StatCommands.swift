@@ -48,7 +48,7 @@ extension Dispatcher {
         add("config.DATACOPY_STREAM_COPY_WAIT_PARAM", "0.001")
         add("config.PLUGIN_FILES", "[\"plugin_storage.rb\"]")
         add("config.WRITEBEHIND_PATH", FileSystem.absolute(c.writeBehindPath))
-        add("config.WRITEBEHIND_SHIFT_SIZE", "10485760")
+        add("config.WRITEBEHIND_SHIFT_SIZE", String(c.writeBehindShiftSize))
         add("config.CONNECTION_DESCRIPTOR_TABLE_SIZE", String(c.descriptorTableSize))
         add("stats.config_path", c.configPath ?? "")
         add("stats.address", c.address)
@@ -82,7 +82,7 @@ extension Dispatcher {
         add("stats.out_message_count", "0")
         add("stats.redundant_count", String(s.redundantCount.load(ordering: .relaxed)))
         add("stats.hilatency_warn_time", Dispatcher.rubyFloat(Double(bitPattern: node.hilatencyWarnTime.load(ordering: .relaxed))))
-        add("stats.wb_command_map", "{}")
+        add("stats.wb_command_map", node.writeBehind.mapInspect)
         let latency = rs.latency.withLockedValue { $0 }
         add("stats.latency_log", latency.log ? "true" : "false")
         add("stats.latency_check_cmd", RubyInspect.array(latency.commands))
@@ -106,7 +106,7 @@ extension Dispatcher {
             add(p + "storage.each_vn_dump_sleep_count", String(rs.eachVnDumpSleepCount.load(ordering: .relaxed)))
             add(p + "storage.each_vn_dump_files", "nil")
             add(p + "storage.each_clean_up_sleep", "0.01")
-            add(p + "storage.cleanup_regexp", "")
+            add(p + "storage.cleanup_regexp", node.cleanupRegexps.withLockedValue { $0[name] } ?? "")
             add(p + "storage.logic_clock_expire", String(st.logicClockExpire))
             add(p + "storage.safecopy_stats", "[" + st.states.map { ":" + $0.name }.joined(separator: ", ") + "]")
             if case .tokyoCabinet = st.engine {
@@ -117,13 +117,17 @@ extension Dispatcher {
                 }
             }
         }
-        add("write-behind.path", FileSystem.absolute(c.writeBehindPath))
-        add("write-behind.shift_size", "10485760")
-        add("write-behind.do_write", "false")
-        add("write-behind.run_replication", "false")
-        add("write-behind.run_existing_data_replication", "false")
-        add("write-behind.replica_mklhash", "")
-        add("write-behind.replica_nodelist", "[]")
+        for (k, v) in node.writeBehind.statLines() { add(k, v) }
+        let cr = node.clusterReplication
+        let replica = cr.replicaView
+        add("write-behind.run_replication", cr.isOn.load(ordering: .relaxed) ? "true" : "false")
+        add("write-behind.run_existing_data_replication", cr.runExistingData ? "true" : "false")
+        add("write-behind.replica_mklhash", replica.mklhash)
+        add("write-behind.replica_nodelist", RubyInspect.array(replica.nodes))
+        // SwiftROMA's own counters of the replication (not in ROMA 1.3).
+        add("write-behind.replication_delivered", String(cr.delivered.load(ordering: .relaxed)))
+        add("write-behind.replication_errors", String(cr.errors.load(ordering: .relaxed)))
+        add("write-behind.replication_dropped", String(cr.dropped.load(ordering: .relaxed)))
         let rt = node.routing
         let counts = rt.counts(for: node.nodeID)
         add("routing.redundant", String(rt.rn))

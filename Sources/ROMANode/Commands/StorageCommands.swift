@@ -67,6 +67,7 @@ extension Dispatcher {
         let expire = Expiry.convert(lenientInt(r, 3).clampedInt64, now: now)
         let data = r.data!
         node.stats.countWrite()
+        let wb = writeBehindBefore("\(mode)", r, session)
         let result = try withKey(r, 1, session) { storage, key, vn in
             try data.withUnsafeReadableBytes { value in
                 try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
@@ -76,6 +77,10 @@ extension Dispatcher {
         let mark = out.writerIndex
         if !r.noreply { writeStoreResult(result, out: &out) }
         guard case .ok(.stored) = result else { return .next }
+        if wb != nil {
+            writeBehindAfter(wb, value: mode == .append || mode == .prepend ? currentValue(r, session) : Array(data.readableBytesView))
+        }
+        replicateToCluster(r, session)
         return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
@@ -88,6 +93,7 @@ extension Dispatcher {
         let unique = lenientInt(r, 5)
         let data = r.data!
         node.stats.countWrite()
+        let wb = writeBehindBefore("cas", r, session)
         let result = try withKey(r, 1, session) { storage, key, vn -> StoreResult in
             // A unique that no 32-bit clock can equal never matches.
             guard !unique.negative, unique.magnitude.count <= 1 else {
@@ -100,6 +106,8 @@ extension Dispatcher {
         let mark = out.writerIndex
         if !r.noreply { writeStoreResult(result, out: &out) }
         guard case .ok(.stored) = result else { return .next }
+        if wb != nil { writeBehindAfter(wb, value: Array(data.readableBytesView)) }
+        replicateToCluster(r, session)
         return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
     }
 
@@ -125,8 +133,14 @@ extension Dispatcher {
         let plan = planWrite(r, session: session, forwarded: forwarded, name: "fdelete", digest: false, rest: 0..<0, hashSuffix: true, out: &out)
         if case .done(let o) = plan { return o }
         node.stats.countDelete()
+        let wb = writeBehindBefore("delete", r, session)
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.delete(vn: vn, key: key, now: Dispatcher.now())
+        }
+        // Write-behind logs the value a delete removed (ROMA's), not a delete of nothing.
+        if case .ok(true) = result {
+            if let wb { writeBehindAfter(wb, value: wb.previous) }
+            replicateToCluster(r, session)
         }
         let mark = out.writerIndex
         switch result {
@@ -151,8 +165,13 @@ extension Dispatcher {
         // `fincr <key> <d> <n>`: the digest sits where a client's delta would.
         let delta = lenientInt(r, forwarded ? 3 : 2)
         node.stats.countWrite()
+        let wb = writeBehindBefore(decrement ? "decr" : "incr", r, session)
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.incr(vn: vn, key: key, delta: delta, decrement: decrement, now: Dispatcher.now())
+        }
+        if case .ok(let v?) = result {
+            if wb != nil { writeBehindAfter(wb, value: Array(String(v).utf8)) }
+            replicateToCluster(r, session)
         }
         let mark = out.writerIndex
         switch result {
@@ -191,8 +210,13 @@ extension Dispatcher {
         let now = Dispatcher.now()
         let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
         node.stats.countWrite()
+        let wb = touch ? nil : writeBehindBefore("set_expt", r, session)
         let result = try withKey(r, 1, session) { storage, key, vn in
             try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
+        }
+        if case .ok(true) = result {
+            if wb != nil { writeBehindAfter(wb, value: Array(String(expire).utf8)) }
+            replicateToCluster(r, session)
         }
         let mark = out.writerIndex
         switch result {
