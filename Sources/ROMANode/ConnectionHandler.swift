@@ -407,7 +407,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             dataTimeout?.cancel()
             // A vnode stream may pause longer: `spushv_read_timeout` times as long (ROMA's 10 s × 100).
             let seconds = node.config.dataReadTimeout * (stream != nil ? Double(node.settings.spushvReadTimeout.load(ordering: .relaxed)) : 1)
-            dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) { [self] in
+            // At most about 30 years: a setting that large means never, and must not overflow.
+            dataTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(min(seconds * 1000, 1e12)))) { [self] in
                 guard parser.isAwaitingData || stream != nil, !closed else { return }
                 // Records being stored are not a stalled stream: look again after them.
                 if streamBusy { return updateDataTimeout(context: context) }
@@ -424,7 +425,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `seconds` and nothing of it is still being answered or received.
     func closeIfIdle(longerThan seconds: Int) {
         guard let context, !closed, !paused, queued.isEmpty, stream == nil, !parser.isAwaitingData,
-              NIODeadline.now() - lastAccess > .seconds(Int64(seconds)) else { return }
+              NIODeadline.now() - lastAccess > .seconds(Int64(min(seconds, 1 << 31))) else { return }
         let peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         node.logger.info("connection expired from \(peer),lastcmd = \(lastCommand?.name ?? "")")
         closeAfterFlush(context: context)

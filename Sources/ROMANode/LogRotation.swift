@@ -69,10 +69,11 @@ public enum LogRotation {
             switch s.age {
             case .count(let n):
                 guard n > 0, Int(st.st_size) > s.size else { return }
-                if n >= 3 {
-                    for i in stride(from: n - 3, through: 0, by: -1) where access("\(path).\(i)", F_OK) == 0 {
-                        rename("\(path).\(i)", "\(path).\(i + 1)")
-                    }
+                // Shift the files there are (an age of a billion must not mean a billion renames).
+                var last = -1
+                while last + 1 <= n - 3, access("\(path).\(last + 1)", F_OK) == 0 { last += 1 }
+                if last >= 0 {
+                    for i in stride(from: last, through: 0, by: -1) { rename("\(path).\(i)", "\(path).\(i + 1)") }
                 }
                 reopen(path, movingTo: "\(path).0")
             case .period(let p):

@@ -230,7 +230,8 @@ public struct RoutingTable: Sendable {
         if current > clk { return .failed("It's old table.") }
         var joined: [String] = []
         for nid in nids where addNode(nid) { joined.append(nid) }
-        let newClock = clk + 1
+        // Ruby's clocks are bignums; here they stop at Int.max rather than overflow.
+        let newClock = clk == Int.max ? clk : clk + 1
         vIdx[vn] = nids
         vClk[vn] = newClock
         updateMerkle(vn: vn, nids: nids)
@@ -242,7 +243,8 @@ public struct RoutingTable: Sendable {
     @discardableResult
     public mutating func replaceRoute(vn: UInt64, nids: [String]) -> Int? {
         guard vIdx[vn] != nil else { return nil }
-        let clk = (vClk[vn] ?? 0) + 1
+        let old = vClk[vn] ?? 0
+        let clk = old == Int.max ? old : old + 1
         vIdx[vn] = nids
         vClk[vn] = clk
         updateMerkle(vn: vn, nids: nids)

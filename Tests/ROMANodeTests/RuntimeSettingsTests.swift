@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 @testable import ROMANode
 
@@ -67,6 +68,14 @@ import Glibc
         #expect(c.poolMaxlength == 3 && c.emPoolExpireTime == 0 && c.logShiftAge == "daily" && c.logShiftSize == 4096)
         #expect(throws: ConfigError.self) { try nodeConfig(fromFile: "CONNECTION_CONTINUOUS_LIMIT: '5:1'\n", ext: "yaml") }
         #expect(throws: ConfigError.self) { try nodeConfig(fromFile: "LOG_SHIFT_AGE: yearly\n", ext: "yaml") }
+    }
+
+    @Test func poolExpiryTakesAnySeconds() {
+        let long = NIODeadline.now() - .seconds(100)
+        #expect(PeerPoolSettings.expired(since: long, seconds: 30))
+        #expect(!PeerPoolSettings.expired(since: long, seconds: 0), "0: never")
+        #expect(!PeerPoolSettings.expired(since: long, seconds: Int.max), "no overflow")
+        #expect(!PeerPoolSettings.expired(since: .now(), seconds: 30))
     }
 
     @Test func latencyPeriodsAverageTheLastTen() {

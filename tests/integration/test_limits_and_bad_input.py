@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from romatest import (VERSION_REPLY, Conn, PeerClosed, is_error_reply, wait_for)
+from romatest import (REPO, VERSION_REPLY, Conn, PeerClosed, is_error_reply, wait_for)
 
 
 @pytest.fixture
@@ -319,3 +319,39 @@ def test_stalled_data_block_times_out(romad, bystander):
         assert 5 <= waited <= 20, f"closed after {waited:.1f}s, expected about 10 s"
         assert not got.startswith(b"STORED"), got
     assert romad.raw(b"get stall\r\n") == b"END\r\n"
+
+
+def test_no_command_of_romas_table_with_hostile_arguments_stops_a_node(tmp_path):
+    """Every command name of ROMA's table (but those that stop or restart nodes on purpose, and
+    the storage commands, which have data blocks and tests of their own), sent to one node of a
+    two-node cluster with huge, negative, non-numeric and binary arguments: both nodes live on
+    and answer. It found `setroute <vn> <huge clock>` overflowing the clock + 1."""
+    from cluster_support import Cluster
+    names = sorted(set(re.findall(r'"([a-z_?!]+)"', (REPO / "Sources/ROMAProtocol/CommandNames.swift").read_text())))
+    skip = {"balse", "shutdown", "shutdown_self", "rbalse", "rshutdown", "restart", "rrestart", "quit", "spushv",
+            "set", "add", "replace", "append", "prepend", "cas", "rset", "rzset", "fset", "fadd", "freplace",
+            "fappend", "fprepend", "fcas"}
+    assert len(names) > 100
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"))
+    cl.start()
+    try:
+        a, b = cl.nodes
+        huge = b"99999999999999999999999"
+        for name in names:
+            if name in skip:
+                continue
+            for args in ([huge], [huge, huge], [b"-1"], [b"true", huge], [b"on", huge, b"get"], [b"1e400"],
+                         [b"\x01\xff"]):
+                with socket.create_connection((a.host, a.port), timeout=5) as s:
+                    s.sendall(name.encode() + b" " + b" ".join(args) + b"\r\n")
+                    s.settimeout(5)
+                    try:
+                        s.recv(65536)
+                    except OSError:
+                        pass
+                assert a.alive() and b.alive(), (name, args)
+        for n in (a, b):
+            assert n.raw(b"whoami\r\n") == b"ROMA\r\n"
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()

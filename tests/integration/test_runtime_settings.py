@@ -217,6 +217,13 @@ def test_daemon_log_file_is_rotated_by_size_and_keeps_shift_age_files(tmp_path):
                 c.exchange(b"set_spushv_read_timeout %d\r\n" % (200 + i))
         assert sorted(p.name for p in logs.iterdir()) == names, "age 0: no more rotation"
         assert "set_spushv_read_timeout 204" in log.read_text()
+        # a huge age keeps every file, and shifts only the files there are
+        assert raw(port, b"set_log_shift_age 99999999999999999999\r\n") == hash_reply((nid, "STORED"))
+        with Conn(port) as c:
+            for i in range(8):
+                c.exchange(b"set_spushv_read_timeout %d\r\n" % (300 + i))
+        more = sorted(p.name for p in logs.iterdir())
+        assert len(more) > len(names) and all(f"{nid}.log.{i}" in more for i in range(len(more) - 1)), more
     finally:
         for pid in pids_with_in_cmdline(str(cfg)):
             os.kill(pid, signal.SIGTERM)
@@ -341,3 +348,31 @@ def test_cleanup_regexp_lists_matching_keys_in_klist_on_the_next_clean_up_pass(t
         cl.stop(check=False)
         print(cl.logs())
         cl.cleanup()
+
+
+def test_extreme_setting_values_are_taken_without_harm(romad):
+    """Huge, negative and odd values of every setter: answered as ROMA would, and the node goes
+    on serving — a stalled vnode stream with a huge read timeout, peer pools with huge expiry."""
+    me = romad.node_id
+    huge = b"99999999999999999999999"
+    for line in (b"set_spushv_read_timeout " + huge, b"set_reqpushv_timeout_count " + huge,
+                 b"set_accepted_connection_expire_time " + huge, b"set_connection_pool_expire_time " + huge,
+                 b"set_emconnection_pool_expire_time " + huge, b"set_connection_pool_maxlength " + huge,
+                 b"set_emconnection_pool_maxlength " + huge, b"set_log_shift_size " + huge,
+                 b"set_log_shift_age " + huge, b"set_wb_shift_size " + huge, b"set_routing_trans_timeout 1e400",
+                 b"set_accepted_connection_expire_time -5", b"set_connection_pool_expire_time -1"):
+        assert romad.raw(line + b"\r\n") == hash_reply((me, "STORED")), line
+    assert romad.raw(b"set_continuous_limit " + huge + b":1:" + huge + b"\r\n") == hash_reply((me, "NOT_STORED"))
+    assert romad.raw(b"set_latency_avg_calc_rule on " + huge + b" get\r\n") == hash_reply((me, "ACTIVATED"))
+    assert romad.raw(b"wb_command_map {:set=>" + huge + b"}\r\n").startswith(b'{"%s"=>"{:set=>' % me.encode())
+    st = stats(romad, r"accepted_connection_expire_time|routing_trans_timeout")
+    assert st["connection.accepted_connection_expire_time"] == "0"
+    assert st["stats.routing_trans_timeout"] == "Infinity"
+    with romad.connect() as c:
+        c.send(b"spushv roma %d\r\n" % vnode_of(b"x"))
+        assert c.read_line() == b"READY\r\n"
+        c.send(_record(b"x", b"y")[:7])
+        assert romad.raw(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+        assert romad.raw(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+    assert romad.raw(b"set_latency_avg_calc_rule off\r\n") == hash_reply((me, "DEACTIVATED"))
+    assert romad.alive()

@@ -120,6 +120,8 @@ extension Dispatcher {
 
     /// Ruby's `Float#to_s` for the values `stat` shows: `5.0`, `0.25`, `1.0e-05`.
     static func rubyFloat(_ v: Double) -> String {
+        if v.isInfinite { return v > 0 ? "Infinity" : "-Infinity" }
+        if v.isNaN { return "NaN" }
         if v == v.rounded(), abs(v) < 1e16 { return "\(Int64(v)).0" }
         var s = "\(v)"
         if let e = s.firstIndex(of: "e"), !s[..<e].contains(".") { s.insert(contentsOf: ".0", at: e) }
