@@ -37,13 +37,15 @@ final class WriteBehind: Sendable {
         var open: [String: OpenFile] = [:]
         /// Hash names in the order their files were opened (for `stat`).
         var order: [String] = []
-        var rotateAt: Int = 0
     }
 
     private struct OpenFile {
         let fd: Int32
         let path: String
         var size: Int
+        /// The local midnight after it was opened: each hash's file has its own (ROMA shares
+        /// one time across hashes, spec §11 item 14).
+        let rotateAt: Int
     }
 
     init(root: String, nodeID: String, shiftSize: Int, map: [(String, Int)]) {
@@ -107,12 +109,12 @@ final class WriteBehind: Sendable {
         record += value
         files.withLockedValue { f in
             let now = Int(time(nil))
-            if let o = f.open[hash], o.size >= f.shiftSize || now >= f.rotateAt {
+            if let o = f.open[hash], o.size >= f.shiftSize || now >= o.rotateAt {
                 close(o.fd)
                 f.open[hash] = nil
             }
             if f.open[hash] == nil {
-                guard let o = openFile(hash, &f) else { return }
+                guard let o = openFile(hash) else { return }
                 f.open[hash] = o
                 if !f.order.contains(hash) { f.order.append(hash) }
             }
@@ -130,9 +132,9 @@ final class WriteBehind: Sendable {
         }
     }
 
-    /// Opens `<root>/<nid>/<hash>/<today>/<n>.wb`, n one past the highest there, and sets the
-    /// next rotation to the coming local midnight.
-    private func openFile(_ hash: String, _ f: inout Files) -> OpenFile? {
+    /// Opens `<root>/<nid>/<hash>/<today>/<n>.wb`, n one past the highest there, to be rotated at
+    /// the coming local midnight.
+    private func openFile(_ hash: String) -> OpenFile? {
         var now = time(nil)
         var lt = tm()
         localtime_r(&now, &lt)
@@ -140,7 +142,7 @@ final class WriteBehind: Sendable {
         let day = "\(lt.tm_year + 1900)\(two(lt.tm_mon + 1))\(two(lt.tm_mday))"
         var midnight = lt
         midnight.tm_hour = 0; midnight.tm_min = 0; midnight.tm_sec = 0; midnight.tm_mday += 1; midnight.tm_isdst = -1
-        f.rotateAt = Int(mktime(&midnight))
+        let rotateAt = Int(mktime(&midnight))
         let dir = "\(hashPath(hash))/\(day)"
         guard (try? FileSystem.makeDirectories(dir)) != nil else { return nil }
         var highest = -1
@@ -150,7 +152,7 @@ final class WriteBehind: Sendable {
         let path = "\(dir)/\(highest + 1).wb"
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return nil }
-        return OpenFile(fd: fd, path: path, size: 0)
+        return OpenFile(fd: fd, path: path, size: 0, rotateAt: rotateAt)
     }
 
     /// `writebehind_get_path <hash>`.
