@@ -67,3 +67,25 @@ def test_primary_writes_reach_the_replica_cluster_until_switched_off(tmp_path):
         print(cl.logs())
         cl.cleanup()
         replica.stop()
+
+
+def test_switching_to_another_replica_cluster_sends_later_writes_there_only(tmp_path):
+    src = Romad(tmp_path / "src", engine="memory").start()
+    r1 = Romad(tmp_path / "r1", engine="memory", address="127.0.0.2").start()
+    r2 = Romad(tmp_path / "r2", engine="memory", address="127.0.0.3").start()
+    try:
+        me = src.node_id.encode()
+        assert src.raw(b"switch_replication true %s\r\n" % r1.node_id.encode()) == b'{"%s"=>"ACTIVATED"}\r\n' % me
+        assert src.raw(b"set one 0 0 1\r\n1\r\n") == b"STORED\r\n"
+        wait_for(lambda: r1.raw(b"get one\r\n") == b"VALUE one 0 1\r\n1\r\nEND\r\n", 10, "one on r1")
+        assert src.raw(b"switch_replication true %s\r\n" % r2.node_id.encode()) == b'{"%s"=>"ACTIVATED"}\r\n' % me
+        assert stats(src, "replica_nodelist")["write-behind.replica_nodelist"] == '["%s"]' % r2.node_id
+        assert src.raw(b"set two 0 0 1\r\n2\r\n") == b"STORED\r\n"
+        wait_for(lambda: r2.raw(b"get two\r\n") == b"VALUE two 0 1\r\n2\r\nEND\r\n", 10, "two on r2")
+        assert r1.raw(b"get two\r\n") == b"END\r\n"
+        assert r2.raw(b"get one\r\n") == b"END\r\n"
+        assert src.raw(b"switch_replication false\r\n") == b'{"%s"=>"DEACTIVATED"}\r\n' % me
+        assert stats(src, "replica_nodelist")["write-behind.replica_nodelist"] == "[]"
+    finally:
+        for n in (src, r1, r2):
+            n.stop()

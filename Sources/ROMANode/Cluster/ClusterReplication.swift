@@ -65,17 +65,25 @@ final class ClusterReplication: Sendable {
         let ready = loop.makePromise(of: Void.self)
         stop()
         let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(Self.maxQueued))
-        let generation = state.withLockedValue { s -> Int in
+        // The clients of an earlier replica cluster are closed, never reused for this one.
+        let (generation, old) = state.withLockedValue { s -> (Int, [RomaClient]) in
+            let old = Array(s.clients.values)
+            s.clients = [:]
             s.seed = seed
             s.continuation = continuation
             s.generation += 1
-            return s.generation
+            return (s.generation, old)
         }
+        if !old.isEmpty { Task { for c in old { await c.close() } } }
         isOn.store(true, ordering: .releasing)
         let worker = Task { [self] in
             _ = await client(for: "roma", seed: seed)
             ready.succeed(())
-            for await e in stream { await deliver(e, seed: seed) }
+            for await e in stream {
+                // Writes queued for an earlier replica cluster are not sent to a later one.
+                guard state.withLockedValue({ $0.generation }) == generation else { continue }
+                await deliver(e, seed: seed)
+            }
             await closeClients(generation)
         }
         state.withLockedValue { $0.worker = worker }
@@ -109,12 +117,15 @@ final class ClusterReplication: Sendable {
     }
 
     private func client(for hash: String, seed: String) async -> RomaClient? {
-        if let c = state.withLockedValue({ $0.clients[hash] }) { return c }
+        // Keyed by the seed too: a client made late for an earlier replica cluster is never
+        // found for a later one.
+        let key = seed + "\u{0}" + hash
+        if let c = state.withLockedValue({ $0.clients[key] }) { return c }
         var conf = RomaClient.Configuration()
         conf.eventLoopGroup = group
         do {
             let c = try await RomaClient(seeds: [seed], hashName: hash, timeout: .seconds(5), configuration: conf)
-            state.withLockedValue { $0.clients[hash] = c }
+            state.withLockedValue { $0.clients[key] = c }
             return c
         } catch {
             log("cluster replication: cannot reach the replica cluster through \(seed): \(error)")
@@ -152,7 +163,7 @@ final class ClusterReplication: Sendable {
     /// `write-behind.replica_mklhash` and `…_nodelist`: what the first client knows.
     var replicaView: (mklhash: String, nodes: [String]) {
         guard isOn.load(ordering: .relaxed) else { return ("", []) }
-        let c = state.withLockedValue { $0.clients["roma"] ?? $0.clients.values.first }
+        let c = state.withLockedValue { s in s.seed.flatMap { s.clients[$0 + "\u{0}roma"] } ?? s.clients.values.first }
         return (c?.fingerprint ?? "", c?.routingTable?.nodes ?? [])
     }
 
