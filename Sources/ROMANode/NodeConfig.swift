@@ -83,8 +83,11 @@ public struct NodeConfig: Sendable {
     public var autoRecoverTime = 1800
     /// `RTTABLE_SUB_NID`: node ids rewritten for clients of some subnets (`SubNidTable`).
     var subNid = SubNidTable()
-    /// `CONNECTION_CONTINUOUS_LIMIT` (R3.6): `start:rate:full`.
-    public var continuousLimit = "200:30:300"
+    /// `CONNECTION_CONTINUOUS_LIMIT` (R3.6): `start:rate:full`. Without one, memcached's
+    /// `maxconns` (1024): every client command over it is the connection's last (issue #10:
+    /// memcached's clients must not see ROMA's random closes from 200 connections on). ROMA's
+    /// `config.rb` sets ROMA's `200:30:300`.
+    public var continuousLimit = RuntimeSettings.defaultContinuousLimit
     /// `CONNECTION_EXPTIME` (R3.6): idle accepted connections are closed after it; 0 = never.
     public var connectionExpireTime = 0
     /// `CONNECTION_POOL_MAX` / `CONNECTION_POOL_EXPTIME`: idle exclusive peer connections kept

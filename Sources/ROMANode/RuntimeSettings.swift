@@ -42,13 +42,15 @@ final class RuntimeSettings: Sendable {
     let latencyOn = Atomic<Bool>(false)
 
     init(config: NodeConfig) {
-        let ccl = RuntimeSettings.parseContinuousLimit(config.continuousLimit) ?? (200, 30, 300)
+        let ccl = RuntimeSettings.parseContinuousLimit(config.continuousLimit) ?? (1024, 100, 1024)
         continuous = Atomic(RuntimeSettings.pack(ccl))
         acceptedConnectionExpireTime = Atomic(max(0, config.connectionExpireTime))
         streamCopyWaitParam = Atomic(max(0, config.streamCopyWaitParam).bitPattern)
     }
 
     // MARK: Continuous limit
+
+    static let defaultContinuousLimit = "1024:100:1024"
 
     /// `start:rate:full` as ROMA accepts it (`^\d+:\d+:\d+$`, rate ≤ 100, start ≤ full), or nil.
     static func parseContinuousLimit(_ s: String) -> (start: Int, rate: Int, full: Int)? {

@@ -20,8 +20,9 @@ import Glibc
 
     @Test func sheddingFollowsRomasFormula() {
         let s = RuntimeSettings(config: NodeConfig())
-        #expect(s.continuousLimit == (200, 30, 300))
-        #expect(!s.shouldShed(open: 200))
+        #expect(s.continuousLimit == (1024, 100, 1024), "memcached's maxconns unless configured")
+        #expect(!s.shouldShed(open: 1024))
+        #expect(s.shouldShed(open: 1025))
         #expect(s.setContinuousLimit("10:0:11"))
         #expect(!s.shouldShed(open: 10))
         // d = 1, 0 + 100 × 1 / 1 = 100: always
