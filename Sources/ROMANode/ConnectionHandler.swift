@@ -178,14 +178,11 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
                 outcome = .close
             case .request(let request):
                 lastCommand = request.command
-                if node.settings.latencyOn.load(ordering: .relaxed) {
-                    let started = NIODeadline.now()
-                    outcome = dispatcher.execute(request, session: &session, out: &output)
-                    if case .next = outcome {
-                        node.noteLatencyStatistics(lastCommand, seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
-                    }
-                } else {
-                    outcome = dispatcher.execute(request, session: &session, out: &output)
+                // Timed only while the latency statistics are on (a deferred reply is timed in `apply`).
+                let started = node.settings.latencyOn.load(ordering: .relaxed) ? NIODeadline.now() : nil
+                outcome = dispatcher.execute(request, session: &session, out: &output)
+                if let started, case .next = outcome {
+                    node.noteLatencyStatistics(lastCommand, seconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
                 }
             }
             if !apply(outcome, context: context) { return }

@@ -250,9 +250,6 @@ struct Dispatcher {
         case noHash(String)
     }
 
-    /// See `Node.relayReply`.
-    func relayReply(_ value: String) -> String { node.relayReply(value) }
-
     /// Whether the last token is `noreply`.
     func hasNoreply(_ r: Request) -> Bool { r.count > 1 && r.token(r.count - 1, is: "noreply") }
 

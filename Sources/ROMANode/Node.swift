@@ -213,10 +213,6 @@ public final class Node: Sendable {
         storages.withLockedValue { $0[name] }
     }
 
-    /// The reply of a command ROMA relays to every node: the Ruby-inspect hash of each node's
-    /// answer, own entry first — on a single node `{"<node id>"=>"<value>"}`.
-    func relayReply(_ value: String) -> String { RubyInspect.hash([(nodeID, value)]) }
-
     /// The port actually bound (useful with port 0 in tests).
     public var boundPort: Int? { state.withLockedValue { $0.server?.localAddress?.port } }
 

@@ -13,6 +13,8 @@ MKROUTE_BIN selects mkroute (default: next to ROMAD_BIN).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import hashlib
 import json
 import os
@@ -23,7 +25,7 @@ import struct
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from romatest import ROMAD_BIN, Romad, StartupFailed, digest32, free_port, vnode_of
 
@@ -335,6 +337,22 @@ def start_cluster(base: Path, extra_args: Sequence[str] = ()) -> Cluster:
         print(c.logs())
         raise
     return c
+
+
+@contextmanager
+def two_node_cluster(base: Path, extra_args: Sequence[str] = ()) -> Iterator[Cluster]:
+    """A started cluster of two nodes on 127.0.0.1 and 127.0.0.2: the body must leave both
+    stopping cleanly; afterwards they are stopped by PID, their logs printed (pytest shows them
+    for failures) and their directories removed, whatever happened."""
+    c = Cluster(base, extra_args, addresses=("127.0.0.1", "127.0.0.2"))
+    c.start()
+    try:
+        yield c
+        assert not c.stop(check=True), "a node did not stop cleanly"
+    finally:
+        c.stop(check=False)
+        print(c.logs())
+        c.cleanup()
 
 
 def finish_cluster(c: Cluster) -> List[str]:

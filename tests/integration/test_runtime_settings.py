@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster_support import Cluster, parse_stats, stats
+from cluster_support import parse_stats, stats, two_node_cluster
 from romatest import Conn, Romad, free_port, pids_with_in_cmdline, raw, start_daemon, vnode_of, wait_for
 
 
@@ -92,9 +92,7 @@ def test_setters_answer_as_roma_and_show_in_stat(romad):
 
 
 def test_setters_are_relayed_to_every_node(tmp_path):
-    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"))
-    cl.start()
-    try:
+    with two_node_cluster(tmp_path / "c") as cl:
         a, b = cl.nodes
         both = [(b.node_id, "STORED"), (a.node_id, "STORED")]
         for line in (b"set_continuous_limit 300:10:400", b"set_connection_pool_maxlength 3", b"dcnice 1",
@@ -116,11 +114,6 @@ def test_setters_are_relayed_to_every_node(tmp_path):
         key = b"after-restart"
         assert a.raw(b"set %s 0 0 2\r\nok\r\n" % key) == b"STORED\r\n"
         assert b.raw(b"get %s\r\n" % key) == b"VALUE %s 0 2\r\nok\r\nEND\r\n" % key
-        assert not cl.stop(check=True)
-    finally:
-        cl.stop(check=False)
-        print(cl.logs())
-        cl.cleanup()
 
 
 def test_continuous_limit_sheds_client_commands_over_start_but_never_peer_commands(romad):
@@ -323,9 +316,7 @@ def test_cleanup_regexp_lists_matching_keys_in_klist_on_the_next_clean_up_pass(t
         single.stop()
     cfg = tmp_path / "c.yaml"
     cfg.write_text("STORAGE_CLEAN_UP_INTERVAL: 1\n")
-    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), extra_args=["--config", str(cfg)])
-    cl.start()
-    try:
+    with two_node_cluster(tmp_path / "c", extra_args=["--config", str(cfg)]) as cl:
         a, b = cl.nodes
         wait_for(lambda: a.raw(b"stat enabled_failover\r\n") == b"routing.enabled_failover true\r\nEND\r\n", 20,
                  "failover on")
@@ -346,11 +337,6 @@ def test_cleanup_regexp_lists_matching_keys_in_klist_on_the_next_clean_up_pass(t
         wait_for(lambda: a.raw(b"stat cleanup_regexp\r\n") == b"storages[roma].storage.cleanup_regexp \r\nEND\r\n", 10,
                  "the pattern cleared")
         assert not (Path(stats(b, r"storage\[0\]\.path")["storages[roma].storage[0].path"]).parent / "klist.txt").exists()
-        assert not cl.stop(check=True)
-    finally:
-        cl.stop(check=False)
-        print(cl.logs())
-        cl.cleanup()
 
 
 def test_extreme_setting_values_are_taken_without_harm(romad):

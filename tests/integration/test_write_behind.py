@@ -9,7 +9,7 @@ import struct
 import time
 from pathlib import Path
 
-from cluster_support import Cluster, stats
+from cluster_support import two_node_cluster, stats
 from romatest import Romad
 
 
@@ -122,9 +122,7 @@ def test_only_the_primary_logs_a_write_and_the_map_is_relayed(tmp_path):
     wb = tmp_path / "wb"
     cfg = tmp_path / "wb.yaml"
     cfg.write_text(f"WRITEBEHIND_PATH: {wb}\nWB_COMMAND_MAP: {{set: 1, delete: 2}}\n")
-    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), extra_args=["--config", str(cfg)])
-    cl.start()
-    try:
+    with two_node_cluster(tmp_path / "c", extra_args=["--config", str(cfg)]) as cl:
         a, b = cl.nodes
         for node in (a, b):
             assert node.raw(b"stat wb_command_map\r\n") == b"stats.wb_command_map {:set=>1, :delete=>2}\r\nEND\r\n"
@@ -145,8 +143,3 @@ def test_only_the_primary_logs_a_write_and_the_map_is_relayed(tmp_path):
         assert logged.get((2, b"p0")) == [table.nodes_for(b"p0")[0]]
         assert a.raw(b"wb_command_map {}\r\n") == b"CLIENT_ERROR hash string parse error\r\n"
         assert a.raw(b"wb_command_map {:x=>0}\r\n").count(b"{:x=>0}") == 2
-        assert not cl.stop(check=True)
-    finally:
-        cl.stop(check=False)
-        print(cl.logs())
-        cl.cleanup()

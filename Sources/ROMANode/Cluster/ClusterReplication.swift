@@ -38,7 +38,6 @@ final class ClusterReplication: Sendable {
         var seed: String?
         var clients: [String: RomaClient] = [:]
         var continuation: AsyncStream<Event>.Continuation?
-        var worker: Task<Void, Never>?
         var existingData = false
         var generation = 0
     }
@@ -76,7 +75,7 @@ final class ClusterReplication: Sendable {
         }
         if !old.isEmpty { Task { for c in old { await c.close() } } }
         isOn.store(true, ordering: .releasing)
-        let worker = Task { [self] in
+        Task { [self] in
             _ = await client(for: "roma", seed: seed)
             ready.succeed(())
             for await e in stream {
@@ -86,7 +85,6 @@ final class ClusterReplication: Sendable {
             }
             await closeClients(generation)
         }
-        state.withLockedValue { $0.worker = worker }
         log("cluster replication to the cluster of \(seed) activated")
         return ready.futureResult
     }
@@ -110,7 +108,6 @@ final class ClusterReplication: Sendable {
         if case .dropped = c.yield(e) { dropped.add(1, ordering: .relaxed) }
     }
 
-    var seed: String? { state.withLockedValue { $0.seed } }
     var runExistingData: Bool {
         get { state.withLockedValue { $0.existingData } }
         set { state.withLockedValue { $0.existingData = newValue } }

@@ -116,8 +116,8 @@ final class PeerPoolSettings: Sendable {
     }
 
     /// Whether a connection idle since `since` has outlived `seconds` (0: never).
-    static func expired(since: NIODeadline, seconds: Int, now: NIODeadline = .now()) -> Bool {
-        seconds > 0 && now - since > .seconds(Int64(min(seconds, 1 << 31)))
+    static func expired(since: NIODeadline, seconds: Int, now: NIODeadline? = nil) -> Bool {
+        seconds > 0 && (now ?? .now()) - since > .seconds(Int64(min(seconds, 1 << 31)))
     }
 }
 

@@ -19,9 +19,9 @@ extension Node {
                     guard let keys = try? s.keys(ofVnode: v32) else { continue }
                     let now = Dispatcher.now()
                     for key in keys {
-                        guard let rec = try? key.withUnsafeBytes({ try s.rawRecord(vn: v32, key: $0) }),
-                              !rec.0.isTombstone, rec.0.isLive(now: now) else { continue }
+                        let rec = try? key.withUnsafeBytes { try s.rawRecord(vn: v32, key: $0) }
                         var e = ClusterReplication.event(hash: name, key: key, record: rec, now: now)
+                        guard e.value != nil else { continue }  // a delete mark or expired: nothing to add
                         e.onlyIfAbsent = true
                         clusterReplication.enqueue(e)
                         sent += 1

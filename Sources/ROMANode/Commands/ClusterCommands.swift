@@ -513,4 +513,17 @@ extension Dispatcher {
         }
         return relay(line, own: own, ownFirst: ownFirst)
     }
+
+    /// `answerOrRelay` for an answer that is known later (work done off the request path first).
+    func answerOrRelay(_ command: Command, own: EventLoopFuture<String>, line: String) -> Outcome {
+        guard !command.isRelayedForm else {
+            return .deferred(own.map { own in
+                var b = ByteBuffer()
+                b.writeLine(own)
+                return b
+            })
+        }
+        let node = self.node
+        return .deferred(own.flatMap { node.relayed(line, own: $0) }.hop(to: loop))
+    }
 }

@@ -14,12 +14,22 @@ import ROMAStorage
 /// `stat` shows each. ROMA's error lines, with `\r\n` where some of ROMA's end in `\n\r`.
 extension Dispatcher {
     /// The one argument of a runtime setter, or nil after ROMA's error line.
-    private func onlyArgument(_ r: Request, out: inout ByteBuffer) -> String? {
+    func onlyArgument(_ r: Request, out: inout ByteBuffer) -> String? {
         guard r.count == 2 else {
             out.writeLine("CLIENT_ERROR number of arguments")
             return nil
         }
         return r.tokenString(1)
+    }
+
+    /// `arg.to_i` when it is at least 1, else nil after `message` (ROMA's check of a size or count).
+    func positiveArgument(_ arg: String, _ message: String, out: inout ByteBuffer) -> Int? {
+        let n = Dispatcher.rubyToI(arg)
+        guard n >= 1 else {
+            out.writeLine(message)
+            return nil
+        }
+        return n
     }
 
     func runtimeSetter(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
@@ -33,12 +43,7 @@ extension Dispatcher {
             }
             node.hilatencyWarnTime.store(seconds.bitPattern, ordering: .relaxed)
         default:
-            let n = LenientInteger(parsing: Array(arg.utf8))
-            guard !n.negative, n.low64 != 0 else {
-                out.writeLine("CLIENT_ERROR size value must be larger than 0")
-                return .next
-            }
-            let bytes = Int(clamping: n.low64)
+            guard let bytes = positiveArgument(arg, "CLIENT_ERROR size value must be larger than 0", out: &out) else { return .next }
             if command == .setSpushvKlengthWarn || command == .rsetSpushvKlengthWarn {
                 node.spushvKlengthWarn.store(bytes, ordering: .relaxed)
             } else {
@@ -72,12 +77,12 @@ extension Dispatcher {
     /// `EM.set_descriptor_table_size`; `stat connection.descriptor_table_size` shows it.
     func setDescriptorTableSize(_ command: Command, _ r: Request, out: inout ByteBuffer) -> Outcome {
         guard let arg = onlyArgument(r, out: &out) else { return .next }
-        let n = LenientInteger(parsing: Array(arg.utf8))
-        guard !n.negative, n.low64 >= 1024 else {
+        let n = Dispatcher.rubyToI(arg)
+        guard n >= 1024 else {
             out.writeLine("CLIENT_ERROR length must be greater than 1024")
             return .next
         }
-        let got = Node.setOpenFileLimit(Int(clamping: n.low64), raiseOnly: false)
+        let got = Node.setOpenFileLimit(n, raiseOnly: false)
         node.logger.notice("\(command.name) \(arg): open-file limit \(got)")
         return answerOrRelay(command, own: "STORED", line: Dispatcher.relayLine(command, r), out: &out)
     }

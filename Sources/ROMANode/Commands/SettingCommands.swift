@@ -23,21 +23,6 @@ extension Dispatcher {
         let s = node.settings
         let pools = node.peers.settings
         let line = Dispatcher.relayLine(command, r)
-        func args(_ n: Int, _ message: String = "CLIENT_ERROR number of arguments") -> String? {
-            guard r.count == n else {
-                out.writeLine(message)
-                return nil
-            }
-            return r.tokenString(1)
-        }
-        func positive(_ arg: String, _ message: String) -> Int? {
-            let n = Dispatcher.rubyToI(arg)
-            guard n >= 1 else {
-                out.writeLine(message)
-                return nil
-            }
-            return n
-        }
         var own = "STORED"
         switch command {
         case .setContinuousLimit, .rsetContinuousLimit:
@@ -47,18 +32,18 @@ extension Dispatcher {
             }
             if !s.setContinuousLimit(r.tokenString(1)) { own = "NOT_STORED" }
         case .setAcceptedConnectionExpireTime, .rsetAcceptedConnectionExpireTime:
-            guard let a = args(2) else { return .next }
+            guard let a = onlyArgument(r, out: &out) else { return .next }
             s.acceptedConnectionExpireTime.store(max(0, Dispatcher.rubyToI(a)), ordering: .relaxed)
         case .setConnectionPoolMaxlength, .rsetConnectionPoolMaxlength,
              .setEmconnectionPoolMaxlength, .rsetEmconnectionPoolMaxlength:
-            guard let a = args(2), let n = positive(a, "CLIENT_ERROR length must be greater than zero") else { return .next }
+            guard let a = onlyArgument(r, out: &out), let n = positiveArgument(a, "CLIENT_ERROR length must be greater than zero", out: &out) else { return .next }
             let em = command == .setEmconnectionPoolMaxlength || command == .rsetEmconnectionPoolMaxlength
             if em { pools.emPoolMaxlength.store(n, ordering: .relaxed) } else { pools.poolMaxlength.store(n, ordering: .relaxed) }
         case .setConnectionPoolExpireTime, .rsetConnectionPoolExpireTime:
-            guard let a = args(2) else { return .next }
+            guard let a = onlyArgument(r, out: &out) else { return .next }
             pools.poolExpireTime.store(max(0, Dispatcher.rubyToI(a)), ordering: .relaxed)
         case .setEmconnectionPoolExpireTime, .rsetEmconnectionPoolExpireTime:
-            guard let a = args(2) else { return .next }
+            guard let a = onlyArgument(r, out: &out) else { return .next }
             // ROMA: 0 means never (2147483647 s), and is relayed as that.
             let n = Dispatcher.rubyToI(a) == 0 ? 2_147_483_647 : max(0, Dispatcher.rubyToI(a))
             pools.emPoolExpireTime.store(n, ordering: .relaxed)
@@ -66,7 +51,7 @@ extension Dispatcher {
                 return answerOrRelay(command, own: own, line: "r\(command.name) \(Dispatcher.rubyToI(a) == 0 ? "2147483647" : a)\r\n", out: &out)
             }
         case .setRoutingTransTimeout, .rsetRoutingTransTimeout:
-            guard let a = args(2, "CLIENT_ERROR number of arguments") else { return .next }
+            guard let a = onlyArgument(r, out: &out) else { return .next }
             let v = Dispatcher.rubyToF(a)
             guard v > 0 else {
                 out.writeLine("CLIENT_ERROR time value must be lager than 0")
@@ -75,7 +60,7 @@ extension Dispatcher {
             s.routingTransTimeout.store(v.bitPattern, ordering: .relaxed)
             s.routingTransTimeoutShown.withLockedValue { $0 = Dispatcher.rubyFloat(v) }
         case .setSpushvReadTimeout, .rsetSpushvReadTimeout, .setReqpushvTimeoutCount, .rsetReqpushvTimeoutCount:
-            guard let a = args(2), let n = positive(a, "CLIENT_ERROR time value must be lager than 0") else { return .next }
+            guard let a = onlyArgument(r, out: &out), let n = positiveArgument(a, "CLIENT_ERROR time value must be lager than 0", out: &out) else { return .next }
             let spushv = command == .setSpushvReadTimeout || command == .rsetSpushvReadTimeout
             if spushv { s.spushvReadTimeout.store(n, ordering: .relaxed) } else { s.reqpushvTimeoutCount.store(n, ordering: .relaxed) }
         case .dcnice, .rdcnice:
@@ -85,10 +70,10 @@ extension Dispatcher {
             }
             if !s.setDcnice(Dispatcher.rubyToI(r.tokenString(1))) { own = "CLIENT_ERROR You sholud input a priority from 1 to 5." }
         case .setLogShiftSize, .rsetLogShiftSize:
-            guard let a = args(2), let n = positive(a, "CLIENT_ERROR length must be greater than zero") else { return .next }
+            guard let a = onlyArgument(r, out: &out), let n = positiveArgument(a, "CLIENT_ERROR length must be greater than zero", out: &out) else { return .next }
             LogRotation.setSize(n)
         case .setLogShiftAge, .rsetLogShiftAge:
-            guard let a = args(2) else { return .next }
+            guard let a = onlyArgument(r, out: &out) else { return .next }
             // ROMA: a count (`to_i`, so `3x` is 3) or one of the period names.
             let n = Dispatcher.rubyToI(a)
             guard let age = n > 0 || a == "0" ? LogRotation.Age.count(n) : LogRotation.Age(a) else {

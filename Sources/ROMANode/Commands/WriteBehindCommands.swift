@@ -25,15 +25,8 @@ extension Dispatcher {
             node.logger.info("wb_command_map \(wb.mapInspect)")
             return answerOrRelay(command, own: wb.mapInspect, line: "rwb_command_map \(text)\r\n", out: &out)
         case .setWbShiftSize, .rsetWbShiftSize:
-            guard args.count == 1 else {
-                out.writeLine("CLIENT_ERROR number of arguments")
-                return .next
-            }
-            let n = Dispatcher.rubyToI(args[0])
-            guard n >= 1 else {
-                out.writeLine("CLIENT_ERROR length must be greater than zero")
-                return .next
-            }
+            guard let a = onlyArgument(r, out: &out),
+                  let n = positiveArgument(a, "CLIENT_ERROR length must be greater than zero", out: &out) else { return .next }
             wb.setShiftSize(n)
             return answerOrRelay(command, own: "STORED", line: Dispatcher.relayLine(command, r), out: &out)
         default:
@@ -57,15 +50,7 @@ extension Dispatcher {
             } else {
                 wb.currentFile(hash) { promise.succeed($0 ?? "NOT_OPEND") }
             }
-            let node = self.node
-            if command.isRelayedForm {
-                return .deferred(promise.futureResult.map { own in
-                    var b = ByteBuffer()
-                    b.writeLine(own)
-                    return b
-                })
-            }
-            return .deferred(promise.futureResult.flatMap { own in node.relayed(line, own: own) })
+            return answerOrRelay(command, own: promise.futureResult, line: line)
         default:
             return .next
         }
@@ -96,17 +81,9 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR the node id (address_port) of a node of the replica cluster is needed")
             return .next
         }
-        let node = self.node
         let ready = node.clusterReplication.start(seed: args[1], on: loop)
         if args.count == 3 { node.replicateExistingData() }
-        if command.isRelayedForm {
-            return .deferred(ready.map { _ in
-                var b = ByteBuffer()
-                b.writeLine("ACTIVATED")
-                return b
-            })
-        }
-        return .deferred(ready.flatMap { node.relayed(line, own: "ACTIVATED") })
+        return answerOrRelay(command, own: ready.map { "ACTIVATED" }, line: line)
     }
 
     /// After a write executed here as primary: the key's state goes to the replica cluster.
@@ -121,9 +98,10 @@ extension Dispatcher {
 
     /// The code and previous value for write-behind of `op` on key token 1, read before the write
     /// (`<op>__prev`; `delete` logs the value it removes); nil when nothing is to be logged.
-    func writeBehindBefore(_ op: String, _ r: Request, _ session: Session) -> WriteBehindBefore? {
+    func writeBehindBefore(_ operation: @autoclosure () -> String, _ r: Request, _ session: Session) -> WriteBehindBefore? {
         let wb = node.writeBehind
         guard wb.isOn.load(ordering: .relaxed) else { return nil }
+        let op = operation()
         let prevCode = wb.code(op, previous: true)
         let code = wb.code(op)
         guard prevCode != nil || code != nil else { return nil }
@@ -139,14 +117,14 @@ extension Dispatcher {
                 expire = h.expire
             }
         }
-        return WriteBehindBefore(op: op, hash: hash, key: bare, code: code, previous: previous, expire: expire)
+        return WriteBehindBefore(op: op, hash: hash, key: bare, code: code, prevCode: prevCode, previous: previous, expire: expire)
     }
 
     /// After a write executed here: logs `<op>__prev` (when there was a value) and `op` with `value`.
     func writeBehindAfter(_ b: WriteBehindBefore?, value: [UInt8]?) {
         guard let b else { return }
         let wb = node.writeBehind
-        if let c = wb.code(b.op, previous: true) {
+        if let c = b.prevCode {
             // set_expt__prev logs the previous expire time, the others the previous value.
             let prev = b.op == "set_expt" ? b.expire.map { Array(String($0).utf8) } : b.previous
             if let prev { wb.push(hash: b.hash, code: c, key: b.key, value: prev) }
@@ -170,6 +148,7 @@ struct WriteBehindBefore {
     let hash: String
     let key: [UInt8]
     let code: UInt16?
+    let prevCode: UInt16?
     let previous: [UInt8]?
     let expire: UInt32?
 }
