@@ -77,6 +77,8 @@ extension Node {
             var width = config.copyParallelism
             var inFlight: [(vn: UInt64, primary: Bool, deadline: Double, askAgain: Double)] = []
             while !isShuttingDown {
+                // Read before the arrivals are looked at, so that none is missed by the wait.
+                let seen = routes.changes.current
                 while inFlight.count < width {
                     var t = routing
                     for m in inFlight {
@@ -98,7 +100,10 @@ extension Node {
                 }
                 // An empty window after filling it: no move is left, the share is complete.
                 if inFlight.isEmpty { break }
-                usleep(5_000)
+                // Until a routing change (an arrival is one), at most 50 ms (re-asking, deadlines).
+                if !inFlight.contains(where: { hasArrived($0.vn, primary: $0.primary) }) {
+                    routes.changes.wait(after: seen, timeout: 0.05)
+                }
                 let now = Node.monotonicNow()
                 for i in inFlight.indices where now > inFlight[i].askAgain && !hasArrived(inFlight[i].vn, primary: inFlight[i].primary) {
                     askAgain(inFlight[i].vn, primary: inFlight[i].primary, what: "join")
@@ -276,6 +281,7 @@ extension Node {
         let deadline = Node.monotonicNow() + limit
         var again = Node.monotonicNow() + Node.askAgainAfter
         while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
+            let seen = routes.changes.current
             pending.removeAll { vn, primary in
                 let ok = hasArrived(vn, primary: primary)
                 if ok { arrived.insert(vn) }
@@ -285,7 +291,8 @@ extension Node {
                 for (vn, primary) in pending { askAgain(vn, primary: primary, what: what) }
                 again = Node.monotonicNow() + Node.askAgainAfter
             }
-            if !pending.isEmpty { usleep(5_000) }
+            // Until a routing change (an arrival is one), at most 50 ms.
+            if !pending.isEmpty { routes.changes.wait(after: seen, timeout: 0.05) }
         }
         for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within \(Int(limit)) s (reqpushv_timeout_count)") }
         return arrived

@@ -73,6 +73,8 @@ final class RouteState: Sendable {
     private let current: NIOLockedValueBox<RouteSnapshot>
     /// Bumped on every change.
     let version = Atomic<Int>(0)
+    /// Bumped on every change too, for threads that wait for one (`waitForChange`).
+    let changes = ChangeSignal()
     /// Whether the table came from a route file (a cluster member) rather than the built-in
     /// single-node table.
     let fromFile: Bool
@@ -201,6 +203,7 @@ final class RouteState: Sendable {
         let snap = RouteSnapshot(table: s.table, transactions: s.transactions, handedOver: s.handedOver, me: me)
         current.withLockedValue { $0 = snap }
         version.add(1, ordering: .releasing)
+        changes.bump()
     }
 
     static func stamp() -> String {
