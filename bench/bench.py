@@ -95,6 +95,8 @@ class Settings:
         self.cluster_pipeline = 1
         self.cluster_duration = 0.5 if smoke else 5.0
         self.cluster_repeats = 1 if smoke else 3
+        # more concurrent requests (same rows but the entry node's; the first row is cluster_connections)
+        self.cluster_sweep = [] if smoke else [64, 256]
         # membership (issue #12): records in the 2-node cluster, writer rate, before-window seconds
         self.member_records = 5_000 if smoke else 1_000_000
         self.member_rate = 200 if smoke else 2000

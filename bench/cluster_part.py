@@ -14,6 +14,11 @@ Targets: replicated set through the client ≥ 0.5 × single-node set; get throu
 ≥ 0.9 × single-node get. The reference is the better of the two single-node rows, so the client's
 pipelining counts on both sides. Every run must be error-free, and a final `--verify` through the
 client must find every acknowledged key.
+
+The targets are judged at `cluster_connections` (16) concurrent requests. The same three rows
+but the entry node's are then measured at more concurrent requests (`cluster_sweep`: 64 and 256,
+memtier's default being 4 × 50 = 200), because the ratio depends on it: the more requests each
+node's connections carry at once, the more of them share one read and one write.
 """
 from __future__ import annotations
 
@@ -68,17 +73,26 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
             "cluster via RomaClient": (entry, ["--seeds", seeds]),
             "cluster via one entry node": (entry, []),
         }
-        runs: dict = {}
-        for rep in range(s.cluster_repeats):
-            for mix_label, mix in (("set", "0:1"), ("get", "1:0")):
-                for name, (srv, extra) in targets.items():
-                    res = r.roma_bench(f"cluster {mix_label} {name} #{rep + 1}", srv.port,
-                                       ["--mix", mix] + common + extra, timeout=s.cluster_duration + s.warmup + 120,
-                                       host=srv.address)
-                    if res:
-                        runs.setdefault((mix_label, name), []).append(res)
-                        bench.log(f"cluster {mix_label:3} {name:28} {res['ops_per_sec']:>9.0f} ops/s  "
-                                  f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
+        def measure(conc: int, names: list[str]) -> dict:
+            runs: dict = {}
+            args = list(common)
+            args[args.index("--connections") + 1] = str(conc)
+            for rep in range(s.cluster_repeats):
+                for mix_label, mix in (("set", "0:1"), ("get", "1:0")):
+                    for name in names:
+                        srv, extra = targets[name]
+                        res = r.roma_bench(f"cluster c{conc} {mix_label} {name} #{rep + 1}", srv.port,
+                                           ["--mix", mix] + args + extra, timeout=s.cluster_duration + s.warmup + 120,
+                                           host=srv.address)
+                        if res:
+                            runs.setdefault((mix_label, name), []).append(res)
+                            bench.log(f"cluster c{conc:<3} {mix_label:3} {name:28} {res['ops_per_sec']:>9.0f} ops/s  "
+                                      f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
+            return runs
+
+        runs = measure(s.cluster_connections, list(targets))
+        sweep = {conc: measure(conc, [n for n in targets if n != "cluster via one entry node"])
+                 for conc in s.cluster_sweep}
         verify = r.roma_bench("cluster verify", entry.port, ["--verify", "--seeds", seeds, "--keys", str(s.cluster_keys),
                               "--value-size", str(s.value_size), "--connections", "4", "--pipeline", "16"],
                               timeout=600, host=entry.address)
@@ -86,16 +100,19 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
         for n in nodes:
             st = bench.command(n.port, "stat forward_count|replication_", host=n.address)
             forwards[n.name] = {ln.split()[0]: ln.split()[1] for ln in st.splitlines() if ln.startswith("stats.")}
-        rows = {}
-        for (mix_label, name), rs in runs.items():
-            rows.setdefault(mix_label, {})[name] = {
-                "ops_per_sec": statistics.median(x["ops_per_sec"] for x in rs),
-                "p99_us": statistics.median(x["latency_us"]["p99"] for x in rs),
-                "runs": [x["ops_per_sec"] for x in rs],
-            }
-        return {"rows": rows, "verify": verify.get("verify") if verify else None, "node_stats": forwards,
+        def medians(runs: dict) -> dict:
+            rows: dict = {}
+            for (mix_label, name), rs in runs.items():
+                rows.setdefault(mix_label, {})[name] = {
+                    "ops_per_sec": statistics.median(x["ops_per_sec"] for x in rs),
+                    "p99_us": statistics.median(x["latency_us"]["p99"] for x in rs),
+                    "runs": [x["ops_per_sec"] for x in rs],
+                }
+            return rows
+        return {"rows": medians(runs), "verify": verify.get("verify") if verify else None, "node_stats": forwards,
                 "connections": s.cluster_connections, "keys": s.cluster_keys, "repeats": s.cluster_repeats,
-                "duration": s.cluster_duration}
+                "duration": s.cluster_duration,
+                "sweep": {str(conc): medians(rs) for conc, rs in sweep.items()}}
     finally:
         for srv in [single] + nodes:
             rc = srv.stop()
@@ -142,6 +159,22 @@ def cluster_lines(c: dict) -> list[str]:
             f"{'met' if set_r and set_r >= 0.5 else 'missed'} ({set_r:.2f}×); "
             f"get through the routing client ≥ 0.9× single-node get: "
             f"{'met' if get_r and get_r >= 0.9 else 'missed'} ({get_r:.2f}×)." if set_r and get_r else "Targets: not measured."]
+    sweep = c.get("sweep") or {}
+    if sweep:
+        out += ["", "The same rows (but the entry node's) with more concurrent requests, to show how the ratios move with "
+                "the load (closed loop; plain roma-bench: one connection per request; through RomaClient: the same "
+                "requests multiplexed as above). Medians of the same number of runs.", "",
+                "| concurrent requests | load | single node ops/s | single node via RomaClient | cluster via RomaClient | ÷ single |",
+                "|---:|---|---:|---:|---:|---:|"]
+        levels = [(str(c["connections"]), rows)] + sorted(sweep.items(), key=lambda kv: int(kv[0]))
+        for conc, lvl in levels:
+            for mix in ("set", "get"):
+                r = lvl.get(mix, {})
+                cl = r.get("cluster via RomaClient", {}).get("ops_per_sec")
+                out.append(f"| {conc} | {mix} | {f(r.get('single node', {}).get('ops_per_sec'))} | "
+                           f"{f(r.get('single node via RomaClient', {}).get('ops_per_sec'))} | {f(cl)} | "
+                           f"{q(ratio(cl, best_single(r)))} |")
+        out.append("")
     v = c.get("verify")
     if v:
         out.append(f"Verify through the client after all runs: {v}.")

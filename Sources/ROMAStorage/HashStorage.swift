@@ -151,6 +151,15 @@ public final class HashStorage: @unchecked Sendable {
     /// `maxValueSize` bounds the value that append/prepend would produce (NOT_STORED beyond it).
     public func store(_ mode: StoreMode, vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                       expire: UInt32, now: UInt32, maxValueSize: Int = .max) throws -> StoreResult {
+        var header: RecordHeader?
+        return try store(mode, vn: vn, key: key, value: value, expire: expire, now: now, maxValueSize: maxValueSize,
+                         written: &header)
+    }
+
+    /// `store`, also giving the header of the record it wrote (`written`; nil when nothing was
+    /// written), so a primary can replicate a `set` without reading the record back.
+    public func store(_ mode: StoreMode, vn: UInt32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                      expire: UInt32, now: UInt32, maxValueSize: Int = .max, written: inout RecordHeader?) throws -> StoreResult {
         let d = division(vn)
         return try d.lock.withLock {
             try d.read(key) { old -> StoreResult in
@@ -173,6 +182,7 @@ public final class HashStorage: @unchecked Sendable {
                 case .prepend: try d.write(key, h, value, old!.value)
                 default: try d.write(key, h, value)
                 }
+                written = h
                 return .stored
             }
         }

@@ -47,6 +47,31 @@ struct StorageCommandTests {
         }
     }
 
+    @Test("store gives the header it wrote (what a primary replicates), and none when it wrote nothing", arguments: engines)
+    func storeGivesTheWrittenHeader(engine: EngineChoice) throws {
+        try withStorage(engine) { (s, _) throws in
+            func store(_ mode: StoreMode, _ key: String, _ value: String, now: UInt32) throws -> (StoreResult, RecordHeader?) {
+                var written: RecordHeader?
+                let r = try Array(key.utf8).withUnsafeBytes { k in
+                    try Array(value.utf8).withUnsafeBytes { v in
+                        try s.store(mode, vn: 3, key: k, value: v, expire: T0 + 100, now: now, written: &written)
+                    }
+                }
+                return (r, written)
+            }
+            let first = try store(.set, "k", "v1", now: T0)
+            #expect(first.0 == .stored)
+            #expect(first.1 == (try s.header("k", vn: 3)))
+            let second = try store(.replace, "k", "v2", now: T0 + 1)
+            #expect(second.1 == (try s.header("k", vn: 3)))
+            #expect(second.1?.logical == 1)
+            let refused = try store(.add, "k", "v3", now: T0 + 2)
+            #expect(refused.0 == .notStored)
+            #expect(refused.1 == nil)
+            #expect(try s.fetch("k", vn: 3, now: T0 + 2) == "v2")
+        }
+    }
+
     @Test("set on clock 0xffffffff wraps to 0", arguments: engines)
     func setClockWrap(engine: EngineChoice) throws {
         try withStorage(engine) { (s, _) throws in

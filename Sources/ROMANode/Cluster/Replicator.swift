@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import ROMAProtocol
+import Synchronization
 
 /// Replica writes (R5.2): after a primary write, `rset`/`rzset`/`rdelete` go to every secondary
 /// **in parallel**, and the client hears its reply once all have answered or failed. A secondary
@@ -26,6 +27,9 @@ final class Replicator: Sendable {
     /// Whether a node id is still in the routing table (else its queue is dropped).
     private let isMember: @Sendable (String) -> Bool
     private let queues = NIOLockedValueBox<[String: PeerQueue]>([:])
+    /// Messages in all queues together (changed under `queues`' lock): while it is 0, a write
+    /// goes out without taking that lock.
+    private let backlog = Atomic<Int>(0)
 
     struct Message: Sendable {
         /// The whole request (`rset …\r\n<value>\r\n` or `rdelete …\r\n`).
@@ -94,7 +98,8 @@ final class Replicator: Sendable {
     }
 
     private func queued(_ nid: String) -> Bool {
-        queues.withLockedValue { ($0[nid]?.items.isEmpty == false) }
+        guard backlog.load(ordering: .acquiring) > 0 else { return false }
+        return queues.withLockedValue { ($0[nid]?.items.isEmpty == false) }
     }
 
     private func enqueue(_ message: Message, for nid: String) {
@@ -111,6 +116,7 @@ final class Replicator: Sendable {
             let start = !pq.draining
             pq.draining = true
             q[nid] = pq
+            backlog.add(1 - dropped.count, ordering: .releasing)
             return start
         }
         stats.replicationQueue.add(1 - dropped.count, ordering: .relaxed)
@@ -139,6 +145,7 @@ final class Replicator: Sendable {
                 let n = queues.withLockedValue { q -> Int in
                     let n = q[nid]?.items.count ?? 0
                     q[nid] = nil
+                    backlog.subtract(n, ordering: .releasing)
                     return n
                 }
                 stats.replicationQueue.subtract(n, ordering: .relaxed)
@@ -156,6 +163,7 @@ final class Replicator: Sendable {
                         pq.bytes -= m.bytes.readableBytes
                         pq.draining = !pq.items.isEmpty
                         q[nid] = pq
+                        backlog.subtract(1, ordering: .releasing)
                         return pq.draining
                     }
                     stats.replicationQueue.subtract(1, ordering: .relaxed)

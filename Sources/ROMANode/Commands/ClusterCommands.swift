@@ -46,12 +46,13 @@ extension Dispatcher {
                 key = UnsafeRawBufferPointer(rebasing: token[..<esc])
                 hash = String(decoding: token[(esc + 1)...], as: UTF8.self)
             }
-            var vn = node.space.vnode(ofKey: key)
+            // The sender's digest decides the vnode; the key's own only without one (or 0).
+            var vn: UInt64?
             if let t = digestToken, t < r.count {
                 let d = lenientInt(r, t)
                 if !d.negative && d.low64 != 0 { vn = node.space.vnode(ofDigest: d.low64 & node.space.digestMask) }
             }
-            return (Array(key), hash, UInt32(truncatingIfNeeded: vn))
+            return (Array(key), hash, UInt32(truncatingIfNeeded: vn ?? node.space.vnode(ofKey: key)))
         }
     }
 

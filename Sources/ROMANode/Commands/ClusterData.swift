@@ -89,45 +89,61 @@ extension Dispatcher {
     }
 
     /// Replicates the record now stored for `k` to `targets` (rset, or rdelete for a delete mark),
-    /// then completes with `reply`.
-    func replicate(_ k: KeyRoute, storage: HashStorage, to targets: ArraySlice<String>, reply: ByteBuffer) throws -> Outcome {
+    /// then completes with `reply`. `record`: the header and value just written, when the caller
+    /// has them (a set's own value is sent as it came, without reading the record back).
+    func replicate(_ k: KeyRoute, storage: HashStorage, to targets: ArraySlice<String>, reply: ByteBuffer,
+                   record: (RecordHeader, ByteBuffer)? = nil) throws -> Outcome {
         guard !targets.isEmpty else { return .replicating(loop.makeSucceededFuture(reply)) }
-        guard let (h, value) = try k.key.withUnsafeBytes({ try storage.rawRecord(vn: UInt32(truncatingIfNeeded: k.vnode), key: $0) }) else {
-            return .replicating(loop.makeSucceededFuture(reply))
-        }
+        // R5.2: above size_of_zredundant the value travels compressed (rzset).
+        let z = node.stats.sizeOfZredundant.load(ordering: .relaxed)
         var m = ByteBuffer()
-        m.reserveCapacity(k.key.count + k.hash.utf8.count + value.count + 64)
-        if h.isTombstone {
-            m.writeStaticString("rdelete ")
-            m.writeBytes(k.key)
-            m.writeInteger(UInt8(0x1b))
-            m.writeString(k.hash)
-            m.writeStaticString(" ")
-            m.writeDecimal(h.logical)
-            m.writeStaticString("\r\n")
+        if let (h, value) = record, !(z > 0 && value.readableBytes > z) {
+            m.reserveCapacity(k.key.count + k.hash.utf8.count + value.readableBytes + 64)
+            Dispatcher.writeReplicaSet(into: &m, k, h, compressed: false, length: value.readableBytes)
+            m.writeImmutableBuffer(value)
         } else {
-            // R5.2: above size_of_zredundant the value travels compressed (rzset).
-            let z = node.stats.sizeOfZredundant.load(ordering: .relaxed)
-            let packed = z > 0 && value.count > z ? Dispatcher.deflate(value) : nil
-            let body = packed ?? value
-            m.writeStaticString(packed == nil ? "rset " : "rzset ")
-            m.writeBytes(k.key)
-            m.writeInteger(UInt8(0x1b))
-            m.writeString(k.hash)
-            m.writeStaticString(" ")
-            m.writeDecimal(k.digest)
-            m.writeStaticString(" ")
-            m.writeDecimal(h.logical)
-            m.writeStaticString(" ")
-            m.writeDecimal(h.expire)
-            m.writeStaticString(" ")
-            m.writeDecimal(body.count)
-            m.writeStaticString("\r\n")
-            m.writeBytes(body)
-            m.writeStaticString("\r\n")
+            guard let (h, value) = try k.key.withUnsafeBytes({ try storage.rawRecord(vn: UInt32(truncatingIfNeeded: k.vnode), key: $0) }) else {
+                return .replicating(loop.makeSucceededFuture(reply))
+            }
+            m.reserveCapacity(k.key.count + k.hash.utf8.count + value.count + 64)
+            if h.isTombstone {
+                m.writeStaticString("rdelete ")
+                Dispatcher.writeKeyWithHash(into: &m, k)
+                m.writeStaticString(" ")
+                m.writeDecimal(h.logical)
+            } else {
+                let packed = z > 0 && value.count > z ? Dispatcher.deflate(value) : nil
+                let body = packed ?? value
+                Dispatcher.writeReplicaSet(into: &m, k, h, compressed: packed != nil, length: body.count)
+                m.writeBytes(body)
+            }
         }
+        m.writeStaticString("\r\n")
         let done = node.replicator.replicate(Replicator.Message(bytes: m), to: targets, on: loop)
         return .replicating(done.map { reply })
+    }
+
+    /// `key\x1Bhash`.
+    private static func writeKeyWithHash(into m: inout ByteBuffer, _ k: KeyRoute) {
+        m.writeBytes(k.key)
+        m.writeInteger(UInt8(0x1b))
+        m.writeString(k.hash)
+    }
+
+    /// `rset|rzset <key>\x1B<hash> <digest> <clock> <expire> <length>\r\n` (the value and its
+    /// line end follow).
+    private static func writeReplicaSet(into m: inout ByteBuffer, _ k: KeyRoute, _ h: RecordHeader, compressed: Bool, length: Int) {
+        m.writeStaticString(compressed ? "rzset " : "rset ")
+        writeKeyWithHash(into: &m, k)
+        m.writeStaticString(" ")
+        m.writeDecimal(k.digest)
+        m.writeStaticString(" ")
+        m.writeDecimal(h.logical)
+        m.writeStaticString(" ")
+        m.writeDecimal(h.expire)
+        m.writeStaticString(" ")
+        m.writeDecimal(length)
+        m.writeStaticString("\r\n")
     }
 
     /// The nodes a primary write goes to besides this one.
@@ -431,14 +447,17 @@ extension Dispatcher {
     }
 
     /// After a local write: replicate when it changed something and there are other nodes.
-    func finishWrite(_ plan: WritePlan, storage: HashStorage?, changed: Bool, out: inout ByteBuffer, mark: Int) throws -> Outcome {
+    /// `record`: the header and value just written, when the caller has them (else they are read
+    /// back from the storage).
+    func finishWrite(_ plan: WritePlan, storage: HashStorage?, changed: Bool, out: inout ByteBuffer, mark: Int,
+                     record: (RecordHeader, ByteBuffer)? = nil) throws -> Outcome {
         guard case .local(let k, let route) = plan, changed, let storage else { return .next }
         let targets = replicaTargets(route, k.index)
         if targets.isEmpty { return .next }
         // The reply goes out once every replica answered: take it out of `out`.
         let reply = out.getSlice(at: mark, length: out.writerIndex - mark) ?? ByteBuffer()
         out.moveWriterIndex(to: mark)
-        return try replicate(k, storage: storage, to: targets, reply: reply)
+        return try replicate(k, storage: storage, to: targets, reply: reply, record: record)
     }
 
     /// The storage of `k`'s hash, if mounted.

@@ -68,10 +68,23 @@ extension Dispatcher {
         let data = r.data!
         node.stats.countWrite()
         let wb = writeBehindBefore("\(mode)", r, session)
-        let result = try withKey(r, 1, session) { storage, key, vn in
-            try data.withUnsafeReadableBytes { value in
-                try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
-                                  maxValueSize: node.config.limits.maxValueSize)
+        var written: RecordHeader?
+        let maxValueSize = node.config.limits.maxValueSize
+        let result: KeyResult<StoreResult>
+        if case .local(let k, _) = plan, let storage = storage(named: k.hash) {
+            // The key's route is known: no second digest of the key.
+            result = .ok(try k.key.withUnsafeBytes { key in
+                try data.withUnsafeReadableBytes { value in
+                    try storage.store(mode, vn: UInt32(truncatingIfNeeded: k.vnode), key: key, value: value, expire: expire,
+                                      now: now, maxValueSize: maxValueSize, written: &written)
+                }
+            })
+        } else {
+            result = try withKey(r, 1, session) { storage, key, vn in
+                try data.withUnsafeReadableBytes { value in
+                    try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
+                                      maxValueSize: maxValueSize)
+                }
             }
         }
         let mark = out.writerIndex
@@ -81,7 +94,9 @@ extension Dispatcher {
             writeBehindAfter(wb, value: mode == .append || mode == .prepend ? currentValue(r, session) : Array(data.readableBytesView))
         }
         replicateToCluster(r, session)
-        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark)
+        // set/add/replace wrote the request's value: the replicas get it without a read back.
+        let record = mode == .append || mode == .prepend ? nil : written.map { ($0, data) }
+        return try finishWrite(plan, storage: storage(of: plan), changed: true, out: &out, mark: mark, record: record)
     }
 
     /// `cas <key> <flags> <exptime> <bytes> <unique> [noreply]`.
