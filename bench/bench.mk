@@ -1,6 +1,6 @@
 # Benchmarks (included from the Makefile; uses $(SWIFT), $(PY) and the `deps` target).
 #
-#   make bench        release builds, then the full comparison with memcached (< 15 min);
+#   make bench        release builds, then the full comparison with memcached (about 20 min);
 #                     prints the tables and writes bench/RESULTS.md (+ bench/results-latest.json)
 #   make bench-smoke  the same driver in a few-seconds mode (< 60 s, debug builds as `make test`
 #                     already has them); exits non-zero on any error
