@@ -504,6 +504,25 @@ struct StorageCommandTests {
         let v = String(repeating: "compressible ", count: 500)
         try s.put("k", v)
         #expect(try s.fetch("k") == v)
+        // Passes over the file (vnode keys, in slices of 3) read the records decompressed.
+        for i in 0..<20 { try s.put("p\(i)", "\(i)" + v, vn: UInt32(5 + i % 2)) }
+        let keys = try s.keys(ofVnode: 5, slice: 3).map { String(decoding: $0, as: UTF8.self) }.sorted()
+        #expect(keys == (0..<20).filter { $0 % 2 == 0 }.map { "p\($0)" }.sorted())
+        let engine = try #require(s.divisions[1].main as? TCEngine)
+        var seen = 0
+        var cursor: [UInt8]?
+        repeat {
+            cursor = try engine.forEach(after: cursor, limit: 4) { k, raw in
+                let h = RecordHeader(decoding: raw)
+                let value = String(decoding: raw[RecordHeader.size...], as: UTF8.self)
+                // Division 1 holds the odd vnode's ten records.
+                #expect(String(decoding: k, as: UTF8.self).hasPrefix("p"))
+                #expect(h?.vnode == 5)
+                #expect(value.hasSuffix(v))
+                seen += 1
+            }
+        } while cursor != nil
+        #expect(seen == 10 && engine.recordCount == 10)
     }
 
     // MARK: concurrency
