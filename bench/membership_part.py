@@ -5,8 +5,9 @@ killed and `recover` restores two copies of every vnode.
 Reported: join time and recover time, bytes the vnode copies streamed (`stats.vnode_bytes_sent`)
 and their rate, against a plain loopback TCP copy of the same number of bytes in the same run;
 client p99 (roma-bench open loop, `member_rate` sets/s through node 1) while each move runs,
-against the window just before it (SIGUSR2 / SIGUSR1 windows of roma-bench); acknowledged writes
-lost (`roma-bench --verify` of everything written, through the cluster).
+against the window just before it (SIGUSR2 / SIGUSR1 windows of roma-bench), and in a writer
+session once it is over; acknowledged writes lost (`roma-bench --verify` of everything written,
+through the cluster).
 Targets: join rate ≥ 50 % of the loopback copy; p99 during a move ≤ 3× before; 0 lost writes.
 """
 from __future__ import annotations
@@ -142,8 +143,19 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
             newcomer.start()
             wait(lambda: stat(bench, newcomer, "stats.run_join") == "false", 3600, "the join")
             return time.monotonic() - t0
+        def after(label: str, prefix: str) -> dict:
+            """A writer session of `member_before` s once the move is over: the cluster's steady state
+            after it, to tell the move's own cost from that of the new layout."""
+            w = r.roma_bench(f"membership writers after the {label}", nodes[0].port,
+                             ["--mix", "0:1", "--rate", str(s.member_rate), "--connections", "4", "--key-order", "sequential",
+                              "--keys", "100000000", "--value-size", "100", "--key-prefix", prefix,
+                              "--duration", str(s.member_before)], timeout=s.member_before + 120, host=nodes[0].address)
+            return w or {}
+
         res["join_s"], wj = window("join", "w1:", join)
         res["join_writer"] = bench.summarize_writer(wj)
+        wja = after("join", "a1:")
+        res["join_after_p99_us"] = (wja.get("latency_us") or {}).get("p99")
         all3 = nodes + [newcomer]
         res["join_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in all3)
         res["join_records"] = sum(int(stat(bench, n, "stats.vnode_records_sent") or 0) for n in all3)
@@ -166,11 +178,15 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
             return time.monotonic() - t0
         res["recover_s"], wr = window("recover", "w2:", recover)
         res["recover_writer"] = bench.summarize_writer(wr)
+        wra = after("recover", "a2:")
+        res["recover_after_p99_us"] = (wra.get("latency_us") or {}).get("p99")
         res["recover_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in (nodes[0], newcomer)) - before_bytes
         survivors = f"{nodes[0].address}:{nodes[0].port},{newcomer.address}:{newcomer.port}"
         lost = 0
         for prefix, n in (("m:", s.member_records), ("w1:", (wj.get("sequential_keys_issued") or 0)),
-                          ("w2:", (wr.get("sequential_keys_issued") or 0))):
+                          ("a1:", (wja.get("sequential_keys_issued") or 0)),
+                          ("w2:", (wr.get("sequential_keys_issued") or 0)),
+                          ("a2:", (wra.get("sequential_keys_issued") or 0))):
             if n <= 0:
                 continue
             v = r.roma_bench(f"membership verify {prefix}", nodes[0].port, ["--verify", "--seeds", survivors, "--keys", str(n),
@@ -199,16 +215,17 @@ def membership_lines(m: dict) -> list[str]:
     lines = [f"A 2-node cluster (rn = 2, TokyoCabinet) holding {m['records']:,} records of {m['value_size']} B; "
              f"{m['rate']} sets/s through node 1 during each move and the {m.get('before', 5)} s before it "
              "(roma-bench open loop, one writer session per move).", "",
-             "| move | time s | MB streamed | MB/s | ÷ loopback copy (≥ 0.5) | p99 before µs | p99 during µs | ÷ before (≤ 3) | failed writes |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| move | time s | MB streamed | MB/s | ÷ loopback copy (≥ 0.5) | p99 before µs | p99 during µs | ÷ before (≤ 3) | p99 after µs | failed writes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, label in (("join", "third node joins"), ("recover", "recover after kill -9")):
         bps = m.get(f"{key}_Bps")
         w = m.get(f"{key}_writer") or {}
         b, d = w.get("before_p99_us"), w.get("copy_p99_us")
         lines.append(f"| {label} | {m.get(key + '_s', 0):.1f} | {mb(m.get(key + '_bytes'))} | {mb(bps)} | "
                      f"**{(bps / lb) if bps and lb else 0:.2f}×** | {b if b is not None else '—'} | {d if d is not None else '—'} | "
-                     f"**{(d / b) if b and d else 0:.2f}×** | {w.get('errors', '—')} |")
-    lines += ["", f"Plain loopback TCP copy of the join's bytes in the same run: {mb(lb)} MB/s. Primaries after the join: "
-              f"{m.get('primaries_after_join')}. Acknowledged writes lost (preload and both writer sessions, read back "
-              f"through the surviving nodes with `roma-bench --verify`): **{m.get('writes_lost')}**."]
+                     f"**{(d / b) if b and d else 0:.2f}×** | {m.get(key + '_after_p99_us') or '—'} | {w.get('errors', '—')} |")
+    lines += ["", f"Plain loopback TCP copy of the join's bytes in the same run: {mb(lb)} MB/s. p99 after: a writer session "
+              f"of {m.get('before', 5)} s at the same rate once the move is over (the new layout's steady state). Primaries "
+              f"after the join: {m.get('primaries_after_join')}. Acknowledged writes lost (preload and every writer session, "
+              f"read back through the surviving nodes with `roma-bench --verify`): **{m.get('writes_lost')}**."]
     return lines
