@@ -116,13 +116,15 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
                            str(s.member_records), "--value-size", "100", "--connections", "8", "--pipeline", "16",
                            "--key-prefix", "m:"], timeout=1800, host=nodes[0].address)
         res["preload_ops_per_sec"] = pre["ops_per_sec"] if pre else None
+        def writer_args(prefix: str, duration: float) -> list[str]:
+            """The writer of every session: `member_rate` sets/s of new keys through node 1."""
+            return ["--mix", "0:1", "--rate", str(s.member_rate), "--connections", "4", "--key-order", "sequential",
+                    "--keys", "100000000", "--value-size", "100", "--key-prefix", prefix, "--duration", str(duration)]
+
         def window(label: str, prefix: str, action) -> tuple[float, dict]:
             """A writer session: a window before (SIGUSR2), then the move (SIGUSR1)."""
             nonlocal writer
-            writer, cmd, seen = r.start_bench(nodes[0].port, ["--mix", "0:1", "--rate", str(s.member_rate), "--connections", "4",
-                                                              "--key-order", "sequential", "--keys", "100000000",
-                                                              "--value-size", "100", "--key-prefix", prefix, "--duration", "3600"],
-                                              host=nodes[0].address)
+            writer, cmd, seen = r.start_bench(nodes[0].port, writer_args(prefix, 3600), host=nodes[0].address)
             time.sleep(0.5)
             writer.send_signal(signal.SIGUSR2)
             time.sleep(s.member_before)
@@ -146,10 +148,8 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         def after(label: str, prefix: str) -> dict:
             """A writer session of `member_before` s once the move is over: the cluster's steady state
             after it, to tell the move's own cost from that of the new layout."""
-            w = r.roma_bench(f"membership writers after the {label}", nodes[0].port,
-                             ["--mix", "0:1", "--rate", str(s.member_rate), "--connections", "4", "--key-order", "sequential",
-                              "--keys", "100000000", "--value-size", "100", "--key-prefix", prefix,
-                              "--duration", str(s.member_before)], timeout=s.member_before + 120, host=nodes[0].address)
+            w = r.roma_bench(f"membership writers after the {label}", nodes[0].port, writer_args(prefix, s.member_before),
+                             timeout=s.member_before + 120, host=nodes[0].address)
             return w or {}
 
         res["join_s"], wj = window("join", "w1:", join)

@@ -42,7 +42,8 @@ final class RuntimeSettings: Sendable {
     let latencyOn = Atomic<Bool>(false)
 
     init(config: NodeConfig) {
-        let ccl = RuntimeSettings.parseContinuousLimit(config.continuousLimit) ?? (1024, 100, 1024)
+        let ccl = RuntimeSettings.parseContinuousLimit(config.continuousLimit)
+            ?? RuntimeSettings.parseContinuousLimit(RuntimeSettings.defaultContinuousLimit)!
         continuous = Atomic(RuntimeSettings.pack(ccl))
         acceptedConnectionExpireTime = Atomic(max(0, config.connectionExpireTime))
         streamCopyWaitParam = Atomic(max(0, config.streamCopyWaitParam).bitPattern)

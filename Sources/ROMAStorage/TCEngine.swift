@@ -96,28 +96,9 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         return out
     }
 
-    /// Passes read each record where the iterator stands, key and value together
-    /// (`tchdbiternext3`), in file order: no hash lookup of the key per record, as
-    /// `tchdbiternext` followed by `tchdbget` would make (a random read of the bucket array and
-    /// of the record chain per record; in a join, most of the copies' CPU went there).
     public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         guard tchdbiterinit(hdb) else { throw failure("iterinit") }
-        let kx = tcxstrnew()!, vx = tcxstrnew()!
-        defer { tcxstrdel(kx); tcxstrdel(vx) }
-        while tchdbiternext3(hdb, kx, vx) {
-            if try !body(Self.bytes(kx), Self.bytes(vx)) { return }
-        }
-        try checkIterationEnd()
-    }
-
-    @inline(__always) private static func bytes(_ x: UnsafeMutablePointer<TCXSTR>) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: tcxstrptr(x), count: Int(tcxstrsize(x)))
-    }
-
-    /// After `tchdbiternext3` returned false: the end of the records, or an error to report.
-    private func checkIterationEnd() throws {
-        let ecode = tchdbecode(hdb)
-        if ecode != Int32(TCENOREC) && ecode != Int32(TCESUCCESS) { throw failure("iternext") }
+        try TCIteration.records(hdb, fail: failure, body)
     }
 
     /// Resumable pass (TC's `iterinit2` starts at a key, so another pass over the same database
@@ -131,25 +112,20 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
         } else if !tchdbiterinit(hdb) {
             throw failure("iterinit")
         }
+        guard limit > 0 else { return nil }
         var last: [UInt8]?
         var n = 0
-        let kx = tcxstrnew()!, vx = tcxstrnew()!
-        defer { tcxstrdel(kx); tcxstrdel(vx) }
-        while n < limit {
-            guard tchdbiternext3(hdb, kx, vx) else {
-                try checkIterationEnd()
-                return nil
-            }
+        let ranOut = try TCIteration.records(hdb, fail: failure) { key, value in
             if skipFirst {
                 skipFirst = false
-                continue
+                return true
             }
-            let key = Self.bytes(kx)
-            try body(key, Self.bytes(vx))
+            try body(key, value)
             last = Array(key)
             n += 1
+            return n < limit
         }
-        return last
+        return ranOut ? nil : last
     }
 
     public func sync() throws {
@@ -168,4 +144,27 @@ public final class TCEngine: StorageEngine, @unchecked Sendable {
 
     public var recordCount: UInt64 { tchdbrnum(hdb) }
     public var fileSize: UInt64 { tchdbfsiz(hdb) }
+}
+
+/// Passes over a TokyoCabinet hash database read each record where the iterator stands, key and
+/// value together (`tchdbiternext3`), in file order: no hash lookup of the key per record, as
+/// `tchdbiternext` followed by `tchdbget` would make (a random read of the bucket array and of
+/// the record chain per record; in a join, most of the copies' CPU went there).
+enum TCIteration {
+    /// Calls `body` with each record from the iterator's position on until it returns false.
+    /// True when the records ran out; an iteration error is thrown as `fail("iternext")`.
+    @discardableResult
+    static func records(_ hdb: UnsafeMutablePointer<TCHDB>, fail: (String) -> StorageError,
+                        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws -> Bool {
+        let kx = tcxstrnew()!, vx = tcxstrnew()!
+        defer { tcxstrdel(kx); tcxstrdel(vx) }
+        while tchdbiternext3(hdb, kx, vx) {
+            let key = UnsafeRawBufferPointer(start: tcxstrptr(kx), count: Int(tcxstrsize(kx)))
+            let value = UnsafeRawBufferPointer(start: tcxstrptr(vx), count: Int(tcxstrsize(vx)))
+            if try !body(key, value) { return false }
+        }
+        let ecode = tchdbecode(hdb)
+        if ecode != Int32(TCENOREC) && ecode != Int32(TCESUCCESS) { throw fail("iternext") }
+        return true
+    }
 }

@@ -59,17 +59,9 @@ public final class TCReader {
         guard tchdbiterinit(hdb) else {
             throw StorageError("\(path): iterinit failed: \(String(cString: tchdberrmsg(tchdbecode(hdb))))")
         }
-        let kx = tcxstrnew()!, vx = tcxstrnew()!
-        defer { tcxstrdel(kx); tcxstrdel(vx) }
-        while tchdbiternext3(hdb, kx, vx) {
-            let k = UnsafeRawBufferPointer(start: tcxstrptr(kx), count: Int(tcxstrsize(kx)))
-            let v = UnsafeRawBufferPointer(start: tcxstrptr(vx), count: Int(tcxstrsize(vx)))
-            if try !body(k, v) { return }
-        }
-        let ecode = tchdbecode(hdb)
-        if ecode != Int32(TCENOREC) && ecode != Int32(TCESUCCESS) {
-            throw StorageError("\(path): iteration failed: \(String(cString: tchdberrmsg(ecode)))")
-        }
+        try TCIteration.records(hdb, fail: { _ in
+            StorageError("\(path): iteration failed: \(String(cString: tchdberrmsg(tchdbecode(hdb))))")
+        }, body)
     }
 
     /// Counts the records by iterating (checks that every record is readable).

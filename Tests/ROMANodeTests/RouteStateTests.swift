@@ -92,24 +92,24 @@ struct RouteStateTests {
 
     @Test func aWaiterWakesOnTheNextRouteChangeAndTimesOutWithoutOne() throws {
         let rs = try RouteState(table: Self.table(), me: "127.0.0.1_1", routeFile: nil)
-        let seen = rs.changes.current
+        let seen = rs.version.load(ordering: .acquiring)
         // No change: the wait ends at its timeout, reporting none.
         let t0 = DispatchTime.now().uptimeNanoseconds
-        #expect(!rs.changes.wait(after: seen, timeout: 0.05))
+        #expect(!rs.waitForChange(after: seen, timeout: 0.05))
         #expect(DispatchTime.now().uptimeNanoseconds - t0 >= 45_000_000)
         // A change made by another thread while this one waits wakes it well before the timeout.
         let vn = try Self.table().space.vnode(atIndex: 5)
         let writer = Thread { rs.setTransaction(vn, ["127.0.0.1_1", "127.0.0.2_2", "127.0.0.4_4"]) }
         let t1 = DispatchTime.now().uptimeNanoseconds
         writer.start()
-        #expect(rs.changes.wait(after: seen, timeout: 30))
+        #expect(rs.waitForChange(after: seen, timeout: 30))
         #expect(DispatchTime.now().uptimeNanoseconds - t1 < 10_000_000_000)
         #expect(rs.snapshot.writeLists[5].last == "127.0.0.4_4")
         // A change made before the wait starts is not missed: it returns at once.
-        let before = rs.changes.current
+        let before = rs.version.load(ordering: .acquiring)
         _ = rs.commit(vn, ["127.0.0.1_1", "127.0.0.4_4"])
-        #expect(rs.changes.wait(after: before, timeout: 30))
-        #expect(rs.changes.current == before + 1)
+        #expect(rs.waitForChange(after: before, timeout: 30))
+        #expect(rs.version.load(ordering: .acquiring) == before + 1)
     }
 
     @Test func peerAddressesSplitAtTheLastUnderscore() {

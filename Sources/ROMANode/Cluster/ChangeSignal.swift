@@ -2,17 +2,17 @@
 import Glibc
 #endif
 
-/// A counter that threads can wait on: `bump()` raises it and wakes every waiter, `wait(after:)`
-/// sleeps until it differs from a value read earlier (or a timeout passes). The join and
-/// recover loops wait on the routing table's changes with it, so an arriving vnode is seen
-/// at once instead of at the next poll.
+/// A wake-up for threads that wait for a condition someone else makes true: `notifyAll()` after
+/// the change (made before the call), `wait(timeout:until:)` sleeps until the condition holds
+/// (or a timeout passes). The join and recover loops wait with it for the routing table's next
+/// change (`RouteState.waitForChange`), so an arriving vnode is seen at once instead of at the
+/// next poll.
 ///
-/// `@unchecked Sendable`: `value` is read and written only with `mutex` held; the pthread
-/// objects live for the object's lifetime.
+/// `@unchecked Sendable`: the pthread objects live for the object's lifetime and are used only
+/// through the pthread calls, which synchronise themselves.
 final class ChangeSignal: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
-    private var value = 0
 
     init() {
         mutex = .allocate(capacity: 1)
@@ -34,24 +34,18 @@ final class ChangeSignal: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// The current count.
-    var current: Int {
+    /// Wakes every waiter. Call it after the change its condition looks at.
+    func notifyAll() {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return value
-    }
-
-    /// Raises the count and wakes every waiter.
-    func bump() {
-        pthread_mutex_lock(mutex)
-        value &+= 1
         pthread_cond_broadcast(cond)
         pthread_mutex_unlock(mutex)
     }
 
-    /// Waits until the count is no longer `seen`, at most `timeout` seconds. True when it changed.
+    /// Waits until `condition` holds, at most `timeout` seconds; returns whether it holds. The
+    /// condition is asked with the mutex held, so a change notified after it was found false
+    /// still wakes this wait.
     @discardableResult
-    func wait(after seen: Int, timeout: Double) -> Bool {
+    func wait(timeout: Double, until condition: () -> Bool) -> Bool {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
         let t = max(0, min(timeout, 3600))
@@ -60,9 +54,9 @@ final class ChangeSignal: @unchecked Sendable {
         deadline.tv_nsec = nanos % 1_000_000_000
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while value == seen {
-            if pthread_cond_timedwait(cond, mutex, &deadline) == ETIMEDOUT { break }
+        while !condition() {
+            if pthread_cond_timedwait(cond, mutex, &deadline) == ETIMEDOUT { return condition() }
         }
-        return value != seen
+        return true
     }
 }

@@ -78,7 +78,7 @@ extension Node {
             var inFlight: [(vn: UInt64, primary: Bool, deadline: Double, askAgain: Double)] = []
             while !isShuttingDown {
                 // Read before the arrivals are looked at, so that none is missed by the wait.
-                let seen = routes.changes.current
+                let seen = routes.version.load(ordering: .acquiring)
                 while inFlight.count < width {
                     var t = routing
                     for m in inFlight {
@@ -102,7 +102,7 @@ extension Node {
                 if inFlight.isEmpty { break }
                 // Until a routing change (an arrival is one), at most 50 ms (re-asking, deadlines).
                 if !inFlight.contains(where: { hasArrived($0.vn, primary: $0.primary) }) {
-                    routes.changes.wait(after: seen, timeout: 0.05)
+                    routes.waitForChange(after: seen, timeout: 0.05)
                 }
                 let now = Node.monotonicNow()
                 for i in inFlight.indices where now > inFlight[i].askAgain && !hasArrived(inFlight[i].vn, primary: inFlight[i].primary) {
@@ -281,7 +281,7 @@ extension Node {
         let deadline = Node.monotonicNow() + limit
         var again = Node.monotonicNow() + Node.askAgainAfter
         while !pending.isEmpty && Node.monotonicNow() < deadline && !isShuttingDown {
-            let seen = routes.changes.current
+            let seen = routes.version.load(ordering: .acquiring)
             pending.removeAll { vn, primary in
                 let ok = hasArrived(vn, primary: primary)
                 if ok { arrived.insert(vn) }
@@ -292,7 +292,7 @@ extension Node {
                 again = Node.monotonicNow() + Node.askAgainAfter
             }
             // Until a routing change (an arrival is one), at most 50 ms.
-            if !pending.isEmpty { routes.changes.wait(after: seen, timeout: 0.05) }
+            if !pending.isEmpty { routes.waitForChange(after: seen, timeout: 0.05) }
         }
         for (vn, _) in pending { logger.warning("\(what): vnode \(vn) did not arrive within \(Int(limit)) s (reqpushv_timeout_count)") }
         return arrived

@@ -2,7 +2,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import ROMAProtocol
-import Synchronization
 
 /// Replica writes (R5.2): after a primary write, `rset`/`rzset`/`rdelete` go to every secondary
 /// **in parallel**, and the client hears its reply once all have answered or failed. A secondary
@@ -26,10 +25,9 @@ final class Replicator: Sendable {
     private let maxBytes: Int
     /// Whether a node id is still in the routing table (else its queue is dropped).
     private let isMember: @Sendable (String) -> Bool
+    /// The queues; `stats.replicationQueue`, their messages together, changes under this lock
+    /// too, so that while it is 0 a write goes out without taking the lock.
     private let queues = NIOLockedValueBox<[String: PeerQueue]>([:])
-    /// Messages in all queues together (changed under `queues`' lock): while it is 0, a write
-    /// goes out without taking that lock.
-    private let backlog = Atomic<Int>(0)
 
     struct Message: Sendable {
         /// The whole request (`rset …\r\n<value>\r\n` or `rdelete …\r\n`).
@@ -98,7 +96,7 @@ final class Replicator: Sendable {
     }
 
     private func queued(_ nid: String) -> Bool {
-        guard backlog.load(ordering: .acquiring) > 0 else { return false }
+        guard stats.replicationQueue.load(ordering: .acquiring) > 0 else { return false }
         return queues.withLockedValue { ($0[nid]?.items.isEmpty == false) }
     }
 
@@ -116,10 +114,9 @@ final class Replicator: Sendable {
             let start = !pq.draining
             pq.draining = true
             q[nid] = pq
-            backlog.add(1 - dropped.count, ordering: .releasing)
+            stats.replicationQueue.add(1 - dropped.count, ordering: .releasing)
             return start
         }
-        stats.replicationQueue.add(1 - dropped.count, ordering: .relaxed)
         if !dropped.isEmpty {
             stats.replicationDropped.add(dropped.count, ordering: .relaxed)
             for m in dropped {
@@ -145,10 +142,9 @@ final class Replicator: Sendable {
                 let n = queues.withLockedValue { q -> Int in
                     let n = q[nid]?.items.count ?? 0
                     q[nid] = nil
-                    backlog.subtract(n, ordering: .releasing)
+                    stats.replicationQueue.subtract(n, ordering: .releasing)
                     return n
                 }
-                stats.replicationQueue.subtract(n, ordering: .relaxed)
                 stats.replicationDropped.add(n, ordering: .relaxed)
                 logger.error("\(nid) left the routing table: dropped \(n) replica writes queued for it")
                 return
@@ -163,10 +159,9 @@ final class Replicator: Sendable {
                         pq.bytes -= m.bytes.readableBytes
                         pq.draining = !pq.items.isEmpty
                         q[nid] = pq
-                        backlog.subtract(1, ordering: .releasing)
+                        stats.replicationQueue.subtract(1, ordering: .releasing)
                         return pq.draining
                     }
-                    stats.replicationQueue.subtract(1, ordering: .relaxed)
                     stats.replicationRetried.add(1, ordering: .relaxed)
                     if more { drain(nid, delay: .zero, attempt: 0) } else { logger.info("replica writes queued for \(nid) delivered") }
                 } else {

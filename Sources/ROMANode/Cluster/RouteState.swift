@@ -73,8 +73,8 @@ final class RouteState: Sendable {
     private let current: NIOLockedValueBox<RouteSnapshot>
     /// Bumped on every change.
     let version = Atomic<Int>(0)
-    /// Bumped on every change too, for threads that wait for one (`waitForChange`).
-    let changes = ChangeSignal()
+    /// Wakes the threads in `waitForChange` after each bump of `version`.
+    private let changed = ChangeSignal()
     /// Whether the table came from a route file (a cluster member) rather than the built-in
     /// single-node table.
     let fromFile: Bool
@@ -203,7 +203,14 @@ final class RouteState: Sendable {
         let snap = RouteSnapshot(table: s.table, transactions: s.transactions, handedOver: s.handedOver, me: me)
         current.withLockedValue { $0 = snap }
         version.add(1, ordering: .releasing)
-        changes.bump()
+        changed.notifyAll()
+    }
+
+    /// Waits until `version` is no longer `seen` (a change since it was read), at most `timeout`
+    /// seconds. True when it changed.
+    @discardableResult
+    func waitForChange(after seen: Int, timeout: Double) -> Bool {
+        changed.wait(timeout: timeout) { version.load(ordering: .acquiring) != seen }
     }
 
     static func stamp() -> String {

@@ -446,6 +446,15 @@ extension Dispatcher {
                                  owner: { routes.snapshot.writeLists[index].first }))
     }
 
+    /// `withKey` for a write that `planWrite` routed: a write executed here uses the key, hash
+    /// and vnode the plan found (no second digest of the key); any other resolves the token.
+    func withKey<R>(_ r: Request, _ i: Int, _ session: Session, plan: WritePlan,
+                    _ body: (HashStorage, UnsafeRawBufferPointer, UInt32) throws -> R) rethrows -> KeyResult<R> {
+        guard case .local(let k, _) = plan else { return try withKey(r, i, session, body) }
+        guard let storage = storage(named: k.hash) else { return .noHash(k.hash) }
+        return .ok(try k.key.withUnsafeBytes { try body(storage, $0, UInt32(truncatingIfNeeded: k.vnode)) })
+    }
+
     /// After a local write: replicate when it changed something and there are other nodes.
     /// `record`: the header and value just written, when the caller has them (else they are read
     /// back from the storage).

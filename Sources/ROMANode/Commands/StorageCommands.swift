@@ -70,21 +70,10 @@ extension Dispatcher {
         let wb = writeBehindBefore("\(mode)", r, session)
         var written: RecordHeader?
         let maxValueSize = node.config.limits.maxValueSize
-        let result: KeyResult<StoreResult>
-        if case .local(let k, _) = plan, let storage = storage(named: k.hash) {
-            // The key's route is known: no second digest of the key.
-            result = .ok(try k.key.withUnsafeBytes { key in
-                try data.withUnsafeReadableBytes { value in
-                    try storage.store(mode, vn: UInt32(truncatingIfNeeded: k.vnode), key: key, value: value, expire: expire,
-                                      now: now, maxValueSize: maxValueSize, written: &written)
-                }
-            })
-        } else {
-            result = try withKey(r, 1, session) { storage, key, vn in
-                try data.withUnsafeReadableBytes { value in
-                    try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
-                                      maxValueSize: maxValueSize)
-                }
+        let result = try withKey(r, 1, session, plan: plan) { storage, key, vn in
+            try data.withUnsafeReadableBytes { value in
+                try storage.store(mode, vn: vn, key: key, value: value, expire: expire, now: now,
+                                  maxValueSize: maxValueSize, written: &written)
             }
         }
         let mark = out.writerIndex
@@ -109,7 +98,7 @@ extension Dispatcher {
         let data = r.data!
         node.stats.countWrite()
         let wb = writeBehindBefore("cas", r, session)
-        let result = try withKey(r, 1, session) { storage, key, vn -> StoreResult in
+        let result = try withKey(r, 1, session, plan: plan) { storage, key, vn -> StoreResult in
             // A unique that no 32-bit clock can equal never matches.
             guard !unique.negative, unique.magnitude.count <= 1 else {
                 return try storage.get(vn: vn, key: key, now: now) { _, _ in StoreResult.exists } ?? .notFound
@@ -149,7 +138,7 @@ extension Dispatcher {
         if case .done(let o) = plan { return o }
         node.stats.countDelete()
         let wb = writeBehindBefore("delete", r, session)
-        let result = try withKey(r, 1, session) { storage, key, vn in
+        let result = try withKey(r, 1, session, plan: plan) { storage, key, vn in
             try storage.delete(vn: vn, key: key, now: Dispatcher.now())
         }
         // Write-behind logs the value a delete removed (ROMA's), not a delete of nothing.
@@ -181,7 +170,7 @@ extension Dispatcher {
         let delta = lenientInt(r, forwarded ? 3 : 2)
         node.stats.countWrite()
         let wb = writeBehindBefore(decrement ? "decr" : "incr", r, session)
-        let result = try withKey(r, 1, session) { storage, key, vn in
+        let result = try withKey(r, 1, session, plan: plan) { storage, key, vn in
             try storage.incr(vn: vn, key: key, delta: delta, decrement: decrement, now: Dispatcher.now())
         }
         if case .ok(let v?) = result {
@@ -226,7 +215,7 @@ extension Dispatcher {
         let expire = Expiry.convert(lenientInt(r, 2).clampedInt64, now: now)
         node.stats.countWrite()
         let wb = touch ? nil : writeBehindBefore("set_expt", r, session)
-        let result = try withKey(r, 1, session) { storage, key, vn in
+        let result = try withKey(r, 1, session, plan: plan) { storage, key, vn in
             try storage.setExpire(vn: vn, key: key, expire: expire, now: now)
         }
         if case .ok(true) = result {
