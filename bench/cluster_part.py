@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import time
 
 CLUSTER_HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 CLUSTER_NODE_ARGS = os.environ.get("CLUSTER_NODE_ARGS", "").split()
@@ -73,6 +74,11 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
             "cluster via RomaClient": (entry, ["--seeds", seeds]),
             "cluster via one entry node": (entry, []),
         }
+        # whose CPU a row spends on the server side: the single node, or all three nodes
+        served_by = {"single node": [single], "single node via RomaClient": [single],
+                     "cluster via RomaClient": nodes, "cluster via one entry node": nodes}
+        ncpu = os.cpu_count() or 1
+
         def measure(conc: int, names: list[str]) -> dict:
             runs: dict = {}
             args = list(common)
@@ -81,10 +87,23 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
                 for mix_label, mix in (("set", "0:1"), ("get", "1:0")):
                     for name in names:
                         srv, extra = targets[name]
+                        cpu0 = [n.cpu_seconds() for n in served_by[name]]
+                        t0 = time.monotonic()
                         res = r.roma_bench(f"cluster c{conc} {mix_label} {name} #{rep + 1}", srv.port,
                                            ["--mix", mix] + args + extra, timeout=s.cluster_duration + s.warmup + 120,
                                            host=srv.address)
+                        wall = time.monotonic() - t0
+                        cpu1 = [n.cpu_seconds() for n in served_by[name]]
                         if res:
+                            # CPU per request (user + kernel, over warmup + measured run) and how busy the
+                            # machine's cores were: the ratios are bound by CPU on this machine, not by waiting
+                            if None not in cpu0 + cpu1 and res["ops_per_sec"] > 0:
+                                node_cpu = sum(b - a for a, b in zip(cpu0, cpu1))
+                                reqs = res["ops_per_sec"] * (s.cluster_duration + s.warmup)
+                                client_cpu = res.get("client_cpu_s")
+                                res["server_cpu_us_per_request"] = node_cpu * 1e6 / reqs
+                                res["client_cpu_us_per_request"] = client_cpu * 1e6 / reqs if client_cpu is not None else None
+                                res["cores_busy"] = (node_cpu + (client_cpu or 0)) / (wall * ncpu) if wall > 0 else None
                             runs.setdefault((mix_label, name), []).append(res)
                             bench.log(f"cluster c{conc:<3} {mix_label:3} {name:28} {res['ops_per_sec']:>9.0f} ops/s  "
                                       f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
@@ -103,10 +122,16 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
         def medians(runs: dict) -> dict:
             rows: dict = {}
             for (mix_label, name), rs in runs.items():
+                def med(key: str):
+                    xs = [x[key] for x in rs if x.get(key) is not None]
+                    return statistics.median(xs) if xs else None
                 rows.setdefault(mix_label, {})[name] = {
                     "ops_per_sec": statistics.median(x["ops_per_sec"] for x in rs),
                     "p99_us": statistics.median(x["latency_us"]["p99"] for x in rs),
                     "runs": [x["ops_per_sec"] for x in rs],
+                    "server_cpu_us_per_request": med("server_cpu_us_per_request"),
+                    "client_cpu_us_per_request": med("client_cpu_us_per_request"),
+                    "cores_busy": med("cores_busy"),
                 }
             return rows
         return {"rows": medians(runs), "verify": verify.get("verify") if verify else None, "node_stats": forwards,
@@ -159,6 +184,20 @@ def cluster_lines(c: dict) -> list[str]:
             f"{'met' if set_r and set_r >= 0.5 else 'missed'} ({set_r:.2f}×); "
             f"get through the routing client ≥ 0.9× single-node get: "
             f"{'met' if get_r and get_r >= 0.9 else 'missed'} ({get_r:.2f}×)." if set_r and get_r else "Targets: not measured."]
+    cpu_rows = [(mix, name, rows.get(mix, {}).get(name, {})) for mix in ("set", "get")
+                for name in ("single node", "single node via RomaClient", "cluster via RomaClient")]
+    if any(x.get("cores_busy") is not None for _, _, x in cpu_rows):
+        def us(x):
+            return f"{x:.1f}" if x is not None else "—"
+        out += ["", f"Where the CPU went at {c['connections']} concurrent requests (medians of the same runs; "
+                "user + kernel time of the server processes — the single node, or all three nodes — and of roma-bench, "
+                "per request; cores busy: both together against every core of this machine over the run):", "",
+                "| load | row | ops/s | server CPU µs/request | client CPU µs/request | cores busy |",
+                "|---|---|---:|---:|---:|---:|"]
+        for mix, name, x in cpu_rows:
+            busy = x.get("cores_busy")
+            out.append(f"| {mix} | {name} | {f(x.get('ops_per_sec'))} | {us(x.get('server_cpu_us_per_request'))} | "
+                       f"{us(x.get('client_cpu_us_per_request'))} | {f'{busy:.0%}' if busy is not None else '—'} |")
     sweep = c.get("sweep") or {}
     if sweep:
         out += ["", "The same rows (but the entry node's) with more concurrent requests, to show how the ratios move with "
