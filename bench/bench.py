@@ -432,6 +432,22 @@ def wait_lags_ms(wait_ends: list[tuple[str, float]], changes: dict[tuple[int, st
 # ----------------------------------------------------------------------------------------------
 # Parts
 
+def cpu_spent(before: list, after: list) -> float | None:
+    """CPU seconds the servers spent between two lists of their `cpu_seconds()` readings (one per
+    server); None when a reading is missing."""
+    if None in before + after:
+        return None
+    return sum(b - a for a, b in zip(before, after))
+
+
+def cpu_us_per_request(cpu_s: float | None, res: dict | None, seconds: float) -> float | None:
+    """`cpu_s` CPU seconds spent over one roma-bench run, per request, in µs: the requests counted
+    as the run's measured rate over `seconds` (warmup + measured time)."""
+    if cpu_s is None or not res or res["ops_per_sec"] <= 0:
+        return None
+    return cpu_s * 1e6 / (res["ops_per_sec"] * seconds)
+
+
 def client_threads(pipeline: int) -> int:
     """roma-bench event-loop threads: one per core when every connection has one request in flight
     (wake-up bound: replies are handled in parallel, as memcslap's threads do), one when pipelined
@@ -457,11 +473,7 @@ def part_matrix(r: Runner, servers: list[Server]) -> list[dict]:
                 cpu0 = srv.cpu_seconds()
                 res = r.roma_bench(f"{label} c{conns} p{pipe} {srv.name} #{rep + 1}", srv.port, args,
                                    timeout=s.duration + s.warmup + 60)
-                cpu1 = srv.cpu_seconds()
-                # server CPU (user + kernel) per request, over warmup + measured run
-                cpu_us = None
-                if res and cpu0 is not None and cpu1 is not None and res["ops_per_sec"] > 0:
-                    cpu_us = (cpu1 - cpu0) * 1e6 / (res["ops_per_sec"] * (s.duration + s.warmup))
+                cpu_us = cpu_us_per_request(cpu_spent([cpu0], [srv.cpu_seconds()]), res, s.duration + s.warmup)
                 row["all_runs"].setdefault(srv.name, []).append(
                     {"ops_per_sec": res["ops_per_sec"], "p99_us": res["latency_us"]["p99"], "server_cpu_us_per_request": cpu_us}
                     if res else None)

@@ -97,13 +97,12 @@ def part_cluster(bench, r, bin_dir: str, workdir: str) -> dict:
                         if res:
                             # CPU per request (user + kernel, over warmup + measured run) and how busy the
                             # machine's cores were: the ratios are bound by CPU on this machine, not by waiting
-                            if None not in cpu0 + cpu1 and res["ops_per_sec"] > 0:
-                                node_cpu = sum(b - a for a, b in zip(cpu0, cpu1))
-                                reqs = res["ops_per_sec"] * (s.cluster_duration + s.warmup)
-                                client_cpu = res.get("client_cpu_s")
-                                res["server_cpu_us_per_request"] = node_cpu * 1e6 / reqs
-                                res["client_cpu_us_per_request"] = client_cpu * 1e6 / reqs if client_cpu is not None else None
-                                res["cores_busy"] = (node_cpu + (client_cpu or 0)) / (wall * ncpu) if wall > 0 else None
+                            seconds = s.cluster_duration + s.warmup
+                            spent, client = bench.cpu_spent(cpu0, cpu1), res.get("client_cpu_s")
+                            res["server_cpu_us_per_request"] = bench.cpu_us_per_request(spent, res, seconds)
+                            res["client_cpu_us_per_request"] = bench.cpu_us_per_request(client, res, seconds)
+                            if spent is not None and wall > 0:
+                                res["cores_busy"] = (spent + (client or 0)) / (wall * ncpu)
                             runs.setdefault((mix_label, name), []).append(res)
                             bench.log(f"cluster c{conc:<3} {mix_label:3} {name:28} {res['ops_per_sec']:>9.0f} ops/s  "
                                       f"p99 {res['latency_us']['p99']:>8.1f} µs  errors {res['errors_total']}")
