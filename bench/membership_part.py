@@ -24,37 +24,73 @@ HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 MEMBER_NODE_ARGS = os.environ.get("MEMBER_NODE_ARGS", "").split()
 
 
-def loopback_copy_rate(nbytes: int) -> float:
-    """Bytes/s of a plain TCP copy of `nbytes` over loopback (256 KiB writes, reader discards)."""
+def _timed_loopback_copy(send, receive) -> float:
+    """Seconds for `send(sock)` to push its bytes over a loopback TCP connection and
+    `receive(sock)` (on a thread) to take all of them."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     port = srv.getsockname()[1]
-    got = [0]
 
     def reader():
         c, _ = srv.accept()
-        while True:
-            b = c.recv(1 << 20)
-            if not b:
-                break
-            got[0] += len(b)
+        receive(c)
         c.close()
     t = threading.Thread(target=reader)
     t.start()
-    chunk = b"x" * (256 * 1024)
     s = socket.create_connection(("127.0.0.1", port))
     t0 = time.monotonic()
-    left = nbytes
-    while left > 0:
-        n = min(left, len(chunk))
-        s.sendall(chunk[:n])
-        left -= n
+    send(s)
     s.close()
     t.join()
     dt = time.monotonic() - t0
     srv.close()
-    return got[0] / dt if dt > 0 else 0.0
+    return dt
+
+
+def loopback_copy_rate(nbytes: int) -> float:
+    """Bytes/s of a plain TCP copy of `nbytes` over loopback (256 KiB writes, reader discards)."""
+    chunk = b"x" * (256 * 1024)
+
+    def send(s):
+        left = nbytes
+        while left > 0:
+            n = min(left, len(chunk))
+            s.sendall(chunk[:n])
+            left -= n
+
+    def receive(c):
+        while c.recv(1 << 20):
+            pass
+    dt = _timed_loopback_copy(send, receive)
+    return nbytes / dt if dt > 0 else 0.0
+
+
+def loopback_file_copy_rate(nbytes: int, workdir: str) -> float:
+    """Bytes/s of a plain copy of a file of `nbytes` (in the page cache) over loopback TCP into a
+    new file (1 MiB reads and writes): what a join's division files physically go through."""
+    src = os.path.join(workdir, "loopback-src.bin")
+    dst = os.path.join(workdir, "loopback-dst.bin")
+    block = os.urandom(1 << 20)
+    with open(src, "wb") as f:
+        left = nbytes
+        while left > 0:
+            f.write(block[:min(left, len(block))])
+            left -= len(block)
+
+    def send(s):
+        with open(src, "rb") as f:
+            while b := f.read(1 << 20):
+                s.sendall(b)
+
+    def receive(c):
+        with open(dst, "wb") as out:
+            while b := c.recv(1 << 20):
+                out.write(b)
+    dt = _timed_loopback_copy(send, receive)
+    for p in (src, dst):
+        os.unlink(p)
+    return nbytes / dt if dt > 0 else 0.0
 
 
 def one_line(node, text: str, timeout: float = 10) -> str:
@@ -159,6 +195,9 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         all3 = nodes + [newcomer]
         res["join_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in all3)
         res["join_records"] = sum(int(stat(bench, n, "stats.vnode_records_sent") or 0) for n in all3)
+        res["seed_bytes"] = int(stat(bench, newcomer, "stats.seed_bytes_received") or 0)
+        res["seed_us"] = int(stat(bench, newcomer, "stats.seed_transfer_us") or 0)
+        res["seed_dropped"] = int(stat(bench, newcomer, "stats.seed_records_dropped") or 0)
         res["primaries_after_join"] = [int(stat(bench, n, "routing.primary") or 0) for n in all3]
         # kill -9 the second node; recover from the others
         victim = nodes[1]
@@ -197,6 +236,7 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
             lost += ver.get("missing", n) + ver.get("mismatched", 0)
         res["writes_lost"] = lost
         res["loopback_copy_Bps"] = loopback_copy_rate(max(res["join_bytes"], 1 << 20))
+        res["loopback_file_copy_Bps"] = loopback_file_copy_rate(max(res["join_bytes"], 1 << 20), workdir)
         res["join_Bps"] = res["join_bytes"] / res["join_s"] if res["join_s"] else None
         res["recover_Bps"] = res["recover_bytes"] / res["recover_s"] if res["recover_s"] else None
         return res
@@ -224,6 +264,15 @@ def membership_lines(m: dict) -> list[str]:
         lines.append(f"| {label} | {m.get(key + '_s', 0):.1f} | {mb(m.get(key + '_bytes'))} | {mb(bps)} | "
                      f"**{(bps / lb) if bps and lb else 0:.2f}×** | {b if b is not None else '—'} | {d if d is not None else '—'} | "
                      f"**{(d / b) if b and d else 0:.2f}×** | {m.get(key + '_after_p99_us') or '—'} | {w.get('errors', '—')} |")
+    lf = m.get("loopback_file_copy_Bps") or 0
+    sb, su = m.get("seed_bytes") or 0, m.get("seed_us") or 0
+    if sb and su:
+        sr = sb / (su / 1e6)
+        lines += ["", f"File seed of the join (`stats.seed_bytes_received`, `stats.seed_transfer_us` on the newcomer): "
+                  f"{mb(sb)} MB of division files in {su / 1e6:.2f} s, **{mb(sr)} MB/s**, from the first file asked for to the "
+                  f"last one in place ({m.get('seed_dropped', 0):,} records of vnodes not its own dropped from them on the way): "
+                  f"**{sr / lb if lb else 0:.2f}×** the plain loopback copy into nothing, **{sr / lf if lf else 0:.2f}×** "
+                  f"a plain loopback copy of a file of the same size into a file ({mb(lf)} MB/s)."]
     lines += ["", f"Plain loopback TCP copy of the join's bytes in the same run: {mb(lb)} MB/s. p99 after: a writer session "
               f"of {m.get('before', 5)} s at the same rate once the move is over (the new layout's steady state). Primaries "
               f"after the join: {m.get('primaries_after_join')}. Acknowledged writes lost (preload and every writer session, "

@@ -264,6 +264,58 @@ public final class ROMAConnection {
         return out
     }
 
+    /// Reads exactly `n` bytes and writes them to the file descriptor `out` as they arrive (a
+    /// file the server sends: a division file for a joining node). Each wait for more bytes
+    /// lasts at most `timeout`; a short file (the server closed) or a failed write throws.
+    public func readExact(_ n: Int, writingTo out: Int32) throws {
+        var left = n
+        let have = min(buffer.count - start, left)
+        if have > 0 {
+            try buffer.withUnsafeBytes { try ROMAConnection.writeAll(out, UnsafeRawBufferPointer(rebasing: $0[start..<(start + have)])) }
+            start += have
+            left -= have
+        }
+        guard left > 0 else { return }
+        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
+        let size = 1 << 20
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { chunk.deallocate() }
+        while left > 0 {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, Int32(max(1, timeout * 1000)))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw ROMAClientError(.io, "poll on \(endpoint) failed: \(ROMAConnection.errnoText())")
+            }
+            if r == 0 {
+                throw ROMAClientError(.timeout, "no data from \(endpoint) within \(timeout) s with \(left) of \(n) bytes to come")
+            }
+            let got = recv(fd, chunk, min(size, left), 0)
+            if got < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw ROMAClientError(.io, "receiving from \(endpoint) failed: \(ROMAConnection.errnoText())")
+            }
+            if got == 0 {
+                throw ROMAClientError(.closed, "connection to \(endpoint) closed with \(left) of \(n) bytes to come")
+            }
+            try ROMAConnection.writeAll(out, UnsafeRawBufferPointer(start: chunk, count: got))
+            left -= got
+        }
+    }
+
+    /// Writes all of `bytes` to the file descriptor `fd`.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let w = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if w < 0 {
+                if errno == EINTR { continue }
+                throw ROMAClientError(.io, "writing the received file failed: \(ROMAConnection.errnoText())")
+            }
+            done += w
+        }
+    }
+
     /// Reads lines until the line `END`; returns the lines before it.
     /// A line starting with `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR` ends the reply as an error.
     public func readUntilEnd() throws -> [String] {

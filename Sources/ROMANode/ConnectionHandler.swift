@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import ROMAProtocol
 
@@ -34,6 +37,78 @@ enum Outcome {
     case replyThenStopNode(EventLoopFuture<ByteBuffer>, String)
     /// The connection now carries a vnode stream (`spushv`) until its terminator.
     case stream(VnodeStreamReceiver)
+    /// The connection sends a file (`fileseed file`, a division file for a joining node), then
+    /// goes on with the next request.
+    case sendFile(FileSend)
+}
+
+/// A file sent on a connection: `prepare` (off the event loop) opens it and says how many bytes
+/// to send; the reply is `FILE <size>`, the bytes, `END`. The bytes are read off the loop a MiB
+/// at a time and each chunk is written once the one before it has left, so the socket's pace
+/// throttles the reads (SwiftNIO's backpressure-file-io pattern, the other way round). `finish`
+/// runs off the loop afterwards, told whether every byte went out. A failure before the first
+/// byte is answered `SERVER_ERROR …`; one after it closes the connection (the receiver counts the
+/// bytes, so it sees a short file).
+final class FileSend: Sendable {
+    let chunk: Int
+    let prepare: @Sendable () throws -> (fd: Int32, size: Int)
+    /// Called before each chunk goes out with its size (a bandwidth limit sleeps here).
+    let pace: @Sendable (Int) -> Void
+    let finish: @Sendable (Bool) -> Void
+
+    init(chunk: Int, prepare: @escaping @Sendable () throws -> (fd: Int32, size: Int),
+         pace: @escaping @Sendable (Int) -> Void, finish: @escaping @Sendable (Bool) -> Void) {
+        self.chunk = max(chunk, 4096)
+        self.prepare = prepare
+        self.pace = pace
+        self.finish = finish
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs on a pool thread; returns the line that ends the reply.
+    func run(on channel: any Channel) throws -> ByteBuffer {
+        let (fd, size) = try prepare()
+        var sent = false
+        defer {
+            close(fd)
+            finish(sent)
+        }
+        var head = channel.allocator.buffer(capacity: 32)
+        head.writeString("FILE \(size)\r\n")
+        var last = channel.writeAndFlush(head)
+        var offset = 0
+        do {
+            while offset < size {
+                let n = min(chunk, size - offset)
+                var bytes = channel.allocator.buffer(capacity: n)
+                var readError: Int32 = 0
+                let got = bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { p -> Int in
+                    let r = pread(fd, p.baseAddress, n, off_t(offset))
+                    if r < 0 { readError = errno }
+                    return max(r, 0)
+                }
+                guard got > 0 else {
+                    throw Failure(description: readError != 0 ? "read failed: \(String(cString: strerror(readError)))" : "file shorter than \(size) bytes")
+                }
+                pace(got)
+                let written = channel.writeAndFlush(bytes)
+                try last.wait()
+                last = written
+                offset += got
+            }
+            try last.wait()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        sent = true
+        var end = channel.allocator.buffer(capacity: 8)
+        end.writeString("END\r\n")
+        return end
+    }
 }
 
 /// One client connection: connection → parse → dispatch (route + storage) → reply, all in this
@@ -314,6 +389,12 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             stream = s
             streamHeld = 0
             return true
+        case .sendFile(let file):
+            let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
+            let stop = apply(.deferred(promise.futureResult), context: context)
+            let channel = context.channel
+            node.background { promise.completeWith(Result { try file.run(on: channel) }) }
+            return stop
         case .closeAndStopNode(let reason):
             closeAfterFlush(context: context)
             node.shutdown(reason: reason)

@@ -181,6 +181,7 @@ struct Dispatcher {
                 return failoverAdmin(command, r, out: &out)
             case .spushv: return spushv(r, out: &out)
             case .reqpushv: return reqpushv(r, out: &out)
+            case .fileseed: return fileseed(r, out: &out)
             case .recover, .rrecover: return recover(command, out: &out)
             case .release:
                 out.writeLine(node.startRelease() ?? "STARTED")

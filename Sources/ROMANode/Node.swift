@@ -86,6 +86,12 @@ public final class Node: Sendable {
     /// Copies this node asked for (`requestCopy`) and when, and the vnodes pushed here unasked
     /// that the primary is to stream again (`restreamFromPrimary`).
     let pulls = NIOLockedValueBox(PullState())
+    /// Vnodes a file seed brought records of without this node owning them, while the purge of
+    /// those records runs: copies of them to this node are refused until it is over.
+    let seedPurge = NIOLockedValueBox<Set<UInt64>>([])
+    /// Divisions (`"<hash> <division>"`) a file seed sends or waits to send, with how many
+    /// seeds do: `set_storage_status … safecopy` waits for them instead of refusing.
+    let seedSends = NIOLockedValueBox<[String: Int]>([:])
     struct PullState {
         var asked: [UInt64: Double] = [:]
         /// When a stream of the vnode last ended here (`STORED`).
@@ -305,7 +311,7 @@ public final class Node: Sendable {
         startClusterProcesses()
         if config.joinSeed != nil {
             joining.store(true, ordering: .releasing)
-            startJoinProcess()
+            startJoinProcess(seedFromFiles: config.joinFileSeed != .never)
         }
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")
     }

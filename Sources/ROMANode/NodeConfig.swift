@@ -62,6 +62,16 @@ public struct NodeConfig: Sendable {
     /// `VNODE_COPY_PARALLELISM`: vnode copies this node sends at once, and asks for at once when
     /// it joins or recovers.
     public var copyParallelism: Int = 2
+    /// `JOIN_FILE_SEED` (`auto`, `true`, `false`): a joining node with empty TokyoCabinet storage
+    /// takes the division files of one romad peer as they are (plus the writes made meanwhile)
+    /// instead of streaming its vnodes record by record. `auto` (the default) does so when the
+    /// files would arrive sooner than the records (`Node.seedPays`); vnodes the seed does not
+    /// cover, and joins into Ruby ROMA nodes, are copied as records (docs/cluster.md,
+    /// "File-level seeding").
+    public var joinFileSeed: JoinFileSeed = .auto
+    public enum JoinFileSeed: String, Sendable {
+        case auto, always = "true", never = "false"
+    }
     /// `VNODE_INDEX_MEMORY`: bytes the vnode indexes of one hash may hold (keys by vnode, built
     /// for vnode copies and dropped 30–60 s after the last); beyond it a division's copies read
     /// the division instead. 0: no index.
@@ -207,6 +217,10 @@ public struct NodeConfig: Sendable {
             let v = try int()
             guard (1...64).contains(v) else { throw ConfigError("\(file): VNODE_COPY_PARALLELISM must be 1...64") }
             copyParallelism = v
+        case "JOIN_FILE_SEED":
+            let v = value.bool.map { $0 ? "true" : "false" } ?? (try? str())
+            guard let v, let mode = JoinFileSeed(rawValue: v) else { throw ConfigError("\(file): JOIN_FILE_SEED must be auto, true or false") }
+            joinFileSeed = mode
         case "VNODE_INDEX_MEMORY":
             let v = try int()
             guard v >= 0 else { throw ConfigError("\(file): VNODE_INDEX_MEMORY must be 0 (no index) or bytes") }

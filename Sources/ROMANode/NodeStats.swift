@@ -31,6 +31,14 @@ final class NodeStats: Sendable {
     /// Vnode copies sent (R5.8): records and stream bytes (`stats.vnode_records_sent`, `…bytes_sent`).
     let vnodeRecordsSent = Atomic<Int>(0)
     let vnodeBytesSent = Atomic<Int>(0)
+    /// File seeds received by this (joining) node: division-file bytes and the microseconds
+    /// from the first file asked for to the last one in place (`stats.seed_bytes_received`,
+    /// `stats.seed_transfer_us`).
+    let seedBytesReceived = Atomic<Int>(0)
+    let seedTransferMicros = Atomic<Int>(0)
+    /// Records of vnodes it was not to own that arrived in seeded files and were dropped
+    /// before the files were swapped in (`stats.seed_records_dropped`).
+    let seedRecordsDropped = Atomic<Int>(0)
     /// `out` messages received (`stats.out_count`).
     let outCount = Atomic<Int>(0)
 

@@ -30,6 +30,8 @@ public enum Command: UInt8, CaseIterable, Sendable {
     case setGapForFailover, rsetGapForFailover, setLostAction, rsetLostAction, rbalse, rshutdown
     // Vnode transfers (R5.8) and recover (R5.10).
     case spushv, reqpushv, recover, rrecover, spushvProtection, release, balance, rbalance
+    // File-level seeding of a joining node (romad peers only; docs/cluster.md).
+    case fileseed
     case setAutoRecover, rsetAutoRecover
     // Connection settings (R3.6, R9.1), relayed with `r`.
     case setContinuousLimit, rsetContinuousLimit, setAcceptedConnectionExpireTime, rsetAcceptedConnectionExpireTime

@@ -34,12 +34,12 @@ public final class HashStorage: @unchecked Sendable {
     private let lockFile: LockFile?
     private let statusLog: StatusLog?
     /// Serialises state transitions of the whole storage (R7.1).
-    private let adminLock = PthreadMutex()
+    let adminLock = PthreadMutex()
     /// Bytes the vnode indexes may hold together (`VNODE_INDEX_MEMORY`), split evenly over the
     /// divisions.
     public let vnodeIndexMemory: Int
     public static let defaultVnodeIndexMemory = 1 << 30
-    private var closed = false
+    private(set) var closed = false
 
     /// Path of division `i`'s data file (TC only).
     public func path(ofDivision i: Int) -> String? { directory.map { "\($0)/\(i).\(engine.fileExtension)" } }

@@ -34,6 +34,8 @@ struct HashInfo {
     var option = ""
     var storagePath = ""
     var statesText = ""
+    /// Divisions a joining node's file seed holds (the node lets a snapshot wait for them).
+    var seeding = Set<Int>()
     var paths: [Int: String] = [:]
     /// Where this hash's snapshot files go.
     var destination = ""
@@ -198,11 +200,17 @@ final class SnapshotRun {
         var dots = 0
         var starvation = BackgroundScheduling.StarvationGuard()
         defer { console.roma("\n") }
+        // Back in a safecopy state while waiting for `normal`: the division has been `normal`
+        // (only `normal` leads there, and this run's `normal` request had already moved it to
+        // `cachecleaning`), then somebody else took it — a joining node's file seed does.
+        var reached = Set<Int>()
         while true {
             let s = try states(of: hash)
-            let current = divisions.map { s[$0] }
-            if current.allSatisfy({ $0 == target }) { return }
-            if let bad = divisions.first(where: { s[$0] != target && !passing.contains(s[$0]) }) {
+            if target == "normal" {
+                for d in divisions where s[d] == "safecopy_flushing" || s[d] == "safecopy_flushed" { reached.insert(d) }
+            }
+            if divisions.allSatisfy({ s[$0] == target || reached.contains($0) }) { return }
+            if let bad = divisions.first(where: { s[$0] != target && !reached.contains($0) && !passing.contains(s[$0]) }) {
                 throw SnapshotError("storages[\(hash.name)][\(bad)] is \(s[bad]) while waiting for \(target) (another client changed it?)")
             }
             let elapsed = monotonicSeconds() - start
@@ -212,7 +220,7 @@ final class SnapshotRun {
                 dots += 1
             }
             if elapsed > o.timeout {
-                let late = divisions.filter { s[$0] != target }.map { "\($0)=\(s[$0])" }.joined(separator: " ")
+                let late = divisions.filter { s[$0] != target && !reached.contains($0) }.map { "\($0)=\(s[$0])" }.joined(separator: " ")
                 throw SnapshotError("timed out after \(Int(o.timeout)) s waiting for storages[\(hash.name)][\(label)] == \(target) (\(late))")
             }
             if interrupted && target != "normal" { throw SnapshotError("interrupted by signal \(interruptSignal.load(ordering: .relaxed))") }
@@ -328,6 +336,8 @@ final class SnapshotRun {
             case ".option": infos[name]!.option = v
             case ".storage_path": infos[name]!.storagePath = v
             case ".safecopy_stats": infos[name]!.statesText = v
+            case ".fileseed_divisions":
+                infos[name]!.seeding = Set(v.split(whereSeparator: { "[], ".contains($0) }).compactMap { Int($0) })
             default:
                 if rest.hasPrefix("["), rest.hasSuffix("].path"), let i = Int(rest.dropFirst().dropLast("].path".count)) {
                     infos[name]!.paths[i] = v
@@ -383,7 +393,7 @@ final class SnapshotRun {
                 fail("cannot parse storages[\(h.name)].storage.safecopy_stats \(h.statesText) (divnum \(h.divnum))")
                 throw Abort()
             }
-            if states.contains(where: { $0 != "normal" }) {
+            if states.indices.contains(where: { states[$0] != "normal" && !h.seeding.contains($0) }) {
                 console.romaError("storages[\(h.name)].storage.safecopy_stats \(h.statesText)")
                 console.romaError("ERROR: Status except the :normal exists.")
                 let busy = states.indices.filter { states[$0] != "normal" }.map { "\($0)=\(states[$0])" }.joined(separator: " ")

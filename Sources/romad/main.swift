@@ -79,6 +79,9 @@ struct Romad: ParsableCommand {
     @Option(name: .customLong("copy-parallelism"), help: "Vnode copies sent, and asked for, at once (VNODE_COPY_PARALLELISM, default 2).")
     var copyParallelism: Int?
 
+    @Option(name: .customLong("join-file-seed"), help: "auto|true|false. With -j and empty TokyoCabinet storage: take a romad peer's division files whole, then the writes made meanwhile, instead of copying vnodes record by record; auto when that is faster (JOIN_FILE_SEED, default auto).")
+    var joinFileSeed: String?
+
     @Option(name: .customLong("vnode-index-memory"), help: ArgumentHelp("MB the vnode indexes of one hash may hold while vnode copies run (VNODE_INDEX_MEMORY in bytes; default 1024; 0 = no index, each copy reads its division).", valueName: "MB"))
     var vnodeIndexMemory: Double?
 
@@ -127,6 +130,10 @@ struct Romad: ParsableCommand {
         if let copyBandwidth {
             guard copyBandwidth >= 0, copyBandwidth < 1e9 else { throw ValidationError("--copy-bandwidth must be 0 (unlimited) or MB/s") }
             cfg.copyBandwidth = Int(copyBandwidth * 1_000_000)
+        }
+        if let joinFileSeed {
+            guard let mode = NodeConfig.JoinFileSeed(rawValue: joinFileSeed) else { throw ValidationError("--join-file-seed must be auto, true or false") }
+            cfg.joinFileSeed = mode
         }
         if let copyParallelism {
             guard (1...64).contains(copyParallelism) else { throw ValidationError("--copy-parallelism must be 1...64") }

@@ -26,6 +26,49 @@ struct RouteStateTests {
         #expect(alone.standalone)
     }
 
+    /// A change of a few vnodes rebuilds only their entries: after every kind of change (a
+    /// transaction, a commit of many at once, a single `setroute`, a transaction dropped by a
+    /// commit that found no vnode, a `leave`), the snapshot equals one built from scratch.
+    @Test func anIncrementalSnapshotEqualsAFullRebuild() throws {
+        let me = "127.0.0.2_2"
+        let rs = try RouteState(table: Self.table(), me: me, routeFile: nil)
+        func check(_ what: String) {
+            let t = rs.table
+            let inc = rs.snapshot
+            let full = RouteSnapshot(table: t, transactions: (0..<t.space.vnodeCount).reduce(into: [UInt64: [String]]()) { d, i in
+                let vn = t.space.vnode(atIndex: i)
+                if let w = rs.writeList(vn), w != t.nodes(forVnode: vn) { d[vn] = w }
+            }, me: me)
+            #expect(inc.lists == full.lists, "\(what): lists")
+            #expect(inc.writeLists == full.writeLists, "\(what): write lists")
+            #expect(inc.readsLocal == full.readsLocal, "\(what): reads")
+            #expect(inc.writesLocal == full.writesLocal, "\(what): writes")
+            #expect(inc.standalone == full.standalone && inc.notAlone == full.notAlone, "\(what): standalone")
+        }
+        let t = rs.table
+        let vns = (0..<t.space.vnodeCount).map { t.space.vnode(atIndex: $0) }
+        let joiner = "127.0.0.4_4"
+        rs.setTransactions(vns.prefix(40).map { ($0, (t.nodes(forVnode: $0) ?? []) + [joiner]) })
+        check("transactions opened")
+        let done = rs.commitMany(vns.prefix(30).map { vn in (vn, [joiner] + (t.nodes(forVnode: vn) ?? []).prefix(1)) })
+        #expect(done.count == 30)
+        check("30 committed")
+        rs.setTransactions(vns[30..<40].map { ($0, nil) })
+        check("10 closed")
+        rs.setTransaction(vns[50], [me, joiner])
+        _ = rs.setRoute(vn: vns[60], clk: 100, nids: [me, joiner])
+        check("one transaction, one setroute")
+        _ = rs.leave(joiner)
+        check("leave")
+        // A node alone in its table: standalone, kept through an incremental change.
+        let single = try RouteState(table: RoutingTable.singleNode("a_1"), me: "a_1", routeFile: nil)
+        let v0 = single.table.space.vnode(atIndex: 3)
+        single.setTransaction(v0, ["a_1", "b_2"])
+        #expect(!single.snapshot.standalone)
+        single.setTransaction(v0, nil)
+        #expect(single.snapshot.standalone)
+    }
+
     @Test func aTransactionChangesTheWriteListOnly() throws {
         let t = try Self.table()
         let vn = t.space.vnode(atIndex: 7)

@@ -19,11 +19,14 @@ from cluster_support import Cluster, stat_int, Table
 from romatest import Romad, free_port, tchmgr_list, vnode_of, wait_for
 
 
-@pytest.mark.parametrize("index", ["vnode index", "index over budget"])
+@pytest.mark.parametrize("index", ["file seed", "vnode index", "index over budget"])
 def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index):
-    # "index over budget": 2 KiB for all ten divisions' vnode indexes, so every division gives
-    # its index up while building it and each copy reads its division instead.
+    # "file seed": the newcomer takes node 1's division files, then the writes made meanwhile
+    # (the default for an empty TokyoCabinet joiner). The others copy vnodes record by record:
+    # "index over budget" with 2 KiB for all ten divisions' vnode indexes, so every division
+    # gives its index up while building it and each copy reads its division instead.
     budget = ["--vnode-index-memory", "0.002"] if index == "index over budget" else []
+    seeding = ["--join-file-seed", "true" if index == "file seed" else "false"]
     cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), extra_args=budget)
     cl.start()
     newcomer = None
@@ -72,12 +75,18 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index
         time.sleep(0.5)
         newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
                          address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + budget)
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + budget + seeding)
         newcomer.start()
         cl.nodes.append(newcomer)
         wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join to end")
         indexed = stat_int(a, "stats.vnode_index_keys") + stat_int(b, "stats.vnode_index_keys")
-        if index == "vnode index":
+        if index == "file seed":
+            log = newcomer.log_text()
+            assert "join: seeded from" in log, log[-3000:]
+            # The records of vnodes it was not to own left the files before they were swapped in.
+            assert stat_int(newcomer, "stats.seed_records_dropped") > 0
+            assert stat_int(newcomer, "stats.seed_bytes_received") > 0
+        elif index == "vnode index":
             # The sources found each vnode's keys in their vnode indexes (one pass per division,
             # then kept current by their writes): every key they held is listed there.
             assert indexed >= 2 * 1500
@@ -124,16 +133,22 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index
         assert len(mine) > len(items) // 2, "the newcomer is in two thirds of the vnodes"
         missing = [k for k in mine if k not in held]
         assert not missing, missing[:5]
+        # ... and nothing else: a seed's records of vnodes not listed for it are gone.
+        foreign = [k for k in held if newcomer.node_id not in table.nodes_for(k)]
+        assert not foreign, foreign[:5]
     finally:
         cl.stop(check=False)
         cl.cleanup()
 
 
-def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path):
-    """A join copies vnodes out of divisions that cpdb is snapshotting at the same time (each
-    safecopy state held 200 ms longer by the test hook): copies wait for `normal` divisions,
-    writes during the snapshot go to the caches, and afterwards every key is everywhere it should
-    be and the snapshot verifies."""
+@pytest.mark.parametrize("mode", ["file seed", "records"])
+def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path, mode):
+    """A join copies vnodes (or, with a file seed, whole division files) out of divisions that
+    cpdb is snapshotting at the same time (each safecopy state held 200 ms longer by the test
+    hook): copies and file sends wait for `normal` divisions, cpdb waits for a division a file
+    seed holds, writes during the snapshot go to the caches, and afterwards every key is
+    everywhere it should be and the snapshot verifies."""
+    seeding = ["--join-file-seed", "true" if mode == "file seed" else "false"]
     import os
     import subprocess
     from romatest import ROMAD_BIN
@@ -152,7 +167,7 @@ def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path):
         wait_for(lambda: b"safecopy" in a.raw(b"stat safecopy_stats\r\n"), 10.0, "cpdb to start")
         newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
                          address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"])
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + seeding)
         newcomer.start()
         cl.nodes.append(newcomer)
         for i in range(2000, 2600):  # writes while both run
@@ -176,6 +191,8 @@ def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path):
         assert manifests, out
         v = subprocess.run([cpdb, "verify", str(manifests[-1])], capture_output=True, text=True, timeout=60)
         assert v.returncode == 0, v.stdout + v.stderr
+        if mode == "file seed":
+            assert "join: seeded from" in newcomer.log_text()
     finally:
         cl.stop(check=False)
         cl.cleanup()
@@ -247,13 +264,19 @@ def test_spushv_length_warnings_are_settable_and_logged(romad):
              and f"too long value: key = {short.decode()} vlen = 40" in romad.log_text(), 5, "both warnings")
 
 
-def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path):
-    """`--copy-bandwidth` (VNODE_COPY_BANDWIDTH): the vnode copies leaving a node never stream
-    faster than the limit together (plus one 64 KiB chunk per copy in flight), the join still
-    completes, and every record is on the newcomer's share."""
+@pytest.mark.parametrize("mode", ["file seed", "records", "auto"])
+def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path, mode):
+    """`--copy-bandwidth` (VNODE_COPY_BANDWIDTH): the vnode copies (or a file seed's division
+    files) leaving a node never stream faster than the limit together (plus one 64 KiB chunk per
+    copy in flight), the join still completes, and every record is on the newcomer's share.
+    "file seed" has small TokyoCabinet bucket arrays (bnum=1000), so the files are about the
+    records' size; with "auto" and the default bnum the ten files' bucket arrays alone would take
+    far longer at this rate than the records: the newcomer copies records, and says why."""
+    seeding = ["--join-file-seed", {"file seed": "true", "records": "false", "auto": "auto"}[mode]]
+    small = ["--storage-option", "bnum=1000"] if mode == "file seed" else []
     rate = 100_000  # bytes/s per sending node (--copy-bandwidth 0.1 MB/s)
     cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"),
-                 extra_args=["--copy-bandwidth", "0.1", "--copy-parallelism", "3"])
+                 extra_args=["--copy-bandwidth", "0.1", "--copy-parallelism", "3"] + small)
     cl.start()
     newcomer = None
     try:
@@ -268,7 +291,7 @@ def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path):
         t0 = time.monotonic()
         newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
                          address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"])
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + seeding + small)
         newcomer.start()
         cl.nodes.append(newcomer)
         sent = 0
@@ -288,6 +311,13 @@ def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path):
         assert len(mine) > 100
         for k in mine:
             assert newcomer.raw(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(value), value)
+        log = newcomer.log_text()
+        if mode == "file seed":
+            assert "join: seeded from" in log, log[-3000:]
+        else:
+            assert "join: seeded from" not in log
+        if mode == "auto":
+            assert "division files" in log and "vnodes are copied as records" in log, log[-3000:]
         assert not cl.stop(check=True)
     finally:
         cl.stop(check=False)

@@ -65,9 +65,13 @@ extension Node {
     /// share, leaving it in as few as 37 % of the vnodes of a 3-node cluster). Up to
     /// `copyParallelism` copies are in flight, without sleeps (each takes as long as its data
     /// needs; the source paces them to its `copyBandwidth`).
-    func startJoinProcess() {
+    ///
+    /// `seedFromFiles`: first take a romad peer's division files (`seedFromFiles()`), when this
+    /// node's storage is empty; the copies then do what the seed did not.
+    func startJoinProcess(seedFromFiles seed: Bool = false) {
         background { [self] in
             let started = Node.monotonicNow()
+            if seed { _ = seedFromFiles() }
             var moves = 0
             var refused = Set<UInt64>()
             var failed: [UInt64: Int] = [:]
@@ -85,7 +89,8 @@ extension Node {
                         t.replaceRoute(vn: m.vn, nids: Node.editNodes(t.nodes(forVnode: m.vn) ?? [], to: nodeID,
                                                                       isPrimary: m.primary, rn: t.rn))
                     }
-                    let busy = refused.union(inFlight.map(\.vn))
+                    // Vnodes a seed's purge still removes records of wait for it.
+                    let busy = refused.union(inFlight.map(\.vn)).union(seedPurge.withLockedValue { $0 })
                     guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
                                                                 excluded: busy) else { break }
                     if requestCopy(vn, primary: primary, what: "join") {
@@ -98,8 +103,15 @@ extension Node {
                         if !inFlight.isEmpty { break }
                     }
                 }
-                // An empty window after filling it: no move is left, the share is complete.
-                if inFlight.isEmpty { break }
+                // An empty window after filling it: no move is left, the share is complete —
+                // unless moves wait for a seed's purge: then once it is over, look again.
+                if inFlight.isEmpty {
+                    let purging = seedPurge.withLockedValue { $0 }
+                    guard !purging.isEmpty, Node.bestJoinMove(routing, me: nodeID, replicationInHost: config.replicationInHost,
+                                                              excluded: refused) != nil else { break }
+                    usleep(50_000)
+                    continue
+                }
                 // Until a routing change (an arrival is one), at most 50 ms (re-asking, deadlines).
                 if !inFlight.contains(where: { hasArrived($0.vn, primary: $0.primary) }) {
                     routes.waitForChange(after: seen, timeout: 0.05)

@@ -95,6 +95,9 @@ final class Replicator: Sendable {
         return l.readableBytesView.starts(with: "ERROR".utf8)
     }
 
+    /// Whether no replica write waits in `nid`'s retry queue.
+    func isQueueEmpty(for nid: String) -> Bool { !queued(nid) }
+
     private func queued(_ nid: String) -> Bool {
         guard stats.replicationQueue.load(ordering: .acquiring) > 0 else { return false }
         return queues.withLockedValue { ($0[nid]?.items.isEmpty == false) }

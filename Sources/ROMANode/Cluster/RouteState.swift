@@ -31,36 +31,67 @@ final class RouteSnapshot: Sendable {
     /// (R2.8).
     let relays: [[String]]
 
-    init(table: RoutingTable, transactions: [UInt64: [String]], handedOver: Set<UInt64> = [], me: String) {
-        space = table.space
+    /// Vnodes whose write list is not this node alone (`standalone` when 0).
+    let notAlone: Int
+
+    convenience init(table: RoutingTable, transactions: [UInt64: [String]], handedOver: Set<UInt64> = [], me: String) {
         let n = table.space.vnodeCount
-        var lists = [[String]](repeating: [], count: n)
-        var writeLists = [[String]](repeating: [], count: n)
-        var reads = [Bool](repeating: false, count: n)
-        var writes = [Bool](repeating: false, count: n)
-        var alone = true
-        var relays = [[String]](repeating: [], count: n)
-        for i in 0..<n {
-            let vn = table.space.vnode(atIndex: i)
-            let l = table.nodes(forVnode: vn) ?? []
-            let w = transactions[vn] ?? l
-            lists[i] = l
-            writeLists[i] = w
-            reads[i] = l.contains(me)
-            writes[i] = w.first == me
-            if w != [me] { alone = false }
-            if reads[i], w != l, w.first != me {
-                relays[i] = w.filter { !l.contains($0) }
-            } else if !reads[i], handedOver.contains(vn) {
-                relays[i] = l.dropFirst().filter { $0 != me }
-            }
+        // From nothing (every entry empty, so not "this node alone"), every vnode changed.
+        self.init(space: table.space, lists: [[String]](repeating: [], count: n), writeLists: [[String]](repeating: [], count: n),
+                  reads: [Bool](repeating: false, count: n), writes: [Bool](repeating: false, count: n),
+                  relays: [[String]](repeating: [], count: n), notAlone: n, table: table, transactions: transactions,
+                  handedOver: handedOver, me: me, changed: (0..<n).map { table.space.vnode(atIndex: $0) })
+    }
+
+    /// `base` with the entries of the `changed` vnodes taken again from `table` (every other
+    /// vnode is as in `base`): a routing change of a few vnodes costs those vnodes, not the
+    /// whole table (a join's commits change hundreds, one at a time, on every node).
+    convenience init(updating base: RouteSnapshot, table: RoutingTable, transactions: [UInt64: [String]], handedOver: Set<UInt64>,
+                     me: String, changed: [UInt64]) {
+        self.init(space: base.space, lists: base.lists, writeLists: base.writeLists, reads: base.readsLocal,
+                  writes: base.writesLocal, relays: base.relays, notAlone: base.notAlone, table: table,
+                  transactions: transactions, handedOver: handedOver, me: me, changed: changed)
+    }
+
+    private init(space: VnodeSpace, lists: [[String]], writeLists: [[String]], reads: [Bool], writes: [Bool],
+                 relays: [[String]], notAlone: Int, table: RoutingTable, transactions: [UInt64: [String]],
+                 handedOver: Set<UInt64>, me: String, changed: [UInt64]) {
+        var (lists, writeLists, reads, writes, relays, notAlone) = (lists, writeLists, reads, writes, relays, notAlone)
+        for vn in changed {
+            let i = space.index(ofVnode: vn)
+            guard i >= 0 && i < lists.count, space.vnode(atIndex: i) == vn else { continue }
+            let e = RouteSnapshot.entry(vn, table, transactions, handedOver, me)
+            let wasAlone = writeLists[i].count == 1 && writeLists[i][0] == me
+            if wasAlone != e.alone { notAlone += e.alone ? -1 : 1 }
+            lists[i] = e.list
+            writeLists[i] = e.write
+            reads[i] = e.reads
+            writes[i] = e.writes
+            relays[i] = e.relay
         }
+        self.space = space
         self.relays = relays
         self.lists = lists
         self.writeLists = writeLists
         readsLocal = reads
         writesLocal = writes
-        standalone = alone
+        self.notAlone = notAlone
+        standalone = notAlone == 0
+    }
+
+    private static func entry(_ vn: UInt64, _ table: RoutingTable, _ transactions: [UInt64: [String]],
+                              _ handedOver: Set<UInt64>, _ me: String)
+        -> (list: [String], write: [String], reads: Bool, writes: Bool, alone: Bool, relay: [String]) {
+        let l = table.nodes(forVnode: vn) ?? []
+        let w = transactions.isEmpty ? l : (transactions[vn] ?? l)
+        let reads = l.contains(me)
+        var relay: [String] = []
+        if reads, w != l, w.first != me {
+            relay = w.filter { !l.contains($0) }
+        } else if !reads, handedOver.contains(vn) {
+            relay = l.dropFirst().filter { $0 != me }
+        }
+        return (l, w, reads, w.first == me, w.count == 1 && w[0] == me, relay)
     }
 }
 
@@ -123,8 +154,11 @@ final class RouteState: Sendable {
     @discardableResult
     func mutate<T>(_ body: (inout RoutingTable, inout [UInt64: [String]]) -> (T, [RoutingLog.Event])) -> T {
         state.withLockedValue { s in
+            let before = s.transactions
             let (result, events) = body(&s.table, &s.transactions)
-            if !events.isEmpty {
+            if events.isEmpty && s.transactions != before {
+                publish(s)
+            } else if !events.isEmpty {
                 s.handedOver = s.handedOver.filter { !(s.table.nodes(forVnode: $0) ?? []).contains(me) }
                 for e in events {
                     do { try s.log?.writer.write(e) } catch {}
@@ -135,10 +169,55 @@ final class RouteState: Sendable {
                     }
                 }
                 if s.events.count > 1000 { s.events.removeFirst(s.events.count - 1000) }
-                publish(s)
+                // Only `setroute`s (and `join`s, which add to the node list alone): those vnodes
+                // change; after a `leave` the whole snapshot is rebuilt.
+                var changed: [UInt64]? = []
+                for e in events {
+                    switch e {
+                    case .setroute(let vn, _, _): changed?.append(vn)
+                    case .join: break
+                    case .leave: changed = nil
+                    }
+                }
+                if changed != nil, s.transactions != before {
+                    for vn in Set(before.keys).union(s.transactions.keys) where before[vn] != s.transactions[vn] { changed?.append(vn) }
+                }
+                publish(s, changed: changed)
             }
             return result
         }
+    }
+
+    /// Opens or ends several transactions at once (one new snapshot).
+    func setTransactions(_ changes: [(vn: UInt64, list: [String]?)]) {
+        guard !changes.isEmpty else { return }
+        state.withLockedValue { s in
+            for c in changes { s.transactions[c.vn] = c.list }
+            publish(s, changed: changes.map(\.vn))
+        }
+    }
+
+    /// `commit` of several vnodes at once (one new snapshot): each transaction ends and its
+    /// vnode gets its final list with the clock + 1. Returns (vnode, new clock) of those done.
+    func commitMany(_ items: [(vn: UInt64, list: [String])]) -> [(vn: UInt64, clock: Int)] {
+        guard !items.isEmpty else { return [] }
+        return mutate { t, trans in
+            var done: [(vn: UInt64, clock: Int)] = []
+            var events: [RoutingLog.Event] = []
+            for (vn, list) in items {
+                trans[vn] = nil
+                guard let clk = t.replaceRoute(vn: vn, nids: list) else { continue }
+                for n in list where t.addNode(n) { events.append(.join(n)) }
+                events.append(.setroute(vnode: vn, clock: clk, nodes: list))
+                done.append((vn, clk))
+            }
+            return (done, events)
+        }
+    }
+
+    /// The nodes writes of `vn` go to now: its open transaction's list, else its list.
+    func writeList(_ vn: UInt64) -> [String]? {
+        state.withLockedValue { s in s.transactions[vn] ?? s.table.nodes(forVnode: vn) }
     }
 
     /// Opens (`list` non-nil) or ends a vnode's transaction (R5.8): while it is open, writes of
@@ -146,7 +225,7 @@ final class RouteState: Sendable {
     func setTransaction(_ vn: UInt64, _ list: [String]?) {
         state.withLockedValue { s in
             s.transactions[vn] = list
-            publish(s)
+            publish(s, changed: [vn])
         }
     }
 
@@ -176,6 +255,23 @@ final class RouteState: Sendable {
         }
     }
 
+    /// `setRoute` of several vnodes at once (one new snapshot); the result of each, in order.
+    func setRoutes(_ items: [(vn: UInt64, clk: Int, nids: [String])]) -> [SetRouteResult] {
+        mutate { t, _ in
+            var results: [SetRouteResult] = []
+            var events: [RoutingLog.Event] = []
+            for (vn, clk, nids) in items {
+                let r = t.setRoute(vn: vn, clk: clk, nids: nids)
+                results.append(r)
+                if case let .stored(clock, joined) = r {
+                    events += joined.map { .join($0) }
+                    events.append(.setroute(vnode: vn, clock: clock, nodes: nids))
+                }
+            }
+            return (results, events)
+        }
+    }
+
     /// `join <nid>`: adds the node to `nodes`.
     func join(_ nid: String) {
         mutate { t, _ in ((), t.addNode(nid) ? [.join(nid)] : []) }
@@ -199,8 +295,16 @@ final class RouteState: Sendable {
     }
 
     /// Makes `s` the request path's snapshot and bumps the version (call with `state` locked).
-    private func publish(_ s: State) {
-        let snap = RouteSnapshot(table: s.table, transactions: s.transactions, handedOver: s.handedOver, me: me)
+    /// `vnodes`: the only vnodes whose entries changed since the last publish (nil: any may have).
+    private func publish(_ s: State, changed vnodes: [UInt64]? = nil) {
+        let snap: RouteSnapshot
+        if let vnodes, vnodes.count < s.table.space.vnodeCount / 4 {
+            let base = current.withLockedValue { $0 }
+            snap = RouteSnapshot(updating: base, table: s.table, transactions: s.transactions, handedOver: s.handedOver,
+                                 me: me, changed: vnodes)
+        } else {
+            snap = RouteSnapshot(table: s.table, transactions: s.transactions, handedOver: s.handedOver, me: me)
+        }
         current.withLockedValue { $0 = snap }
         version.add(1, ordering: .releasing)
         changed.notifyAll()

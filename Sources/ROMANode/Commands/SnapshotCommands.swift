@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import ROMAProtocol
 import ROMARouting
@@ -49,8 +52,19 @@ extension Dispatcher {
         let moved = division.map { [$0] } ?? Array(0..<storage.divnum)
         return offLoop { node in
             if safecopy {
+                // A division a joining node's file seed holds comes back within seconds: it is
+                // waited for (up to two minutes) instead of refused, so cpdb runs beside a join.
+                let until = Node.monotonicNow() + 120
                 do {
-                    if let division { try storage.beginSafecopy(division: division) } else { try storage.beginSafecopyAll() }
+                    while true {
+                        do {
+                            if let division { try storage.beginSafecopy(division: division) } else { try storage.beginSafecopyAll() }
+                            break
+                        } catch HashStorage.SafecopyRefusal.notNormal(let i)
+                            where node.isSeedSending(storage.name, division: i) && Node.monotonicNow() < until {
+                            usleep(20_000)
+                        }
+                    }
                 } catch HashStorage.SafecopyRefusal.notNormal(let i) {
                     return "CLIENT_ERROR storage[\(i)] != :normal status"
                 } catch {

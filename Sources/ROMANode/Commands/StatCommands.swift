@@ -109,6 +109,9 @@ extension Dispatcher {
             add(p + "storage.cleanup_regexp", node.cleanupRegexps.withLockedValue { $0[name] } ?? "")
             add(p + "storage.logic_clock_expire", String(st.logicClockExpire))
             add(p + "storage.safecopy_stats", "[" + st.states.map { ":" + $0.name }.joined(separator: ", ") + "]")
+            // Only while a joining node's file seed holds divisions (cpdb waits for those).
+            let seeding = (0..<st.divnum).filter { node.isSeedSending(name, division: $0) }
+            if !seeding.isEmpty { add(p + "storage.fileseed_divisions", "[" + seeding.map(String.init).joined(separator: ", ") + "]") }
             if case .tokyoCabinet = st.engine {
                 for i in 0..<st.divnum {
                     add(p + "storage[\(i)].path", st.path(ofDivision: i) ?? "")
@@ -162,6 +165,9 @@ extension Dispatcher {
         add("stats.vnode_records_sent", String(s.vnodeRecordsSent.load(ordering: .relaxed)))
         add("stats.vnode_restreams", String(node.pulls.withLockedValue { $0.restreamsLeft }))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
+        add("stats.seed_bytes_received", String(s.seedBytesReceived.load(ordering: .relaxed)))
+        add("stats.seed_transfer_us", String(s.seedTransferMicros.load(ordering: .relaxed)))
+        add("stats.seed_records_dropped", String(s.seedRecordsDropped.load(ordering: .relaxed)))
         let index = node.hashNames.compactMap { node.storage($0)?.vnodeIndexUsage }
         add("stats.vnode_index_keys", String(index.reduce(0) { $0 + $1.keys }))
         add("stats.vnode_index_bytes", String(index.reduce(0) { $0 + $1.bytes }))

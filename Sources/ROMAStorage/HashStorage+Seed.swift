@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - File-level seeding (a joining node takes a peer's division files as they are)
+
+extension HashStorage {
+    /// Whether this storage holds nothing at all: every division `normal`, its main DB empty
+    /// (a node that may take a peer's division files in place of its own).
+    public var isEmptyAndNormal: Bool {
+        divisions.allSatisfy { d in d.lock.withLock { d.state == .normal && d.cache == nil && d.main.recordCount == 0 } }
+    }
+
+    /// Division `i` of a seeding peer, ready to be sent: waits (up to `wait` seconds) until the
+    /// division is `normal` (a cpdb snapshot of it ends first), moves it to `safecopy_flushing`
+    /// (writes go to its cache from now on), writes the main DB's buffered data into its file and
+    /// moves to `safecopy_flushed`. The file at the returned path then does not change until
+    /// `endSeedSend(division:)`. TokyoCabinet only.
+    public func beginSeedSend(division i: Int, wait: Double, shouldStop: () -> Bool) throws -> (path: String, size: UInt64) {
+        guard case .tokyoCabinet = engine, let path = path(ofDivision: i) else { throw StorageError("only TokyoCabinet division files can be sent") }
+        guard i >= 0 && i < divnum else { throw StorageError("no division \(i) (divnum \(divnum))") }
+        let deadline = HashStorage.monotonicNow() + wait
+        while true {
+            do {
+                try beginSafecopy(division: i)
+                break
+            } catch SafecopyRefusal.notNormal, SafecopyRefusal.cannotChange {
+                guard HashStorage.monotonicNow() < deadline, !shouldStop() else {
+                    throw StorageError("division \(i) of \(name) stayed outside normal (a snapshot running?) for \(Int(wait)) s")
+                }
+                usleep(20_000)
+            }
+        }
+        do {
+            try flush(division: i)
+        } catch {
+            try? endSeedSend(division: i)
+            throw error
+        }
+        return (path, fileSize(ofDivision: i))
+    }
+
+    /// Back to `normal` after a send: `cachecleaning`, then the writes made meanwhile are merged
+    /// into main (R2.9) and the cache removed. Run off the event loop.
+    public func endSeedSend(division i: Int) throws {
+        // A failed flush leaves the division in `safecopy_flushing`: it goes on to flushed first.
+        if divisions[i].lock.withLock({ divisions[i].state }) == .safecopyFlushing { try flush(division: i) }
+        try beginCacheCleaning(division: i)
+        try cleanCache(division: i)
+    }
+
+    /// The receiving side, before the file comes: division `i` (empty) goes to `safecopy_flushed`,
+    /// so every write from now on (the writes the seeded vnodes' primaries send while the file is
+    /// on its way) waits in the cache, to be merged into the received file by
+    /// `endSeedReceive(division:file:)`.
+    public func beginSeedReceive(division i: Int) throws {
+        guard case .tokyoCabinet = engine else { throw StorageError("only TokyoCabinet divisions can be seeded") }
+        try beginSafecopy(division: i)
+        try flush(division: i)
+    }
+
+    /// Division `i`'s empty data file is replaced by `file` (a peer's division file, received
+    /// whole), then the writes held in the cache meanwhile are merged into it under R2.9 (a record
+    /// both in the file and in the cache is kept once, with its newest clock) and the division
+    /// is `normal` again. With `file` nil (the transfer failed) only the merge runs. Run off the
+    /// event loop.
+    public func endSeedReceive(division i: Int, file: String?) throws {
+        if let file {
+            guard case .tokyoCabinet(let options) = engine, let target = path(ofDivision: i) else {
+                throw StorageError("only TokyoCabinet divisions can be seeded")
+            }
+            let d = divisions[i]
+            try adminLock.withLock {
+                guard !closed else { throw SafecopyRefusal.closed }
+                try d.lock.withLock {
+                    guard d.state == .safecopyFlushed else { throw StorageError("division \(i) of \(name) is not safecopy_flushed") }
+                    guard d.main.recordCount == 0 else { throw StorageError("division \(i) of \(name) is not empty") }
+                    try d.main.close()
+                    guard rename(file, target) == 0 else {
+                        let why = String(cString: strerror(errno))
+                        d.main = try TCEngine(path: target, options: options)
+                        throw StorageError("cannot rename \(file) to \(target): \(why)")
+                    }
+                    do {
+                        d.main = try TCEngine(path: target, options: options)
+                    } catch {
+                        // Not a TokyoCabinet file after all: back to an empty division.
+                        unlink(target)
+                        d.main = try TCEngine(path: target, options: options)
+                        throw StorageError("received file for division \(i) of \(name) does not open: \(error)")
+                    }
+                    // Keys by vnode were of the empty file.
+                    d.vnodeIndex = nil
+                    d.indexRefused = false
+                }
+            }
+        }
+        try beginCacheCleaning(division: i)
+        try cleanCache(division: i)
+    }
+
+    /// Removes from the TokyoCabinet file at `path` (a received division file nobody else has
+    /// open yet) every record whose vnode `drop` says goes; returns how many. No lock is shared
+    /// with anything, so this runs at full speed on an idle-priority thread without holding up a
+    /// request: the records a seed brings of vnodes this node will not own go before the file
+    /// is swapped in.
+    public func filterSeedFile(_ path: String, drop: (UInt32) -> Bool) throws -> Int {
+        guard case .tokyoCabinet(let options) = engine else { throw StorageError("only TokyoCabinet files can be filtered") }
+        let e = try TCEngine(path: path, options: options)
+        var removed = 0
+        do {
+            var keys: [[UInt8]] = []
+            try e.forEach { k, v in
+                if let h = RecordHeader(decoding: v), drop(h.vnode) { keys.append(Array(k)) }
+                return true
+            }
+            for key in keys where try key.withUnsafeBytes({ try e.remove(key: $0) }) { removed += 1 }
+            try e.close()
+        } catch {
+            try? e.close()
+            throw error
+        }
+        return removed
+    }
+
+    /// Removes from the main DBs every record whose vnode `drop` says goes (records of a seeded
+    /// division this node does not own). A division in a snapshot state is waited for; the work is
+    /// done in small batches under the division lock, sleeping `pause` µs after each: at full
+    /// speed (0.5 s for a third of a million records) the purge held the node's writers up by
+    /// 30–80 ms, with a pause of 1 ms per 32 records by less than their usual spread. Returns how
+    /// many records were removed; stops early (returning what it removed) when `shouldStop` says so.
+    public func purge(drop: (UInt32) -> Bool, batch: Int = 32, pause: UInt32 = 0, shouldStop: () -> Bool) throws -> Int {
+        var removed = 0
+        var pacer = BackgroundScheduling.StarvationGuard()
+        for d in divisions {
+            // Candidates first (a resumable pass, a slice at a time), then removals, each checked
+            // again under the lock.
+            var candidates: [[UInt8]] = []
+            var cursor: [UInt8]?
+            var first = true
+            while first || cursor != nil {
+                if shouldStop() { return removed }
+                first = false
+                let normal = try d.lock.withLock { () -> Bool in
+                    guard d.state == .normal else { return false }
+                    cursor = try d.main.forEach(after: cursor, limit: 256) { k, v in
+                        if let h = RecordHeader(decoding: v), drop(h.vnode) { candidates.append(Array(k)) }
+                    }
+                    return true
+                }
+                if pause > 0 { usleep(pause) }
+                if !normal {
+                    // A snapshot of this division runs: wait for it, then start the division over.
+                    usleep(20_000)
+                    candidates.removeAll()
+                    cursor = nil
+                    first = true
+                    continue
+                }
+                pacer.pace()
+            }
+            var i = 0
+            while i < candidates.count {
+                if shouldStop() { return removed }
+                let done = try d.lock.withLock { () -> Bool in
+                    guard d.state == .normal else { return false }
+                    for key in candidates[i..<min(i + batch, candidates.count)] {
+                        try key.withUnsafeBytes { k in
+                            let still = try d.main.withValue(forKey: k) { v in v.flatMap { RecordHeader(decoding: $0) }.map { drop($0.vnode) } ?? false }
+                            if still, try d.main.remove(key: k) { removed += 1 }
+                        }
+                    }
+                    return true
+                }
+                if done { i += batch } else { usleep(20_000) }
+                if pause > 0 { usleep(pause) }
+                pacer.pace()
+            }
+        }
+        return removed
+    }
+
+    static func monotonicNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import ROMAStorage
+
+/// File-level seeding on the storage side: a division sent from `safecopy_flushed` (writes meanwhile
+/// in the cache, merged back after), a received file filtered to the vnodes kept, swapped in for
+/// the empty division, and the writes held meanwhile merged into it under R2.9.
+@Suite struct SeedTests {
+    private func put(_ s: HashStorage, _ key: String, _ value: String, vn: UInt32, now: UInt32) throws {
+        let k = Array(key.utf8), v = Array(value.utf8)
+        _ = try k.withUnsafeBytes { kb in
+            try v.withUnsafeBytes { vb in try s.store(.set, vn: vn, key: kb, value: vb, expire: RecordHeader.noExpire, now: now) }
+        }
+    }
+
+    private func get(_ s: HashStorage, _ key: String, vn: UInt32) throws -> String? {
+        try Array(key.utf8).withUnsafeBytes { k in
+            try s.get(vn: vn, key: k, now: T0 + 10) { _, v in String(decoding: v, as: UTF8.self) }
+        }
+    }
+
+    @Test func aSentDivisionArrivesFilteredAndMergedWithTheHeldWrites() throws {
+        let da = TempDir("seed-a"), db = TempDir("seed-b")
+        defer { da.remove(); db.remove() }
+        let a = try openStorage(.tc, dir: da, divnum: 2)
+        defer { try? a.close() }
+        let b = try openStorage(.tc, dir: db, divnum: 2)
+        defer { try? b.close() }
+        // Division 0 holds vnodes 0, 2, 4 (vn % 2); vnode 4 is not to be kept.
+        for i in 0..<50 {
+            try put(a, "k\(i)", "a\(i)", vn: UInt32(i % 3) * 2, now: T0)
+        }
+        #expect(b.isEmptyAndNormal)
+        // The receiver holds writes from now on; one newer than the file's, one of a kept vnode only here.
+        try b.beginSeedReceive(division: 0)
+        // As the primary sends it: the next logical clock of the record the file holds.
+        let clock = try Array("k0".utf8).withUnsafeBytes { try a.rawHeader(vn: 0, key: $0)!.logical } &+ 1
+        _ = try Array("k0".utf8).withUnsafeBytes { k in
+            try Array("held-newer".utf8).withUnsafeBytes { v in
+                try b.replicaSet(vn: 0, key: k, value: v, clock: clock, expire: RecordHeader.noExpire, now: T0 + 5)
+            }
+        }
+        try put(b, "only-held", "h", vn: 2, now: T0 + 5)
+        #expect(!b.isEmptyAndNormal)
+        // The sender: the file stays as it is while a write goes to its cache.
+        let (path, _) = try a.beginSeedSend(division: 0, wait: 5, shouldStop: { false })
+        #expect(a.states[0] == .safecopyFlushed)
+        try put(a, "late", "x", vn: 0, now: T0 + 6)
+        let part = db.file("seed-0.tc.part")
+        try FileManager.default.copyItem(atPath: path, toPath: part)
+        try a.endSeedSend(division: 0)
+        #expect(a.states[0] == .normal)
+        #expect(try get(a, "late", vn: 0) == "x", "the sender's write during the send was merged back")
+        // Receive: vnode 4's records leave the file before it is swapped in.
+        let dropped = try b.filterSeedFile(part, drop: { $0 == 4 })
+        #expect(dropped == (0..<50).filter { $0 % 3 == 2 }.count)
+        try b.endSeedReceive(division: 0, file: part)
+        #expect(b.states[0] == .normal)
+        #expect(!FileManager.default.fileExists(atPath: part))
+        #expect(try get(b, "k0", vn: 0) == "held-newer", "R2.9: the held write is newer than the file's")
+        #expect(try get(b, "only-held", vn: 2) == "h")
+        #expect(try get(b, "k1", vn: 2) == "a1")
+        #expect(try get(b, "k2", vn: 4) == nil, "vnode 4 was filtered out")
+        #expect(try get(b, "late", vn: 0) == nil, "written on the sender after the cut")
+        // A purge in place removes what a failed seed left of a vnode.
+        let removed = try b.purge(drop: { $0 == 2 }, shouldStop: { false })
+        #expect(removed == (0..<50).filter { $0 % 3 == 1 }.count + 1)
+        #expect(try get(b, "k1", vn: 2) == nil)
+        #expect(try get(b, "k0", vn: 0) == "held-newer")
+    }
+
+    @Test func aReceivedFileThatIsNotTokyoCabinetLeavesAnEmptyDivision() throws {
+        let d = TempDir("seed-bad")
+        defer { d.remove() }
+        let s = try openStorage(.tc, dir: d, divnum: 2)
+        defer { try? s.close() }
+        try s.beginSeedReceive(division: 1)
+        try put(s, "held", "h", vn: 1, now: T0)
+        d.write("junk.part", "not a TokyoCabinet file")
+        #expect(throws: (any Error).self) { try s.endSeedReceive(division: 1, file: d.file("junk.part")) }
+        // The division still serves (empty main), and the held write is merged once the caller gives up.
+        try s.endSeedReceive(division: 1, file: nil)
+        #expect(s.states[1] == .normal)
+        #expect(try get(s, "held", vn: 1) == "h")
+    }
+}
