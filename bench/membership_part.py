@@ -270,7 +270,7 @@ def membership_lines(m: dict) -> list[str]:
         sr = sb / (su / 1e6)
         lines += ["", f"File seed of the join (`stats.seed_bytes_received`, `stats.seed_transfer_us` on the newcomer): "
                   f"{mb(sb)} MB of division files in {su / 1e6:.2f} s, **{mb(sr)} MB/s**, from the first file asked for to the "
-                  f"last one in place ({m.get('seed_dropped', 0):,} records of vnodes not its own dropped from them on the way): "
+                  f"last one in place (the records of vnodes not its own are purged in the background after it): "
                   f"**{sr / lb if lb else 0:.2f}×** the plain loopback copy into nothing, **{sr / lf if lf else 0:.2f}×** "
                   f"a plain loopback copy of a file of the same size into a file ({mb(lf)} MB/s)."]
     lines += ["", f"Plain loopback TCP copy of the join's bytes in the same run: {mb(lb)} MB/s. p99 after: a writer session "

@@ -43,6 +43,10 @@ public struct NodeConfig: Sendable {
     /// tests can observe (and kill the node in) `safecopy_flushing` and `cachecleaning`.
     /// Set from the environment variable `ROMAD_TEST_SAFECOPY_DELAY_MS`; 0 in production.
     public var safecopyTestDelayMs: Int = 0
+    /// Test hook: µs a seed's purge sleeps after each batch of 32 records instead of the default,
+    /// so that a test can copy vnodes to the node while the purge runs. From the environment
+    /// variable `ROMAD_TEST_SEED_PURGE_PAUSE_US`; nil in production.
+    public var seedPurgePauseTestUs: UInt32?
     /// `--replication_in_host`: replicas may share a host (node ids with the same address).
     public var replicationInHost = false
     /// `--disabled_cmd_protect`: serve data commands before every peer has answered (R3.7).

@@ -36,8 +36,8 @@ final class NodeStats: Sendable {
     /// `stats.seed_transfer_us`).
     let seedBytesReceived = Atomic<Int>(0)
     let seedTransferMicros = Atomic<Int>(0)
-    /// Records of vnodes it was not to own that arrived in seeded files and were dropped
-    /// before the files were swapped in (`stats.seed_records_dropped`).
+    /// Records of vnodes not its own that seeded files brought and the purge after the seed
+    /// removed (`stats.seed_records_dropped`).
     let seedRecordsDropped = Atomic<Int>(0)
     /// `out` messages received (`stats.out_count`).
     let outCount = Atomic<Int>(0)

@@ -99,36 +99,13 @@ extension HashStorage {
         try cleanCache(division: i)
     }
 
-    /// Removes from the TokyoCabinet file at `path` (a received division file nobody else has
-    /// open yet) every record whose vnode `drop` says goes; returns how many. No lock is shared
-    /// with anything, so this runs at full speed on an idle-priority thread without holding up a
-    /// request: the records a seed brings of vnodes this node will not own go before the file
-    /// is swapped in.
-    public func filterSeedFile(_ path: String, drop: (UInt32) -> Bool) throws -> Int {
-        guard case .tokyoCabinet(let options) = engine else { throw StorageError("only TokyoCabinet files can be filtered") }
-        let e = try TCEngine(path: path, options: options)
-        var removed = 0
-        do {
-            var keys: [[UInt8]] = []
-            try e.forEach { k, v in
-                if let h = RecordHeader(decoding: v), drop(h.vnode) { keys.append(Array(k)) }
-                return true
-            }
-            for key in keys where try key.withUnsafeBytes({ try e.remove(key: $0) }) { removed += 1 }
-            try e.close()
-        } catch {
-            try? e.close()
-            throw error
-        }
-        return removed
-    }
-
     /// Removes from the main DBs every record whose vnode `drop` says goes (records of a seeded
     /// division this node does not own). A division in a snapshot state is waited for; the work is
     /// done in small batches under the division lock, sleeping `pause` µs after each: at full
     /// speed (0.5 s for a third of a million records) the purge held the node's writers up by
-    /// 30–80 ms, with a pause of 1 ms per 32 records by less than their usual spread. Returns how
-    /// many records were removed; stops early (returning what it removed) when `shouldStop` says so.
+    /// 30–80 ms. `drop` is asked again under the lock just before each removal, so what it stops
+    /// dropping meanwhile stays. Returns how many records were removed; stops early (returning
+    /// what it removed) when `shouldStop` says so.
     public func purge(drop: (UInt32) -> Bool, batch: Int = 32, pause: UInt32 = 0, shouldStop: () -> Bool) throws -> Int {
         var removed = 0
         var pacer = BackgroundScheduling.StarvationGuard()

@@ -158,6 +158,7 @@ struct Romad: ParsableCommand {
         if disabledCmdProtect { cfg.disabledCmdProtect = true }
         if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
         if let d = getenv("ROMAD_TEST_SAFECOPY_DELAY_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.safecopyTestDelayMs = ms }
+        if let d = getenv("ROMAD_TEST_SEED_PURGE_PAUSE_US").map({ String(cString: $0) }), let us = UInt32(d) { cfg.seedPurgePauseTestUs = us }
         if let join {
             let nid = join.replacingFirstColon()
             guard nid.contains("_"), let last = nid.split(separator: "_").last, Int(last) != nil else {

@@ -83,9 +83,10 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index
         if index == "file seed":
             log = newcomer.log_text()
             assert "join: seeded from" in log, log[-3000:]
-            # The records of vnodes it was not to own left the files before they were swapped in.
-            assert stat_int(newcomer, "stats.seed_records_dropped") > 0
             assert stat_int(newcomer, "stats.seed_bytes_received") > 0
+            # The records of vnodes it does not own are purged in the background.
+            wait_for(lambda: "join: purged" in newcomer.log_text(), 60.0, "the purge of the seeded records not owned")
+            assert stat_int(newcomer, "stats.seed_records_dropped") > 0
         elif index == "vnode index":
             # The sources found each vnode's keys in their vnode indexes (one pass per division,
             # then kept current by their writes): every key they held is listed there.
@@ -136,6 +137,55 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index
         # ... and nothing else: a seed's records of vnodes not listed for it are gone.
         foreign = [k for k in held if newcomer.node_id not in table.nodes_for(k)]
         assert not foreign, foreign[:5]
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()
+
+
+def test_vnodes_copied_to_a_seeded_node_while_its_purge_runs_keep_their_records(tmp_path):
+    """After a file seed the newcomer holds records of vnodes it does not own and purges them in
+    the background (slowed down here by a test hook). A node is killed and `recover` copies
+    vnodes of that purge to the newcomer while it runs: each copy claims its vnode, whose
+    records stay (including ones the stream brings unchanged), so no key is lost; once the purge
+    is over the newcomer's files hold exactly the keys of the vnodes listed for it."""
+    env = {"ROMAD_TEST_SEED_PURGE_PAUSE_US": "500000"}
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), env=env)
+    cl.start()
+    try:
+        a, b = cl.nodes
+        keys = {}
+        for i in range(3000):
+            k, v = b"pc%d" % i, b"p%05d" % i
+            assert cl.nodes[i % 2].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
+            keys[k] = v
+        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
+                         address="127.0.0.3", env=env,
+                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}",
+                                     "--join-file-seed", "true"])
+        newcomer.start()
+        cl.nodes.append(newcomer)
+        wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join")
+        assert "join: seeded from" in newcomer.log_text()
+        assert "join: purged" not in newcomer.log_text(), "the purge is slowed down: still running"
+        b.kill9()
+        cl.nodes.remove(b)
+        wait_for(lambda: b.node_id not in a.raw(b"nodelist\r\n").decode(), 10.0, "the leave")
+        assert b"STARTED" in newcomer.raw(b"recover\r\n")
+        wait_for(lambda: stat_int(a, "routing.short_vnodes") == 0 and stat_int(newcomer, "routing.short_vnodes") == 0,
+                 120.0, "the recover")
+        assert "copied here while a seed's purge runs" in newcomer.log_text()
+        wait_for(lambda: "join: purged" in newcomer.log_text(), 120.0, "the purge to end")
+        for node in cl.nodes:
+            with node.connect() as conn:
+                for k, v in keys.items():
+                    assert conn.exchange(b"get %s\r\n" % k) == b"VALUE %s 0 6\r\n%s\r\nEND\r\n" % (k, v), (node.node_id, k)
+        table = Table(a.raw(b"routingdump json\r\n"))
+        assert not cl.stop(check=True)
+        held = {}
+        for f in (cl.storage / newcomer.node_id / "roma").glob("[0-9].tc"):
+            held.update(tchmgr_list(f))
+        mine = {k for k in keys if newcomer.node_id in table.nodes_for(k)}
+        assert mine == set(held) & set(keys), (len(mine), len(held))
     finally:
         cl.stop(check=False)
         cl.cleanup()

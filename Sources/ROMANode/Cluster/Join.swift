@@ -89,8 +89,7 @@ extension Node {
                         t.replaceRoute(vn: m.vn, nids: Node.editNodes(t.nodes(forVnode: m.vn) ?? [], to: nodeID,
                                                                       isPrimary: m.primary, rn: t.rn))
                     }
-                    // Vnodes a seed's purge still removes records of wait for it.
-                    let busy = refused.union(inFlight.map(\.vn)).union(seedPurge.withLockedValue { $0 })
+                    let busy = refused.union(inFlight.map(\.vn))
                     guard let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost,
                                                                 excluded: busy) else { break }
                     if requestCopy(vn, primary: primary, what: "join") {
@@ -103,15 +102,8 @@ extension Node {
                         if !inFlight.isEmpty { break }
                     }
                 }
-                // An empty window after filling it: no move is left, the share is complete —
-                // unless moves wait for a seed's purge: then once it is over, look again.
-                if inFlight.isEmpty {
-                    let purging = seedPurge.withLockedValue { $0 }
-                    guard !purging.isEmpty, Node.bestJoinMove(routing, me: nodeID, replicationInHost: config.replicationInHost,
-                                                              excluded: refused) != nil else { break }
-                    usleep(50_000)
-                    continue
-                }
+                // An empty window after filling it: no move is left, the share is complete.
+                if inFlight.isEmpty { break }
                 // Until a routing change (an arrival is one), at most 50 ms (re-asking, deadlines).
                 if !inFlight.contains(where: { hasArrived($0.vn, primary: $0.primary) }) {
                     routes.waitForChange(after: seen, timeout: 0.05)

@@ -390,10 +390,7 @@ extension Dispatcher {
             out.writeLine("CLIENT_ERROR \(r.tokenString(2)) is not a vnode id")
             return .next
         }
-        if node.isPurgingSeed(vn.low64) {
-            out.writeLine("SERVER_ERROR vnode \(vn.low64) is being purged here after a file seed; try again later")
-            return .next
-        }
+        node.claimSeedPurge(vn.low64)
         out.writeLine("READY")
         let node = self.node
         let logger = node.logger
