@@ -19,6 +19,26 @@ from cluster_support import Cluster, stat_int, Table
 from romatest import Romad, free_port, tchmgr_list, vnode_of, wait_for
 
 
+def _preload(nodes, n: int, tag: bytes, fill: bytes) -> dict:
+    """Sets `n` keys `<tag><i>` (6-byte values `<fill><i:05>`) through the nodes in turn."""
+    keys = {}
+    for i in range(n):
+        k, v = b"%s%d" % (tag, i), b"%s%05d" % (fill, i)
+        assert nodes[i % len(nodes)].raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v)) == b"STORED\r\n"
+        keys[k] = v
+    return keys
+
+
+def _newcomer(tmp_path, cl, seed, args=(), env=None) -> Romad:
+    """A third node (127.0.0.3) joining through `seed` (`-j`), started and added to the cluster."""
+    node = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
+                 address="127.0.0.3", env=env,
+                 extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{seed.port}"] + list(args))
+    node.start()
+    cl.nodes.append(node)
+    return node
+
+
 @pytest.mark.parametrize("index", ["file seed", "vnode index", "index over budget"])
 def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index):
     # "file seed": the newcomer takes node 1's division files, then the writes made meanwhile
@@ -73,11 +93,7 @@ def test_join_while_writing_moves_a_full_share_and_loses_nothing(tmp_path, index
         for t in threads:
             t.start()
         time.sleep(0.5)
-        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
-                         address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + budget + seeding)
-        newcomer.start()
-        cl.nodes.append(newcomer)
+        newcomer = _newcomer(tmp_path, cl, a, budget + seeding)
         wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join to end")
         indexed = stat_int(a, "stats.vnode_index_keys") + stat_int(b, "stats.vnode_index_keys")
         if index == "file seed":
@@ -153,17 +169,8 @@ def test_vnodes_copied_to_a_seeded_node_while_its_purge_runs_keep_their_records(
     cl.start()
     try:
         a, b = cl.nodes
-        keys = {}
-        for i in range(3000):
-            k, v = b"pc%d" % i, b"p%05d" % i
-            assert cl.nodes[i % 2].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
-            keys[k] = v
-        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
-                         address="127.0.0.3", env=env,
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}",
-                                     "--join-file-seed", "true"])
-        newcomer.start()
-        cl.nodes.append(newcomer)
+        keys = _preload(cl.nodes, 3000, b"pc", b"p")
+        newcomer = _newcomer(tmp_path, cl, a, ["--join-file-seed", "true"], env=env)
         wait_for(lambda: newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n", 120.0, "the join")
         assert "join: seeded from" in newcomer.log_text()
         assert "join: purged" not in newcomer.log_text(), "the purge is slowed down: still running"
@@ -207,19 +214,11 @@ def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path, mode):
     cl.start()
     try:
         a, b = cl.nodes
-        keys = {}
-        for i in range(2000):
-            k, v = b"cj%d" % i, b"c%05d" % i
-            assert cl.nodes[i % 2].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
-            keys[k] = v
+        keys = _preload(cl.nodes, 2000, b"cj", b"c")
         snap = subprocess.Popen([cpdb, "--host", "127.0.0.1", str(a.port), "--no-progress"], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         wait_for(lambda: b"safecopy" in a.raw(b"stat safecopy_stats\r\n"), 10.0, "cpdb to start")
-        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
-                         address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + seeding)
-        newcomer.start()
-        cl.nodes.append(newcomer)
+        newcomer = _newcomer(tmp_path, cl, a, seeding)
         for i in range(2000, 2600):  # writes while both run
             k, v = b"cj%d" % i, b"c%05d" % i
             assert cl.nodes[i % 3].raw(b"set %s 0 0 6\r\n%s\r\n" % (k, v)) == b"STORED\r\n"
@@ -339,11 +338,7 @@ def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path, mode):
             assert a.raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value)) == b"STORED\r\n"
         burst = 2 * 3 * 72 * 1024  # two senders, three copies each, one chunk (+ terminator) apiece
         t0 = time.monotonic()
-        newcomer = Romad(tmp_path / "c" / "node3", engine="tc", port=free_port("127.0.0.3"), storage_path=cl.storage,
-                         address="127.0.0.3",
-                         extra_args=["--rttable-path", str(cl.rttable.resolve()), "-j", f"127.0.0.1:{a.port}"] + seeding + small)
-        newcomer.start()
-        cl.nodes.append(newcomer)
+        newcomer = _newcomer(tmp_path, cl, a, seeding + small)
         sent = 0
         while True:
             done = newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n"
