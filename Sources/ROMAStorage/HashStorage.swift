@@ -78,6 +78,12 @@ public final class HashStorage: @unchecked Sendable {
             }
             let lock = try LockFile(directory: abs)
             lockFile = lock
+            // A file seed's part files left by a crash (the division they were for is still the
+            // old one): nothing refers to them.
+            for f in FileSystem.list(abs) where f.hasPrefix("seed-") && f.hasSuffix(".tc.part") {
+                unlink("\(abs)/\(f)")
+                openNotes.append("removed \(abs)/\(f), a file seed's part file left by a crash")
+            }
             if let stale = lock.staleOwner {
                 openNotes.append("took over stale lock \(lock.path) left by PID \(stale), which is no longer running")
             }

@@ -60,6 +60,7 @@ struct RouteStateTests {
         check("one transaction, one setroute")
         _ = rs.leave(joiner)
         check("leave")
+        #expect(vns.allSatisfy { !(rs.writeList($0) ?? []).contains(joiner) }, "a node that left gets no writes through a transaction")
         // A node alone in its table: standalone, kept through an incremental change.
         let single = try RouteState(table: RoutingTable.singleNode("a_1"), me: "a_1", routeFile: nil)
         let v0 = single.table.space.vnode(atIndex: 3)

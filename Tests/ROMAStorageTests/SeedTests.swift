@@ -72,6 +72,17 @@ import Testing
         #expect(try get(b, "k0", vn: 0) == "held-newer")
     }
 
+    @Test func aPartFileLeftByACrashIsRemovedAtOpen() throws {
+        let d = TempDir("seed-part")
+        defer { d.remove() }
+        d.write("seed-1.tc.part", "half a file")
+        let s = try openStorage(.tc, dir: d, divnum: 2)
+        defer { try? s.close() }
+        #expect(!d.exists("seed-1.tc.part"))
+        #expect(s.openNotes.contains { $0.contains("seed-1.tc.part") })
+        #expect(s.isEmptyAndNormal)
+    }
+
     @Test func aReceivedFileThatIsNotTokyoCabinetLeavesAnEmptyDivision() throws {
         let d = TempDir("seed-bad")
         defer { d.remove() }

@@ -198,6 +198,53 @@ def test_vnodes_copied_to_a_seeded_node_while_its_purge_runs_keep_their_records(
         cl.cleanup()
 
 
+def test_a_joiner_killed_during_its_file_seed_leaves_the_cluster_as_it_was(tmp_path):
+    """The newcomer is killed (`kill -9`) while the seed sends it division files (paced to
+    50 KB/s so that this takes a while): the sender's division goes back to normal, the
+    newcomer leaves the routing table, the transactions the primaries opened to it go with it,
+    and every write before, during and after is on both old nodes."""
+    small = ["--storage-option", "bnum=1000", "--copy-bandwidth", "0.05"]
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"), extra_args=small)
+    cl.start()
+    try:
+        a, b = cl.nodes
+        value = b"v" * 700
+        keys = {b"ks%d" % i: value for i in range(400)}
+        for i, k in enumerate(keys):
+            assert cl.nodes[i % 2].raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value)) == b"STORED\r\n"
+        newcomer = _newcomer(tmp_path, cl, a, small + ["--join-file-seed", "true"])
+        wait_for(lambda: "fileseed: sending division" in a.log_text(), 30.0, "the seed to send a file")
+        for i in range(50):  # writes while the transactions are open
+            k = b"during%d" % i
+            assert cl.nodes[i % 2].raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value)) == b"STORED\r\n"
+            keys[k] = value
+        newcomer.kill9()
+        cl.nodes.remove(newcomer)
+        wait_for(lambda: newcomer.node_id not in a.raw(b"nodelist\r\n").decode()
+                 and newcomer.node_id not in b.raw(b"nodelist\r\n").decode(), 15.0, "the leave")
+        wait_for(lambda: a.raw(b"stat safecopy_stats\r\n").count(b":normal") == 10, 30.0, "the sender's divisions back to normal")
+        queues = lambda: stat_int(a, "stats.replication_queue") + stat_int(b, "stats.replication_queue")  # noqa: E731
+        wait_for(lambda: queues() == 0, 30.0, "replica writes for the dead newcomer to be settled")
+        dropped = stat_int(a, "stats.replication_dropped") + stat_int(b, "stats.replication_dropped")
+        for i in range(50):
+            k = b"after%d" % i
+            assert cl.nodes[i % 2].raw(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(value), value)) == b"STORED\r\n"
+            keys[k] = value
+        # No transaction sends to the node that left: nothing new is queued for it or dropped.
+        assert queues() == 0
+        assert stat_int(a, "stats.replication_dropped") + stat_int(b, "stats.replication_dropped") == dropped
+        table = Table(a.raw(b"routingdump json\r\n"))
+        assert all(sorted(l) == sorted([a.node_id, b.node_id]) for l in table.v_idx.values())
+        for node in (a, b):
+            with node.connect() as conn:
+                for k, v in keys.items():
+                    assert conn.exchange(b"get %s\r\n" % k) == b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k, len(v), v), (node.node_id, k)
+        assert not cl.stop(check=True)
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()
+
+
 @pytest.mark.parametrize("mode", ["file seed", "records"])
 def test_join_racing_cpdb_on_the_source_loses_nothing(tmp_path, mode):
     """A join copies vnodes (or, with a file seed, whole division files) out of divisions that

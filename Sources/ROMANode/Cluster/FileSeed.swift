@@ -464,6 +464,18 @@ extension Node {
         guard !opened.isEmpty else { return loop.makeSucceededFuture("OPENED") }
         routes.setTransactions(opened)
         let vns = opened.map(\.vn)
+        // A joiner that never commits nor closes them (stuck, or gone without a leave): dropped
+        // after `routing_trans_timeout`, as a vnode copy's transaction is.
+        let limit = Double(bitPattern: settings.routingTransTimeout.load(ordering: .relaxed))
+        loop.scheduleTask(in: .milliseconds(Int64(min(limit, 1e9) * 1000))) { [self] in
+            let table = routing
+            let stale = vns.filter { vn in
+                (routes.writeList(vn) ?? []).contains(joiner) && !(table.nodes(forVnode: vn) ?? []).contains(joiner)
+            }
+            guard !stale.isEmpty else { return }
+            routes.setTransactions(stale.map { ($0, nil) })
+            logger.warning("fileseed: \(stale.count) transaction(s) to \(joiner) still open after routing_trans_timeout: dropped")
+        }
         let answer = "OPENED " + vns.map(String.init).joined(separator: " ")
         let closeAll: @Sendable (String) -> String = { [self] why in
             routes.setTransactions(vns.map { ($0, nil) })

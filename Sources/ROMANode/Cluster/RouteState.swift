@@ -278,8 +278,13 @@ final class RouteState: Sendable {
     }
 
     /// `leave <nid>` (R5.7, table part): removes the node everywhere, bumping clocks.
+    /// Open transactions stop sending to the node too (a joining node that died mid-seed).
     func leave(_ nid: String) -> [RouteChange] {
-        mutate { t, _ in
+        mutate { t, trans in
+            for (vn, list) in trans where list.contains(nid) {
+                let rest = list.filter { $0 != nid }
+                trans[vn] = rest.isEmpty ? nil : rest
+            }
             guard t.nodes.contains(nid) || t.hasNode(nid) else { return ([], []) }
             let changes = t.removeNode(nid)
             return (changes, [.leave(nid)] + changes.map { .setroute(vnode: $0.vnode, clock: $0.clock, nodes: $0.nodes) })
