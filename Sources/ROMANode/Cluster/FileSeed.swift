@@ -72,8 +72,9 @@ extension Node {
             return false
         }
         // 1. The share, as the join loop would take it.
+        let planTable = routing
         var planned: [(vn: UInt64, primary: Bool)] = []
-        var t = routing
+        var t = planTable
         var chosen = Set<UInt64>()
         while let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost, excluded: chosen) {
             planned.append((vn, primary))
@@ -82,7 +83,7 @@ extension Node {
         }
         guard !planned.isEmpty else { return false }
         var held: [String: Int] = [:]
-        for m in planned { for n in routing.nodes(forVnode: m.vn) ?? [] where n != nodeID { held[n, default: 0] += 1 } }
+        for m in planned { for n in planTable.nodes(forVnode: m.vn) ?? [] where n != nodeID { held[n, default: 0] += 1 } }
         guard let seed = held.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key else { return false }
         let info = (try? peers.line(seed, "fileseed info\r\n").wait()) ?? "no answer"
         let expected = "SEEDINFO \(config.divnum) tc \(names.joined(separator: ","))"
@@ -92,8 +93,8 @@ extension Node {
             logger.info("join: \(seed) answered '\(info)' to fileseed info (this node: '\(expected) …'): vnodes are copied as records")
             return false
         }
-        let seedHolds = Double(routing.vnodes.filter { routing.nodes(forVnode: $0)?.contains(seed) == true }.count)
-        let share = Double(planned.filter { routing.nodes(forVnode: $0.vn)?.contains(seed) == true }.count) / max(seedHolds, 1)
+        let seedHolds = Double(planTable.vnodes.filter { planTable.nodes(forVnode: $0)?.contains(seed) == true }.count)
+        let share = Double(planned.filter { planTable.nodes(forVnode: $0.vn)?.contains(seed) == true }.count) / max(seedHolds, 1)
         let (seedTime, recordTime) = Node.seedCost(fileBytes: fileBytes, records: records, share: share, bandwidth: bandwidth)
         if config.joinFileSeed == .auto && seedTime >= recordTime {
             logger.info("join: \(seed)'s division files (\(Int(fileBytes)) bytes) would take about \(String(format: "%.2f", seedTime)) s against \(String(format: "%.2f", recordTime)) s for copying \(Int(records * share)) records: vnodes are copied as records")
@@ -115,9 +116,10 @@ extension Node {
             return false
         }
         // 3. Transactions at the primaries.
-        let wanted = planned.filter { routing.nodes(forVnode: $0.vn)?.contains(seed) == true }
+        let current = routing
+        let wanted = planned.filter { current.nodes(forVnode: $0.vn)?.contains(seed) == true }
         var byPrimary: [String: [(vn: UInt64, primary: Bool)]] = [:]
-        for m in wanted { if let p = routing.nodes(forVnode: m.vn)?.first { byPrimary[p, default: []].append(m) } }
+        for m in wanted { if let p = current.nodes(forVnode: m.vn)?.first { byPrimary[p, default: []].append(m) } }
         var opened: [String: [(vn: UInt64, primary: Bool)]] = [:]
         for (p, moves) in byPrimary.sorted(by: { $0.key < $1.key }) {
             var start = 0
@@ -285,7 +287,7 @@ extension Node {
     }
 }
 
-// MARK: - The peer's side: `fileseed info|open|close|commit|file`
+// MARK: - The peer's side: `fileseed info|open|close|commit|routes|file`
 
 extension Dispatcher {
     /// `fileseed info`: `SEEDINFO <divnum> <tc|memory> <hash,…> <file bytes> <records> <bandwidth>`
