@@ -163,21 +163,6 @@ public final class ROMAConnection {
 
     /// Reads more bytes into the buffer, waiting at most until `deadline` (monotonic seconds).
     private func fill(deadline: Double, waitingFor what: String) throws {
-        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
-        while true {
-            let remaining = deadline - ROMAConnection.now()
-            if remaining <= 0 {
-                throw ROMAClientError(.timeout, "no answer from \(endpoint) within \(timeout) s while waiting for \(what)")
-            }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, Int32(min(remaining * 1000 + 1, 1_000_000)))
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw ROMAClientError(.io, "poll on \(endpoint) failed: \(ROMAConnection.errnoText())")
-            }
-            if r == 0 { continue }
-            break
-        }
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
@@ -188,15 +173,42 @@ public final class ROMAConnection {
         let chunk = 65536
         let old = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: chunk))
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + old, chunk, 0) }
+        do {
+            let n = try buffer.withUnsafeMutableBytes { try receive(into: $0.baseAddress! + old, max: chunk, deadline: deadline, waitingFor: what) }
+            buffer.removeLast(chunk - n)
+        } catch {
+            buffer.removeLast(chunk)
+            throw error
+        }
+    }
+
+    /// Waits (until the monotonic `deadline`) for the socket to be readable, then receives up to
+    /// `max` bytes into `p`: how many (0 after an interrupted call). Throws on a timeout, an error
+    /// or the server's end of stream, with `what` the reader was waiting for.
+    private func receive(into p: UnsafeMutableRawPointer, max: Int, deadline: Double, waitingFor what: String) throws -> Int {
+        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
+        while true {
+            let remaining = deadline - ROMAConnection.now()
+            if remaining <= 0 {
+                throw ROMAClientError(.timeout, "no answer from \(endpoint) within \(timeout) s while waiting for \(what)")
+            }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 1_000_000)))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw ROMAClientError(.io, "poll on \(endpoint) failed: \(ROMAConnection.errnoText())")
+            }
+            if r == 0 { continue }
+            break
+        }
+        let n = recv(fd, p, max, 0)
         if n <= 0 {
             let code = errno
-            buffer.removeLast(chunk)
-            if n < 0 && code == EINTR { return }
+            if n < 0 && code == EINTR { return 0 }
             let why = n < 0 ? String(cString: strerror(code)) : "end of stream"
             throw ROMAClientError(.closed, "connection to \(endpoint) closed by the server while waiting for \(what) (\(why))")
         }
-        buffer.removeLast(chunk - n)
+        return n
     }
 
     /// Monotonic clock in seconds.
@@ -276,28 +288,13 @@ public final class ROMAConnection {
             left -= have
         }
         guard left > 0 else { return }
-        guard fd >= 0 else { throw ROMAClientError(.closed, "connection to \(endpoint) is closed") }
+        // Straight from the socket to the file, a MiB at a time (not through the line buffer).
         let size = 1 << 20
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { chunk.deallocate() }
         while left > 0 {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, Int32(max(1, timeout * 1000)))
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw ROMAClientError(.io, "poll on \(endpoint) failed: \(ROMAConnection.errnoText())")
-            }
-            if r == 0 {
-                throw ROMAClientError(.timeout, "no data from \(endpoint) within \(timeout) s with \(left) of \(n) bytes to come")
-            }
-            let got = recv(fd, chunk, min(size, left), 0)
-            if got < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw ROMAClientError(.io, "receiving from \(endpoint) failed: \(ROMAConnection.errnoText())")
-            }
-            if got == 0 {
-                throw ROMAClientError(.closed, "connection to \(endpoint) closed with \(left) of \(n) bytes to come")
-            }
+            let got = try receive(into: chunk, max: min(size, left), deadline: ROMAConnection.now() + timeout,
+                                  waitingFor: "\(left) of \(n) bytes")
             try ROMAConnection.writeAll(out, UnsafeRawBufferPointer(start: chunk, count: got))
             left -= got
         }

@@ -16,16 +16,16 @@ extension HashStorage {
     /// (writes go to its cache from now on), writes the main DB's buffered data into its file and
     /// moves to `safecopy_flushed`. The file at the returned path then does not change until
     /// `endSeedSend(division:)`. TokyoCabinet only.
-    public func beginSeedSend(division i: Int, wait: Double, shouldStop: () -> Bool) throws -> (path: String, size: UInt64) {
+    public func beginSeedSend(division i: Int, wait: Double, shouldStop: () -> Bool) throws -> String {
         guard case .tokyoCabinet = engine, let path = path(ofDivision: i) else { throw StorageError("only TokyoCabinet division files can be sent") }
         guard i >= 0 && i < divnum else { throw StorageError("no division \(i) (divnum \(divnum))") }
-        let deadline = HashStorage.monotonicNow() + wait
+        let deadline = monotonicSeconds() + wait
         while true {
             do {
                 try beginSafecopy(division: i)
                 break
             } catch SafecopyRefusal.notNormal, SafecopyRefusal.cannotChange {
-                guard HashStorage.monotonicNow() < deadline, !shouldStop() else {
+                guard monotonicSeconds() < deadline, !shouldStop() else {
                     throw StorageError("division \(i) of \(name) stayed outside normal (a snapshot running?) for \(Int(wait)) s")
                 }
                 usleep(20_000)
@@ -37,7 +37,7 @@ extension HashStorage {
             try? endSeedSend(division: i)
             throw error
         }
-        return (path, fileSize(ofDivision: i))
+        return path
     }
 
     /// Back to `normal` after a send: `cachecleaning`, then the writes made meanwhile are merged
@@ -155,11 +155,5 @@ extension HashStorage {
             }
         }
         return removed
-    }
-
-    static func monotonicNow() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -43,7 +43,7 @@ import Testing
         try put(b, "only-held", "h", vn: 2, now: T0 + 5)
         #expect(!b.isEmptyAndNormal)
         // The sender: the file stays as it is while a write goes to its cache.
-        let (path, _) = try a.beginSeedSend(division: 0, wait: 5, shouldStop: { false })
+        let path = try a.beginSeedSend(division: 0, wait: 5, shouldStop: { false })
         #expect(a.states[0] == .safecopyFlushed)
         try put(a, "late", "x", vn: 0, now: T0 + 6)
         let part = db.file("seed-0.tc.part")

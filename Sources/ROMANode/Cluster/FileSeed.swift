@@ -39,6 +39,11 @@ import Glibc
 extension Node {
     /// The vnodes one `fileseed open`/`commit` line carries.
     static let seedBatch = 64
+
+    /// `moves` in slices of `seedBatch`, one per request line.
+    static func seedBatches(_ moves: [(vn: UInt64, primary: Bool)]) -> [ArraySlice<(vn: UInt64, primary: Bool)>] {
+        stride(from: 0, to: moves.count, by: seedBatch).map { moves[$0..<min($0 + seedBatch, moves.count)] }
+    }
     /// Division files received at once.
     static let seedParallelism = 2
 
@@ -122,10 +127,7 @@ extension Node {
         for m in wanted { if let p = current.nodes(forVnode: m.vn)?.first { byPrimary[p, default: []].append(m) } }
         var opened: [String: [(vn: UInt64, primary: Bool)]] = [:]
         for (p, moves) in byPrimary.sorted(by: { $0.key < $1.key }) {
-            var start = 0
-            while start < moves.count {
-                let batch = Array(moves[start..<min(start + Node.seedBatch, moves.count)])
-                start += Node.seedBatch
+            for batch in Node.seedBatches(moves) {
                 let line = "fileseed open \(nodeID) \(seed) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n"
                 let answer = (try? peers.line(p, line, timeout: .seconds(120)).wait()) ?? "no answer"
                 guard answer.hasPrefix("OPENED") else {
@@ -136,13 +138,11 @@ extension Node {
                 opened[p, default: []].append(contentsOf: batch.filter { ok.contains($0.vn) })
             }
         }
-        // 4. The files, two at a time (one's flush and swap overlap the other's bytes).
-        if opened.values.allSatisfy(\.isEmpty) {
-            for (s, d) in receiving { try? s.endSeedReceive(division: d, file: nil) }
-            receiving = []
-        }
+        // 4. The files, two at a time (one's flush and swap overlap the other's bytes). After a
+        // failure (or with no transaction open) each division only merges what it holds.
         let filesStarted = Node.monotonicNow()
-        let progress = NIOLockedValueBox((next: 0, bytes: UInt64(0), failure: opened.values.allSatisfy(\.isEmpty) ? "no primary opened a transaction" as String? : nil))
+        let noneOpened = opened.values.allSatisfy(\.isEmpty)
+        let progress = NIOLockedValueBox((next: 0, bytes: UInt64(0), failure: noneOpened ? "no primary opened a transaction" as String? : nil))
         let work = receiving
         DispatchQueue.concurrentPerform(iterations: min(Node.seedParallelism, max(work.count, 1))) { _ in
             // Background work, like the rest of the join (the calling thread is one of these).
@@ -177,11 +177,8 @@ extension Node {
         let now = Node.monotonicNow()
         pulls.withLockedValue { p in for vn in opened.values.joined() { p.asked[vn.vn] = now } }
         var committed = 0
-        for (p, moves) in opened.sorted(by: { $0.key < $1.key }) where !moves.isEmpty {
-            var start = 0
-            while start < moves.count {
-                let batch = Array(moves[start..<min(start + Node.seedBatch, moves.count)])
-                start += Node.seedBatch
+        for (p, moves) in opened.sorted(by: { $0.key < $1.key }) {
+            for batch in Node.seedBatches(moves) {
                 let vns = batch.map { String($0.vn) }.joined(separator: " ")
                 if failure != nil {
                     _ = try? peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").wait()
@@ -342,11 +339,7 @@ extension Dispatcher {
             case "open":
                 let seed = r.tokenString(3)
                 guard PeerAddress.split(seed) != nil else { out.writeLine(usage); return .next }
-                return .deferred(node.openSeedTransactions(parsed.map(\.vn), joiner: joiner, seed: seed, on: loop).map { line in
-                    var b = ByteBuffer()
-                    b.writeLine(line)
-                    return b
-                })
+                return .deferred(node.openSeedTransactions(parsed.map(\.vn), joiner: joiner, seed: seed, on: loop).map(Dispatcher.line))
             case "close":
                 let table = node.routing
                 node.routes.setTransactions(parsed.compactMap { vn, _ in
@@ -356,11 +349,7 @@ extension Dispatcher {
                 out.writeLine("CLOSED")
                 return .next
             default:
-                return .deferred(node.commitSeeded(parsed, joiner: joiner, on: loop).map { line in
-                    var b = ByteBuffer()
-                    b.writeLine(line)
-                    return b
-                })
+                return .deferred(node.commitSeeded(parsed, joiner: joiner, on: loop).map(Dispatcher.line))
             }
         case "routes":
             // `fileseed routes <vn>:<clk>:<nid>,<nid>…`: `setroute` of each, one routing change.
@@ -395,27 +384,27 @@ extension Dispatcher {
             let limited = node.copyPacer.bytesPerSecond > 0
             return .sendFile(FileSend(chunk: limited ? 64 * 1024 : 1 << 20, prepare: {
                 node.seedSends.withLockedValue { $0[mark, default: 0] += 1 }
-                let path: String, size: UInt64
+                let path: String
                 do {
-                    (path, size) = try s.beginSeedSend(division: d, wait: 120, shouldStop: { node.isShuttingDown })
+                    path = try s.beginSeedSend(division: d, wait: 120, shouldStop: { node.isShuttingDown })
                 } catch {
                     node.endSeedSendMark(mark)
                     throw error
                 }
-                // The file was just flushed: ask for it to be read ahead while the first chunk goes.
+                // The whole file as it lies on disk (TokyoCabinet's own size can be less), as cpdb copies it.
+                var st = Glibc.stat()
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else {
+                guard fd >= 0, fstat(fd, &st) == 0 else {
                     let why = String(cString: strerror(errno))
+                    if fd >= 0 { close(fd) }
                     try? s.endSeedSend(division: d)
                     node.endSeedSendMark(mark)
                     throw FileSend.Failure(description: "cannot open \(path): \(why)")
                 }
+                // Read once, front to back.
                 _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-                // The whole file as it lies on disk (TokyoCabinet's own size can be less), as cpdb copies it.
-                var st = Glibc.stat()
-                let bytes = fstat(fd, &st) == 0 ? max(Int(st.st_size), Int(size)) : Int(size)
-                node.logger.info("fileseed: sending division \(d) of \(s.name) (\(bytes) bytes)")
-                return (fd, bytes)
+                node.logger.info("fileseed: sending division \(d) of \(s.name) (\(st.st_size) bytes)")
+                return (fd, Int(st.st_size))
             }, pace: { n in
                 node.copyPacer.pace(n)
                 node.stats.vnodeBytesSent.add(n, ordering: .relaxed)

@@ -223,10 +223,7 @@ final class RouteState: Sendable {
     /// Opens (`list` non-nil) or ends a vnode's transaction (R5.8): while it is open, writes of
     /// the vnode also go to the transaction list's extra node.
     func setTransaction(_ vn: UInt64, _ list: [String]?) {
-        state.withLockedValue { s in
-            s.transactions[vn] = list
-            publish(s, changed: [vn])
-        }
+        setTransactions([(vn, list)])
     }
 
     /// Ends a transaction and sets the vnode's final list with its clock + 1 (logged): the commit
@@ -236,23 +233,12 @@ final class RouteState: Sendable {
     /// (release); replica writes still sent here by a primary that has not heard of it go on.
     func commit(_ vn: UInt64, _ list: [String], handingOver: Bool = false) -> Int? {
         if handingOver, !list.contains(me) { state.withLockedValue { _ = $0.handedOver.insert(vn) } }
-        return mutate { t, trans in
-            trans[vn] = nil
-            guard let clk = t.replaceRoute(vn: vn, nids: list) else { return (nil, []) }
-            var events: [RoutingLog.Event] = []
-            for n in list where t.addNode(n) { events.append(.join(n)) }
-            events.append(.setroute(vnode: vn, clock: clk, nodes: list))
-            return (clk, events)
-        }
+        return commitMany([(vn, list)]).first?.clock
     }
 
     /// `set_route` (R4.6) with logging: `join` for new nodes, then `setroute`.
     func setRoute(vn: UInt64, clk: Int, nids: [String]) -> SetRouteResult {
-        mutate { t, _ in
-            let r = t.setRoute(vn: vn, clk: clk, nids: nids)
-            guard case let .stored(clock, joined) = r else { return (r, []) }
-            return (r, joined.map { .join($0) } + [.setroute(vnode: vn, clock: clock, nodes: nids)])
-        }
+        setRoutes([(vn, clk, nids)])[0]
     }
 
     /// `setRoute` of several vnodes at once (one new snapshot); the result of each, in order.

@@ -89,11 +89,14 @@ extension Dispatcher {
     /// replies with the line it returns; the connection waits, other connections do not.
     func offLoop(_ body: @escaping @Sendable (Node) -> String) -> Outcome {
         let node = self.node
-        return .deferred(node.background(on: node.group.next()) {
-            var reply = ByteBuffer()
-            reply.writeLine(body(node))
-            return reply
-        })
+        return .deferred(node.background(on: node.group.next()) { Dispatcher.line(body(node)) })
+    }
+
+    /// A one-line reply (`text` and CRLF), for a `.deferred` outcome's future.
+    @Sendable static func line(_ text: String) -> ByteBuffer {
+        var reply = ByteBuffer()
+        reply.writeLine(text)
+        return reply
     }
 
     /// `set_gui_run_snapshot <true|false>` → STORED.
