@@ -139,17 +139,13 @@ extension HashStorage {
             var i = 0
             while i < candidates.count {
                 if shouldStop() { return removed }
-                let done = try d.lock.withLock { () -> Bool in
-                    guard d.state == .normal else { return false }
-                    for key in candidates[i..<min(i + batch, candidates.count)] {
-                        try key.withUnsafeBytes { k in
-                            let still = try d.main.withValue(forKey: k) { v in v.flatMap { RecordHeader(decoding: $0) }.map { drop($0.vnode) } ?? false }
-                            if still, try d.main.remove(key: k) { removed += 1 }
-                        }
-                    }
-                    return true
+                // A snapshot of the division runs: the same batch again after it.
+                if let n = try removeIfStill(d, candidates[i..<min(i + batch, candidates.count)], { drop($0.vnode) }) {
+                    removed += n
+                    i += batch
+                } else {
+                    usleep(20_000)
                 }
-                if done { i += batch } else { usleep(20_000) }
                 if pause > 0 { usleep(pause) }
                 pacer.pace()
             }

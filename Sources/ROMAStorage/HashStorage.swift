@@ -551,20 +551,30 @@ public final class HashStorage: @unchecked Sendable {
             }
             var i = 0
             while i < candidates.count && !shouldStop() {
-                try d.lock.withLock {
-                    guard d.state == .normal else { i = candidates.count; return }
-                    for key in candidates[i..<min(i + batch, candidates.count)] {
-                        try key.withUnsafeBytes { k in
-                            let still = try d.main.withValue(forKey: k) { v in v.flatMap { RecordHeader(decoding: $0) }.map(stale) ?? false }
-                            if still, try d.main.remove(key: k) { removed += 1 }
-                        }
-                    }
-                }
+                guard let n = try removeIfStill(d, candidates[i..<min(i + batch, candidates.count)], stale) else { break }
+                removed += n
                 i += batch
                 pacer.pace()
             }
         }
         return removed
+    }
+
+    /// Under the division lock, removes from main those of `keys` whose record `still` holds for
+    /// (checked again now); how many. Nil, removing nothing, when the division is not `normal`
+    /// (a file being copied never changes).
+    func removeIfStill(_ d: Division, _ keys: ArraySlice<[UInt8]>, _ still: (RecordHeader) -> Bool) throws -> Int? {
+        try d.lock.withLock { () -> Int? in
+            guard d.state == .normal else { return nil }
+            var removed = 0
+            for key in keys {
+                try key.withUnsafeBytes { k in
+                    let holds = try d.main.withValue(forKey: k) { v in v.flatMap { RecordHeader(decoding: $0) }.map(still) ?? false }
+                    if holds, try d.main.remove(key: k) { removed += 1 }
+                }
+            }
+            return removed
+        }
     }
 
     // MARK: - Introspection (stat)
