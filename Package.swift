@@ -65,8 +65,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // splice(2) for Swift (Glibc's module lacks it): received files go socket → disk uncopied.
+        .target(name: "CSplice"),
         // A small blocking text-protocol client for tools and tests.
-        .target(name: "ROMAClient", swiftSettings: strict),
+        .target(name: "ROMAClient", dependencies: ["CSplice"], swiftSettings: strict),
         // Async cluster client: NIO connection pools, client-side routing, failover (docs/client.md).
         .target(
             name: "RomaClient",

@@ -43,22 +43,33 @@ enum Outcome {
 }
 
 /// A file sent on a connection: `prepare` (off the event loop) opens it and says how many bytes
-/// to send; the reply is `FILE <size>`, the bytes, `END`. The bytes are read off the loop a MiB
-/// at a time and each chunk is written once the one before it has left, so the socket's pace
-/// throttles the reads (SwiftNIO's backpressure-file-io pattern, the other way round). `finish`
-/// runs off the loop afterwards, told whether every byte went out. A failure before the first
-/// byte is answered `SERVER_ERROR …`; one after it closes the connection (the receiver counts the
-/// bytes, so it sees a short file).
+/// to send; the reply is `FILE <size>`, the bytes, `END`. The bytes go out as `FileRegion`s, which
+/// SwiftNIO writes with `sendfile(2)`: the kernel hands the page-cache pages to the socket, with no
+/// copy through user space and no read on any thread of ours. A region of `chunk` bytes is queued
+/// once the one before it has left, so the socket's pace throttles the queueing (SwiftNIO's
+/// backpressure-file-io pattern, the other way round) and a bandwidth limit (`pace`) sleeps
+/// between regions.
+///
+/// Pages handed over by `sendfile` are read when the receiver reads them, not when the write
+/// completes: the file must not change until then. So the sender does not finish when its last
+/// write leaves but when the connection closes (the receiver closes it once it has read `END`,
+/// or `linger` seconds after `END`, we do): only then `finish` runs, told whether every byte went
+/// out, and may let the file change again. A failure before the first byte is answered
+/// `SERVER_ERROR …`; one after it closes the connection (the receiver counts the bytes, so it
+/// sees a short file).
 final class FileSend: Sendable {
     let chunk: Int
+    let linger: TimeAmount
     let prepare: @Sendable () throws -> (fd: Int32, size: Int)
     /// Called before each chunk goes out with its size (a bandwidth limit sleeps here).
     let pace: @Sendable (Int) -> Void
+    /// Called on the event loop once the connection is closed (must not block).
     let finish: @Sendable (Bool) -> Void
 
-    init(chunk: Int, prepare: @escaping @Sendable () throws -> (fd: Int32, size: Int),
+    init(chunk: Int, linger: TimeAmount, prepare: @escaping @Sendable () throws -> (fd: Int32, size: Int),
          pace: @escaping @Sendable (Int) -> Void, finish: @escaping @Sendable (Bool) -> Void) {
         self.chunk = max(chunk, 4096)
+        self.linger = linger
         self.prepare = prepare
         self.pace = pace
         self.finish = finish
@@ -68,46 +79,46 @@ final class FileSend: Sendable {
         let description: String
     }
 
-    /// Runs on a pool thread; returns the line that ends the reply.
+    /// Runs on a pool thread and sends the whole reply (`END` included); returns nothing more
+    /// to send.
     func run(on channel: any Channel) throws -> ByteBuffer {
         let (fd, size) = try prepare()
-        var sent = false
-        defer {
-            close(fd)
-            finish(sent)
-        }
+        // The handle only lends the descriptor to the regions: it is taken back (and closed by
+        // us) once no region is queued any more, after the last write completed or failed.
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         var head = channel.allocator.buffer(capacity: 32)
         head.writeString("FILE \(size)\r\n")
         var last = channel.writeAndFlush(head)
-        var offset = 0
-        do {
-            while offset < size {
-                let n = min(chunk, size - offset)
-                var bytes = channel.allocator.buffer(capacity: n)
-                var readError: Int32 = 0
-                let got = bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { p -> Int in
-                    let r = pread(fd, p.baseAddress, n, off_t(offset))
-                    if r < 0 { readError = errno }
-                    return max(r, 0)
-                }
-                guard got > 0 else {
-                    throw Failure(description: readError != 0 ? "read failed: \(String(cString: strerror(readError)))" : "file shorter than \(size) bytes")
-                }
-                pace(got)
-                let written = channel.writeAndFlush(bytes)
-                try last.wait()
-                last = written
-                offset += got
+        var sent = false
+        defer {
+            try? last.wait()
+            if let own = try? handle.takeDescriptorOwnership() { close(own) }
+            if !sent { channel.close(promise: nil) }
+            let (finish, ok, loop) = (finish, sent, channel.eventLoop)
+            let lingering = sent ? loop.scheduleTask(in: linger) { channel.close(promise: nil) } : nil
+            channel.closeFuture.whenComplete { _ in
+                lingering?.cancel()
+                finish(ok)
             }
-            try last.wait()
-        } catch {
-            channel.close(promise: nil)
-            throw error
         }
-        sent = true
+        var offset = 0
+        while offset < size {
+            let n = min(chunk, size - offset)
+            pace(n)
+            let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n)
+            let written = channel.writeAndFlush(IOData.fileRegion(region))
+            try last.wait()
+            last = written
+            offset += n
+        }
         var end = channel.allocator.buffer(capacity: 8)
         end.writeString("END\r\n")
-        return end
+        let ended = channel.writeAndFlush(end)
+        try last.wait()
+        last = ended
+        try last.wait()
+        sent = true
+        return channel.allocator.buffer(capacity: 0)
     }
 }
 

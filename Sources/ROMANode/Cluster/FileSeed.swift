@@ -217,8 +217,10 @@ extension Node {
         let part = "\(dir)/seed-\(d).tc.part"
         let c = try ROMAConnection(host: host, port: port, connectTimeout: config.peerTimeout, timeout: max(config.peerTimeout, 150))
         defer { c.close() }
+        let asked = Node.monotonicNow()
         try c.sendLine("fileseed file \(s.name) \(d)")
         let head = try c.readLine()
+        let answered = Node.monotonicNow()
         guard head.hasPrefix("FILE "), let size = Int(head.dropFirst(5)), size >= 0 else {
             throw VnodeCopyError(description: "answered '\(head)'")
         }
@@ -229,8 +231,12 @@ extension Node {
             try c.readExact(size, writingTo: fd)
             close(fd)
             let end = try c.readLine()
+            // Closing tells the seed that every byte was read: its file may change again.
+            c.close()
+            let read = Node.monotonicNow()
             guard end == "END" else { throw VnodeCopyError(description: "answered '\(end)' after the file") }
             try s.endSeedReceive(division: d, file: part)
+            logger.debug("join: division \(d) of \(s.name) from \(seed): \(size) bytes; first byte after \(Int((answered - asked) * 1e3)) ms, bytes in \(Int((read - answered) * 1e3)) ms, swapped in \(Int((Node.monotonicNow() - read) * 1e3)) ms")
         } catch {
             close(fd)
             unlink(part)
@@ -382,7 +388,7 @@ extension Dispatcher {
             }
             let mark = "\(s.name) \(d)"
             let limited = node.copyPacer.bytesPerSecond > 0
-            return .sendFile(FileSend(chunk: limited ? 64 * 1024 : 1 << 20, prepare: {
+            return .sendFile(FileSend(chunk: limited ? 64 * 1024 : 1 << 20, linger: .seconds(Int64(max(node.config.peerTimeout, 30))), prepare: {
                 node.seedSends.withLockedValue { $0[mark, default: 0] += 1 }
                 let path: String
                 do {
@@ -409,10 +415,12 @@ extension Dispatcher {
                 node.copyPacer.pace(n)
                 node.stats.vnodeBytesSent.add(n, ordering: .relaxed)
             }, finish: { _ in
-                do { try s.endSeedSend(division: d) } catch {
-                    node.logger.error("fileseed: division \(d) of \(s.name) did not go back to normal: \(error)")
+                node.background {
+                    do { try s.endSeedSend(division: d) } catch {
+                        node.logger.error("fileseed: division \(d) of \(s.name) did not go back to normal: \(error)")
+                    }
+                    node.endSeedSendMark(mark)
                 }
-                node.endSeedSendMark(mark)
             }))
         default:
             out.writeLine(usage)
