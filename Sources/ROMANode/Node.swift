@@ -295,8 +295,10 @@ public final class Node: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(node: self))
                 }
             }
+        serveAtOnceIfAlone()
         let server = try bootstrap.bind(host: host, port: config.port).wait()
         state.withLockedValue { $0.server = server }
+        if config.afterBindTestPauseMs > 0 { usleep(UInt32(config.afterBindTestPauseMs) * 1000) }
         let engine: String
         switch config.storage {
         case .memory: engine = "memory (RubyHashStorage)"

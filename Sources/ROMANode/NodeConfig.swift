@@ -47,6 +47,10 @@ public struct NodeConfig: Sendable {
     /// so that a test can copy vnodes to the node while the purge runs. From the environment
     /// variable `ROMAD_TEST_SEED_PURGE_PAUSE_US`; nil in production.
     public var seedPurgePauseTestUs: UInt32?
+    /// Test hook: milliseconds the start-up pauses right after the socket is bound, so that a test
+    /// can talk to a node in that moment. From the environment variable
+    /// `ROMAD_TEST_AFTER_BIND_PAUSE_MS`; 0 in production.
+    public var afterBindTestPauseMs: Int = 0
     /// `--replication_in_host`: replicas may share a host (node ids with the same address).
     public var replicationInHost = false
     /// `--disabled_cmd_protect`: serve data commands before every peer has answered (R3.7).

@@ -159,6 +159,7 @@ struct Romad: ParsableCommand {
         if let maxValueSize { cfg.limits.maxValueSize = maxValueSize }
         if let d = getenv("ROMAD_TEST_SAFECOPY_DELAY_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.safecopyTestDelayMs = ms }
         if let d = getenv("ROMAD_TEST_SEED_PURGE_PAUSE_US").map({ String(cString: $0) }), let us = UInt32(d) { cfg.seedPurgePauseTestUs = us }
+        if let d = getenv("ROMAD_TEST_AFTER_BIND_PAUSE_MS").map({ String(cString: $0) }), let ms = Int(d) { cfg.afterBindTestPauseMs = ms }
         if let join {
             let nid = join.replacingFirstColon()
             guard nid.contains("_"), let last = nid.split(separator: "_").last, Int(last) != nil else {

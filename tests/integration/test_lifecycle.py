@@ -199,6 +199,37 @@ def test_signal_as_soon_as_listening(romad_factory, sig):
         assert rc == 0, f"attempt {attempt}: exit status {rc} for {sig!r} right after listen:\n{s.log_text()}"
 
 
+def test_a_lone_node_serves_data_commands_as_soon_as_it_listens(romad_factory):
+    """A node alone in its routing table serves data commands from its first accepted
+    connection: never the "not roma command" answers of a node still waiting for its peers
+    (R3.7). The start-up pauses right after the bind (test hook), so a client connecting then
+    lands in the moment where it once got `ERROR: 'set' is not roma command.`"""
+    import socket
+    s = romad_factory("tc", start=False, env={"ROMAD_TEST_AFTER_BIND_PAUSE_MS": "1500"})
+    s.spawn()
+    deadline = time.monotonic() + 20
+    while True:
+        assert s.alive(), s.log_text()
+        try:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "romad never listened"
+            time.sleep(0.002)
+    with c:
+        c.sendall(b"set early 0 0 2\r\nhi\r\nget early\r\n")
+        want = b"STORED\r\nVALUE early 0 2\r\nhi\r\nEND\r\n"
+        got = b""
+        while len(got) < len(want) and not got.startswith(b"\r\n"):
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        assert got == want
+    s.wait_ready()
+    assert s.get(b"early") == b"hi"
+
+
 def test_sigterm_with_idle_and_half_sent_clients(romad):
     s = romad
     idle = [s.connect() for _ in range(5)]

@@ -8,15 +8,19 @@ extension Node {
     /// The other nodes of the routing table.
     var peerIDs: [String] { routing.nodes.filter { $0 != nodeID } }
 
-    /// R3.7: data commands wait until every node of the table has answered `whoami` with this
-    /// cluster's name. A node alone in its table, or started with `--disabled_cmd_protect`,
-    /// serves at once. Checked every second (ROMA: every 10 s).
-    func startServing() {
-        // A joining node (`-j`) serves at once, as in ROMA (R3.7).
+    /// R3.7: a node alone in its table, a joining node (`-j`, as in ROMA) and one started with
+    /// `--disabled_cmd_protect` serve data commands at once. Called before the socket is bound,
+    /// so that a client connecting at once is never answered as by a node still starting.
+    func serveAtOnceIfAlone() {
         if config.disabledCmdProtect || peerIDs.isEmpty || config.joinSeed != nil {
             serving.store(true, ordering: .releasing)
-            return
         }
+    }
+
+    /// R3.7: otherwise data commands wait until every node of the table has answered `whoami`
+    /// with this cluster's name. Checked every second (ROMA: every 10 s).
+    func startServing() {
+        guard !serving.load(ordering: .acquiring) else { return }
         logger.info("waiting for \(peerIDs.joined(separator: ", ")) to answer before serving data commands (forcedly_start skips this)")
         probeUntilAllStarted()
     }
