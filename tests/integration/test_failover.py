@@ -272,7 +272,10 @@ def test_release_while_writing_leaves_every_write_on_both_listed_nodes(cluster):
         def released():
             t = c.table(refresh=True)
             return all(r.node_id not in lst for lst in t.v_idx.values())
-        wait_for(released, 60.0, "every vnode to leave the released node")
+        # The writers are closed loops and, with the three nodes, keep both cores busy; the copies
+        # run at idle priority (Node.lowerCallingThreadPriority) and get what is left. On
+        # 2026-12-07 the release took over 60 s in two runs and about 45 s in a third.
+        wait_for(released, 180.0, "every vnode to leave the released node")
         wait_for(lambda: len({n.raw(b"mklhash 0\r\n") for n in c.nodes}) == 1, 20.0, "routing to agree")
         n = count[0]
         wait_for(lambda: count[0] > n + 2000, 10.0, "writes after the release")
