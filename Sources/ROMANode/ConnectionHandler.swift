@@ -53,7 +53,7 @@ enum Outcome {
 /// Pages handed over by `sendfile` are read when the receiver reads them, not when the write
 /// completes: the file must not change until then. So the sender does not finish when its last
 /// write leaves but when the connection closes (the receiver closes it once it has read `END`,
-/// or `linger` seconds after `END`, we do): only then `finish` runs, told whether every byte went
+/// or `linger` seconds after the bytes, we do): only then `finish` runs, told whether every byte went
 /// out, and may let the file change again. A failure before the first byte is answered
 /// `SERVER_ERROR …`; one after it closes the connection (the receiver counts the bytes, so it
 /// sees a short file).
@@ -79,23 +79,24 @@ final class FileSend: Sendable {
         let description: String
     }
 
-    /// Runs on a pool thread and sends the whole reply (`END` included); returns nothing more
-    /// to send.
+    /// Runs on a pool thread; returns the line that ends the reply.
     func run(on channel: any Channel) throws -> ByteBuffer {
         let (fd, size) = try prepare()
         // The handle only lends the descriptor to the regions: it is taken back (and closed by
-        // us) once no region is queued any more, after the last write completed or failed.
+        // us) once no region is queued any more.
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         var head = channel.allocator.buffer(capacity: 32)
         head.writeString("FILE \(size)\r\n")
-        var last = channel.writeAndFlush(head)
+        // The newest write queued: after a failure the channel is closed first, so it fails at
+        // once, and no region is left behind it when the descriptor is taken back.
+        var newest = channel.writeAndFlush(head)
         var sent = false
         defer {
-            try? last.wait()
-            if let own = try? handle.takeDescriptorOwnership() { close(own) }
             if !sent { channel.close(promise: nil) }
-            let (finish, ok, loop) = (finish, sent, channel.eventLoop)
-            let lingering = sent ? loop.scheduleTask(in: linger) { channel.close(promise: nil) } : nil
+            try? newest.wait()
+            if let own = try? handle.takeDescriptorOwnership() { close(own) }
+            let (finish, ok) = (finish, sent)
+            let lingering = sent ? channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) } : nil
             channel.closeFuture.whenComplete { _ in
                 lingering?.cancel()
                 finish(ok)
@@ -105,20 +106,16 @@ final class FileSend: Sendable {
         while offset < size {
             let n = min(chunk, size - offset)
             pace(n)
-            let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n)
-            let written = channel.writeAndFlush(IOData.fileRegion(region))
-            try last.wait()
-            last = written
+            let previous = newest
+            newest = channel.writeAndFlush(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n)))
+            try previous.wait()
             offset += n
         }
+        try newest.wait()
+        sent = true
         var end = channel.allocator.buffer(capacity: 8)
         end.writeString("END\r\n")
-        let ended = channel.writeAndFlush(end)
-        try last.wait()
-        last = ended
-        try last.wait()
-        sent = true
-        return channel.allocator.buffer(capacity: 0)
+        return end
     }
 }
 

@@ -17,6 +17,7 @@ import pytest
 
 from cluster_support import Cluster, stat_int, Table
 from romatest import Romad, free_port, tchmgr_list, vnode_of, wait_for
+from snapshot_support import get_many, keys_for_division, live_records, load, safecopy_states, wait_division
 
 
 def _preload(nodes, n: int, tag: bytes, fill: bytes) -> dict:
@@ -416,11 +417,6 @@ def test_copy_bandwidth_limit_paces_the_copies_of_a_join(tmp_path, mode):
         cl.cleanup()
 
 
-def _division_states(node) -> list[str]:
-    """`storage.safecopy_stats` of the `roma` hash: one state name per division."""
-    line = next(l for l in node.raw(b"stat safecopy_stats\r\n").decode().splitlines() if "safecopy_stats" in l)
-    return [s.strip().lstrip(":") for s in line.split(" ", 1)[1].strip("[]").split(",")]
-
 
 def test_fileseed_file_holds_the_division_until_the_receiver_closes(romad, tmp_path):
     """`fileseed file` (what a joining node asks its seed for): `FILE <size>`, the division file
@@ -429,46 +425,36 @@ def test_fileseed_file_holds_the_division_until_the_receiver_closes(romad, tmp_p
     go to its cache) until the receiver closes the connection, even after it has read every
     byte, and only then goes back to `normal` with the writes made meanwhile merged. A receiver
     that closes halfway releases it too. Nothing acknowledged is lost either way."""
-    keys = {b"fs%d" % i: b"old-%d" % i for i in range(300)}
-    for k, v in keys.items():
-        assert romad.set(k, v) == b"STORED\r\n"
-    rnum = [stat_int(romad, f"storages[roma].storage[{i}].rnum") for i in range(10)]
-    d = max(range(10), key=lambda i: rnum[i])
-    assert rnum[d] > 0
+    d = 3
+    keys = keys_for_division(d, 300, "fs")
+    load(romad, {k: b"old-" + k for k in keys})
+    new = {k: b"new-" + k for k in keys}
     with romad.connect() as c:
         c.send(b"fileseed file roma %d\r\n" % d)
         head = c.read_line()
         assert head.startswith(b"FILE "), head
         size = int(head.split()[1])
-        assert _division_states(romad)[d] == "safecopy_flushed"
+        assert safecopy_states(romad)[d] == "safecopy_flushed"
         assert f"storage.fileseed_divisions [{d}]" in romad.raw(b"stat fileseed\r\n").decode()
         # Written before a byte of the file was read: into the cache, not the file being sent.
-        for k in keys:
-            assert romad.set(k, b"new-" + k) == b"STORED\r\n"
+        load(romad, new)
         body = c.read_exact(size, timeout=30)
         assert c.read_line() == b"END\r\n"
         # Every byte read, the connection still open: the division is still held.
-        assert _division_states(romad)[d] == "safecopy_flushed"
-        for k in keys:
-            assert romad.get(k) == b"new-" + k
-    wait_for(lambda: _division_states(romad)[d] == "normal", 30, "the division back to normal after the close")
+        assert safecopy_states(romad)[d] == "safecopy_flushed"
+        assert get_many(romad, keys) == new
+    wait_division(romad, d, "normal", timeout=30)
     assert b"fileseed_divisions" not in romad.raw(b"stat fileseed\r\n")
-    # The file received is the division as it was asked for: a TokyoCabinet file holding the old
-    # values of its keys, none of the new ones.
+    # The file received is the division as it was asked for: the old values, none of the new.
     path = tmp_path / "received.tc"
     path.write_bytes(body)
-    records = tchmgr_list(path)
-    assert len(records) == rnum[d]
-    for k, rec in records.items():
-        assert rec.endswith(keys[k]), (k, rec)
-    for k in keys:
-        assert romad.get(k) == b"new-" + k
+    assert live_records(path) == {k: b"old-" + k for k in keys}
+    assert get_many(romad, keys) == new
     # A receiver that goes away halfway releases the division too.
     with romad.connect() as c:
         c.send(b"fileseed file roma %d\r\n" % d)
         assert c.read_line().startswith(b"FILE ")
         c.read_exact(min(size, 1000), timeout=30)
-    wait_for(lambda: _division_states(romad)[d] == "normal", 30, "the division back to normal after a receiver left")
-    for k in keys:
-        assert romad.get(k) == b"new-" + k
+    wait_division(romad, d, "normal", timeout=30)
+    assert get_many(romad, keys) == new
     romad.assert_healthy()

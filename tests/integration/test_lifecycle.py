@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -175,24 +176,27 @@ def test_signal_clean_shutdown(romad_any, sig):
     assert not s.lock_path.exists()
 
 
+def _first_connection(s: Romad) -> socket.socket:
+    """The first connection a just-spawned node accepts (polled every 2 ms, up to 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        assert s.alive(), s.log_text()
+        try:
+            return socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        except OSError:
+            assert time.monotonic() < deadline, "romad never listened"
+            time.sleep(0.002)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_as_soon_as_listening(romad_factory, sig):
     """A node that accepts connections must already honour SIGTERM/SIGINT (no window in which
     the signal kills it uncleanly or is ignored)."""
-    import socket
     for attempt in range(5):
         s = romad_factory("tc", start=False)
         s.expect_clean_exit = False   # asserted below, with a better message
         s.spawn()
-        deadline = time.monotonic() + 20
-        while True:
-            assert s.alive(), s.log_text()
-            try:
-                socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "romad never listened"
-                time.sleep(0.002)
+        _first_connection(s).close()
         s.send_signal(sig)
         rc = s.wait_exit(5)
         assert rc is not None, f"attempt {attempt}: {sig!r} right after listen was ignored (no exit in 5 s)"
@@ -204,19 +208,9 @@ def test_a_lone_node_serves_data_commands_as_soon_as_it_listens(romad_factory):
     connection: never the "not roma command" answers of a node still waiting for its peers
     (R3.7). The start-up pauses right after the bind (test hook), so a client connecting then
     lands in the moment where it once got `ERROR: 'set' is not roma command.`"""
-    import socket
     s = romad_factory("tc", start=False, env={"ROMAD_TEST_AFTER_BIND_PAUSE_MS": "1500"})
     s.spawn()
-    deadline = time.monotonic() + 20
-    while True:
-        assert s.alive(), s.log_text()
-        try:
-            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "romad never listened"
-            time.sleep(0.002)
-    with c:
+    with _first_connection(s) as c:
         c.sendall(b"set early 0 0 2\r\nhi\r\nget early\r\n")
         want = b"STORED\r\nVALUE early 0 2\r\nhi\r\nEND\r\n"
         got = b""
