@@ -311,4 +311,25 @@ struct BestJoinMoveTests {
         let c = t.counts(for: newcomer)
         #expect(abs(Double(c.primary) - share) <= 1.5, "primaries \(c.primary) of \(share)")
     }
+
+    @Test("a whole plan at once (the file seed's): the moves bestJoinMove gives one by one on the edited table",
+          arguments: [(["127.0.0.1_1", "127.0.0.2_2"], "127.0.0.3_3", 2, false),
+                      (["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], "127.0.0.4_4", 3, false),
+                      (["127.0.0.1_1", "127.0.0.1_2", "127.0.0.2_3"], "127.0.0.1_4", 2, true),
+                      (["127.0.0.1_1", "127.0.0.2_2", "127.0.0.3_3"], "127.0.0.1_4", 2, false)])
+    func wholePlan(members: [String], newcomer: String, rn: Int, inHost: Bool) throws {
+        var t = try MkRoute.make(nodes: members, rn: rn, replicationInHost: inHost)
+        t.addNode(newcomer)
+        let plan = Node.planJoin(t, me: newcomer, replicationInHost: inHost)
+        var stepwise: [(vn: UInt64, primary: Bool)] = []
+        var chosen = Set<UInt64>()
+        while let (vn, primary) = Node.bestJoinMove(t, me: newcomer, replicationInHost: inHost, excluded: chosen) {
+            stepwise.append((vn, primary))
+            chosen.insert(vn)
+            t.replaceRoute(vn: vn, nids: Node.editNodes(t.nodes(forVnode: vn)!, to: newcomer, isPrimary: primary, rn: t.rn))
+        }
+        #expect(plan.count > 50)
+        #expect(plan.map(\.vn) == stepwise.map(\.vn))
+        #expect(plan.map(\.primary) == stepwise.map(\.primary))
+    }
 }

@@ -69,6 +69,7 @@ extension Node {
     /// Runs the file seed (on the join's pool thread). True when any vnode was committed here.
     func seedFromFiles() -> Bool {
         guard case .tokyoCabinet = config.storage else { return false }
+        let planStarted = Node.monotonicNow()
         let names = hashNames.sorted()
         let stores = names.compactMap { storage($0) }
         guard !names.isEmpty, stores.count == names.count else { return false }
@@ -78,14 +79,7 @@ extension Node {
         }
         // 1. The share, as the join loop would take it.
         let planTable = routing
-        var planned: [(vn: UInt64, primary: Bool)] = []
-        var t = planTable
-        var chosen = Set<UInt64>()
-        while let (vn, primary) = Node.bestJoinMove(t, me: nodeID, replicationInHost: config.replicationInHost, excluded: chosen) {
-            planned.append((vn, primary))
-            chosen.insert(vn)
-            t.replaceRoute(vn: vn, nids: Node.editNodes(t.nodes(forVnode: vn) ?? [], to: nodeID, isPrimary: primary, rn: t.rn))
-        }
+        let planned = Node.planJoin(planTable, me: nodeID, replicationInHost: config.replicationInHost)
         guard !planned.isEmpty else { return false }
         var held: [String: Int] = [:]
         for m in planned { for n in planTable.nodes(forVnode: m.vn) ?? [] where n != nodeID { held[n, default: 0] += 1 } }
@@ -120,6 +114,7 @@ extension Node {
             for (s, d) in receiving { try? s.endSeedReceive(division: d, file: nil) }
             return false
         }
+        let prepared = Node.monotonicNow()
         // 3. Transactions at the primaries.
         let current = routing
         let wanted = planned.filter { current.nodes(forVnode: $0.vn)?.contains(seed) == true }
@@ -202,7 +197,8 @@ extension Node {
         if let failure {
             logger.warning("join: file seed from \(seed) given up (\(failure)); purging what it brought, then copying vnodes as records")
         } else {
-            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s")
+            func ms(_ from: Double, _ to: Double) -> Int { Int(((to - from) * 1000).rounded()) }
+            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s (plan and seed info \(ms(planStarted, started)) ms, divisions prepared \(ms(started, prepared)) ms, transactions \(ms(prepared, filesStarted)) ms, files \(ms(filesStarted, received)) ms, commits \(ms(received, Node.monotonicNow())) ms)")
         }
         startSeedPurge(foreign, stores: stores)
         return committed > 0
