@@ -84,6 +84,7 @@ extension Node {
         var held: [String: Int] = [:]
         for m in planned { for n in planTable.nodes(forVnode: m.vn) ?? [] where n != nodeID { held[n, default: 0] += 1 } }
         guard let seed = held.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key else { return false }
+        let plannedAt = Node.monotonicNow()
         let info = (try? peers.line(seed, "fileseed info\r\n").wait()) ?? "no answer"
         let expected = "SEEDINFO \(config.divnum) tc \(names.joined(separator: ","))"
         let fields = info.split(separator: " ")
@@ -198,7 +199,7 @@ extension Node {
             logger.warning("join: file seed from \(seed) given up (\(failure)); purging what it brought, then copying vnodes as records")
         } else {
             func ms(_ from: Double, _ to: Double) -> Int { Int(((to - from) * 1000).rounded()) }
-            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s (plan and seed info \(ms(planStarted, started)) ms, divisions prepared \(ms(started, prepared)) ms, transactions \(ms(prepared, filesStarted)) ms, files \(ms(filesStarted, received)) ms, commits \(ms(received, Node.monotonicNow())) ms)")
+            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s (plan \(ms(planStarted, plannedAt)) ms, seed info \(ms(plannedAt, started)) ms, divisions prepared \(ms(started, prepared)) ms, transactions \(ms(prepared, filesStarted)) ms, files \(ms(filesStarted, received)) ms, commits \(ms(received, Node.monotonicNow())) ms)")
         }
         startSeedPurge(foreign, stores: stores)
         return committed > 0
