@@ -114,7 +114,8 @@ def stat(bench, node, name: str) -> str:
     return ""
 
 
-def wait(pred, timeout: float, what: str) -> float:
+def wait(pred, timeout: float, what: str, every: float = 0.05) -> float:
+    """Asks `pred` every `every` s until it holds; the seconds it took."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
@@ -122,7 +123,7 @@ def wait(pred, timeout: float, what: str) -> float:
                 return time.monotonic() - t0
         except OSError:
             pass
-        time.sleep(0.05)
+        time.sleep(every)
     raise RuntimeError(f"timed out waiting for {what}")
 
 
@@ -179,7 +180,7 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         def join() -> float:
             t0 = time.monotonic()
             newcomer.start()
-            wait(lambda: stat(bench, newcomer, "stats.run_join") == "false", 3600, "the join")
+            wait(lambda: stat(bench, newcomer, "stats.run_join") == "false", 3600, "the join", every=0.01)
             return time.monotonic() - t0
         def after(label: str, prefix: str) -> dict:
             """A writer session of `member_before` s once the move is over: the cluster's steady state
