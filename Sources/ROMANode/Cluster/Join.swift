@@ -452,17 +452,10 @@ struct JoinPlanner {
         taken[move.index] = true
     }
 
-    /// `Node.editNodes` of `l` with this node as the newcomer, into `out` (reused, not allocated
-    /// for each edit tried).
+    /// `Node.editNodes` of `l` with this node as the newcomer, into `out`.
     private func edit(_ l: [Int], primary: Bool, into out: inout [Int]) {
-        out.removeAll(keepingCapacity: true)
-        if rn == 1 { out.append(meI); return }
-        for n in l where n != meI { out.append(n) }
-        if out.count >= rn {
-            let meHost = host[meI]
-            if let i = out.lastIndex(where: { host[$0] == meHost }) { out.remove(at: i) } else { out.removeLast() }
-        }
-        if primary { out.insert(meI, at: 0) } else { out.append(meI) }
+        let meHost = host[meI]
+        Node.editNodes(l, to: meI, isPrimary: primary, rn: rn, onNewcomersHost: { host[$0] == meHost }, into: &out)
     }
 
     private func onDistinctHosts(_ l: [Int]) -> Bool {

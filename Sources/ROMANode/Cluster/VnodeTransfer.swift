@@ -32,13 +32,22 @@ extension Node {
     /// `editNodes` on any node representation (the join's move search works on indices).
     static func editNodes<N: Equatable>(_ list: [N], to: N, isPrimary: Bool, rn: Int,
                                         onNewcomersHost: (N) -> Bool) -> [N] {
-        if rn == 1 { return [to] }
-        var l = list.filter { $0 != to }
-        if l.count >= rn {
-            if let i = l.lastIndex(where: onNewcomersHost) { l.remove(at: i) } else { l.removeLast() }
-        }
-        if isPrimary { l.insert(to, at: 0) } else { l.append(to) }
+        var l: [N] = []
+        editNodes(list, to: to, isPrimary: isPrimary, rn: rn, onNewcomersHost: onNewcomersHost, into: &l)
         return l
+    }
+
+    /// `editNodes` into `out` (emptied first, its storage reused: the join's plan tries two
+    /// edits per vnode per move).
+    static func editNodes<N: Equatable>(_ list: [N], to: N, isPrimary: Bool, rn: Int,
+                                        onNewcomersHost: (N) -> Bool, into out: inout [N]) {
+        out.removeAll(keepingCapacity: true)
+        if rn == 1 { out.append(to); return }
+        for n in list where n != to { out.append(n) }
+        if out.count >= rn {
+            if let i = out.lastIndex(where: onNewcomersHost) { out.remove(at: i) } else { out.removeLast() }
+        }
+        if isPrimary { out.insert(to, at: 0) } else { out.append(to) }
     }
 
     /// `reqpushv` on the source: copies `vn` to `target` in the background. Returns false when
