@@ -28,8 +28,17 @@ public struct MerkleTree: Sendable {
         self.init(divBits: divBits)
         precondition(leaves.count == 1 << divBits)
         let first = (1 << divBits) - 1
+        // A table has few distinct node lists: each is rendered and hashed once.
+        var seen: [[String]: SHA1.Digest] = [:]
         for (i, nids) in leaves.enumerated() {
-            if let nids { store(slot: first + i, SHA1.digest(RubyInspect.array(nids))) }
+            guard let nids else { continue }
+            if let d = seen[nids] {
+                store(slot: first + i, d)
+            } else {
+                let d = SHA1.digest(RubyInspect.array(nids))
+                seen[nids] = d
+                store(slot: first + i, d)
+            }
         }
         if first > 0 {
             for slot in stride(from: first - 1, through: 0, by: -1) { recompute(slot) }

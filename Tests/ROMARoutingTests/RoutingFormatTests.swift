@@ -181,6 +181,54 @@ struct RoutingFormatTests {
         #expect(try RoutingTable(yaml: expected) == t)
     }
 
+    @Test("the line reader of ROMA's layout gives what Yams gives, and leaves other spellings to Yams")
+    func plainLayoutReader() throws {
+        // ROMA's file, and tables after changes (empty lists, other clocks, new node ids).
+        var t = reference
+        var tables = [t]
+        t.setRoute(vn: 0, clk: 0, nids: [])
+        t.setRoute(vn: 4_286_578_688, clk: 41, nids: ["new-host.example_1", "127.0.0.1_10001"])
+        tables.append(t)
+        tables.append(try RoutingTable(dgstBits: 32, divBits: 9, rn: 2, nodes: [], vIdx: [:], vClk: [:]))
+        tables.append(try RoutingTable(dgstBits: 32, divBits: 1, rn: 3, nodes: ["a_1"], vIdx: [0: ["a_1"]], vClk: [0: 7]))
+        for table in tables {
+            let y = table.yaml()
+            let plain = try #require(PlainRouteYAML.parse(y), "the layout yaml() writes is read by lines")
+            #expect(plain.nodes == table.nodes && plain.vIdx == table.vIdx && plain.vClk == table.vClk)
+            #expect(try RoutingTable(yaml: y) == RoutingTable(yamsParsing: y))
+            #expect(try RoutingTable(yaml: y) == table)
+            // Without the final newline too.
+            #expect(try RoutingTable(yaml: String(y.dropLast())) == table)
+        }
+        // Other spellings go to Yams, which reads them the same.
+        let header = "--- !ruby/object:Roma::Routing::RoutingData\ndgst_bits: 32\ndiv_bits: 1\nrn: 2\n"
+        let others = [
+            header + "nodes:\n- 'a_1'\nv_idx:\n  0:\n  - a_1\nv_clk:\n  0: 1\n",          // quoted id
+            header + "nodes: [a_1]\nv_idx: {0: [a_1]}\nv_clk: {0: 1}\n",                      // flow style
+            header + "nodes:\n- a_1 # the node\nv_idx:\n  0:\n  - a_1\nv_clk:\n  0: 1\n",  // comment
+            header.replacingOccurrences(of: "\n", with: "\r\n") + "nodes: []\r\n",          // CRLF
+            header + "nodes: []\nv_idx:\n  0: []\n  0:\n  - a_1\nv_clk: {}\n",             // vnode twice
+            header + "nodes:\n- a_1\nv_idx:\n  0: ~\nv_clk:\n  0: 1\n",                    // null list
+            header + "nodes:\n- a_1\n\nv_idx:\n  0:\n  - a_1\nv_clk:\n  0: 1\n",          // blank line
+            "dgst_bits: 32\ndiv_bits: 1\nrn: 1\nnodes: []\nv_idx: {}\nv_clk: {}\n",          // untagged
+        ]
+        for y in others {
+            #expect(PlainRouteYAML.parse(y) == nil, "\(y)")
+            // Same table, or both refuse it (Yams: a repeated key).
+            let viaYams = try? RoutingTable(yamsParsing: y)
+            #expect((try? RoutingTable(yaml: y)) == viaYams)
+            #expect(viaYams != nil || y.contains("  0: []\n  0:"))
+        }
+        // Errors stay errors.
+        #expect(PlainRouteYAML.parse(header.replacingOccurrences(of: "rn: 2\n", with: "")) == nil)
+        #expect(throws: RoutingError.self) { try RoutingTable(yaml: header.replacingOccurrences(of: "rn: 2\n", with: "")) }
+        #expect(throws: RoutingError.invalidVnode(3)) { try RoutingTable(yaml: header + "nodes: []\nv_idx:\n  3: []\nv_clk: {}\n") }
+        // A key of another version: left to Yams, which ignores it as before.
+        let extra = header + "nodes: []\nv_idx: {}\nv_clk: {}\nextra: 1\n"
+        #expect(PlainRouteYAML.parse(extra) == nil)
+        #expect(try RoutingTable(yaml: extra) == RoutingTable(yamsParsing: extra))
+    }
+
     @Test("import tolerates other spellings of the same data")
     func yamlVariants() throws {
         let flow = """

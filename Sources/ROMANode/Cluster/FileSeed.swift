@@ -121,18 +121,20 @@ extension Node {
         let wanted = planned.filter { current.nodes(forVnode: $0.vn)?.contains(seed) == true }
         var byPrimary: [String: [(vn: UInt64, primary: Bool)]] = [:]
         for m in wanted { if let p = current.nodes(forVnode: m.vn)?.first { byPrimary[p, default: []].append(m) } }
+        // Every batch at once (a primary answers each after its own barrier and probes).
         var opened: [String: [(vn: UInt64, primary: Bool)]] = [:]
-        for (p, moves) in byPrimary.sorted(by: { $0.key < $1.key }) {
-            for batch in Node.seedBatches(moves) {
-                let line = "fileseed open \(nodeID) \(seed) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n"
-                let answer = (try? peers.line(p, line, timeout: .seconds(120)).wait()) ?? "no answer"
-                guard answer.hasPrefix("OPENED") else {
-                    logger.info("join: \(p) answered '\(answer)' to fileseed open: its vnodes are copied as records")
-                    break
-                }
-                let ok = Set(answer.split(separator: " ").dropFirst().compactMap { UInt64($0) })
-                opened[p, default: []].append(contentsOf: batch.filter { ok.contains($0.vn) })
+        let openBatches = byPrimary.sorted(by: { $0.key < $1.key }).flatMap { p, moves in Node.seedBatches(moves).map { (p, $0) } }
+        let openAnswers = openBatches.map { p, batch in
+            peers.line(p, "fileseed open \(nodeID) \(seed) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n", timeout: .seconds(120))
+        }
+        for ((p, batch), future) in zip(openBatches, openAnswers) {
+            let answer = (try? future.wait()) ?? "no answer"
+            guard answer.hasPrefix("OPENED") else {
+                logger.info("join: \(p) answered '\(answer)' to fileseed open: those vnodes are copied as records")
+                continue
             }
+            let ok = Set(answer.split(separator: " ").dropFirst().compactMap { UInt64($0) })
+            opened[p, default: []].append(contentsOf: batch.filter { ok.contains($0.vn) })
         }
         // 4. The files, two at a time (one's flush and swap overlap the other's bytes). After a
         // failure (or with no transaction open) each division only merges what it holds.
@@ -172,22 +174,25 @@ extension Node {
         // must not look like a copy pushed here unasked (`restreamAfterForeignCopy`).
         let now = Node.monotonicNow()
         pulls.withLockedValue { p in for vn in opened.values.joined() { p.asked[vn.vn] = now } }
+        // Every batch at once, as the opens.
         var committed = 0
-        for (p, moves) in opened.sorted(by: { $0.key < $1.key }) {
-            for batch in Node.seedBatches(moves) {
-                let vns = batch.map { String($0.vn) }.joined(separator: " ")
-                if failure != nil {
-                    _ = try? peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").wait()
-                    continue
-                }
-                let items = batch.map { "\($0.vn):\($0.primary ? 1 : 0)" }.joined(separator: " ")
-                let answer = (try? peers.line(p, "fileseed commit \(nodeID) \(items)\r\n", timeout: .seconds(120)).wait()) ?? "no answer"
-                if answer.hasPrefix("COMMITTED") {
-                    committed += answer.split(separator: " ").count - 1
-                } else {
-                    logger.warning("join: \(p) answered '\(answer)' to fileseed commit")
-                    _ = try? peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").wait()
-                }
+        let commitBatches = opened.sorted(by: { $0.key < $1.key }).flatMap { p, moves in Node.seedBatches(moves).map { (p, $0) } }
+        let commitAnswers = commitBatches.map { p, batch -> EventLoopFuture<String> in
+            let vns = batch.map { String($0.vn) }.joined(separator: " ")
+            if failure != nil {
+                return peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").map { _ in "CLOSED" }
+            }
+            let items = batch.map { "\($0.vn):\($0.primary ? 1 : 0)" }.joined(separator: " ")
+            return peers.line(p, "fileseed commit \(nodeID) \(items)\r\n", timeout: .seconds(120))
+        }
+        for ((p, batch), future) in zip(commitBatches, commitAnswers) {
+            let answer = (try? future.wait()) ?? "no answer"
+            guard failure == nil else { continue }
+            if answer.hasPrefix("COMMITTED") {
+                committed += answer.split(separator: " ").count - 1
+            } else {
+                logger.warning("join: \(p) answered '\(answer)' to fileseed commit")
+                _ = try? peers.line(p, "fileseed close \(nodeID) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n").wait()
             }
         }
         // 6. Records of vnodes not listed for this node go, in the background.

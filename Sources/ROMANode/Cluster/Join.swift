@@ -360,12 +360,11 @@ struct JoinPlanner {
         let nodes = t.nodes
         guard let meI = nodes.firstIndex(of: me), nodes.count > 1 else { return nil }
         // Indices: the table's nodes first (the ones the cost counts), then any other list member.
-        var index: [String: Int] = [:]
+        // A scan of the few names: cheaper than hashing each of the rn × 2^div_bits members
+        // (this runs before every move of a record-copy join).
         var names = nodes
-        for (i, n) in nodes.enumerated() { index[n] = i }
         func intern(_ n: String) -> Int {
-            if let i = index[n] { return i }
-            index[n] = names.count
+            if let i = names.firstIndex(of: n) { return i }
             names.append(n)
             return names.count - 1
         }

@@ -71,22 +71,28 @@ extension Dispatcher {
 
     /// Sends a forwarded request (`f*`, `fget`) to `nid`. A node whose table has not yet caught up
     /// with a vnode move answers "inconsistent"; the move's `setroute` is on its way, so the
-    /// request is sent again shortly to `owner()`'s current answer (up to 5 times).
+    /// request is sent again to `owner()`'s current answer, after 20, 40, 80, … ms (at most
+    /// 500 ms apart, about 2 s in all): on a loaded machine a `setroute` took over the 0.1 s that
+    /// five tries 20 ms apart waited, and the client got the error.
     func forward(_ nid: String, _ request: ByteBuffer, kind: PeerReplyKind,
                  owner: (@Sendable () -> String?)?, timeout: TimeAmount? = nil) -> EventLoopFuture<PeerReply> {
         let node = self.node
         let loop = self.loop
         let timeout = timeout ?? forwardTimeout
-        @Sendable func attempt(_ nid: String, _ left: Int) -> EventLoopFuture<PeerReply> {
+        @Sendable func attempt(_ nid: String, _ tried: Int) -> EventLoopFuture<PeerReply> {
             node.peers.request(nid, request, kind: kind, on: loop, timeout: timeout).flatMap { reply in
-                if left > 0, let owner, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
-                    return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap { attempt(owner() ?? nid, left - 1) }
+                if tried < Dispatcher.inconsistentRetries, let owner, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
+                    let pause = TimeAmount.milliseconds(min(20 << tried, 500))
+                    return loop.scheduleTask(in: pause) {}.futureResult.flatMap { attempt(owner() ?? nid, tried + 1) }
                 }
                 return loop.makeSucceededFuture(reply)
             }
         }
-        return attempt(nid, 5)
+        return attempt(nid, 0)
     }
+
+    /// Tries again after an "inconsistent" answer (pauses 20 ms doubling up to 500 ms: 2.1 s).
+    static let inconsistentRetries = 8
 
     /// Replicates the record now stored for `k` to `targets` (rset, or rdelete for a delete mark),
     /// then completes with `reply`. `record`: the header and value just written, when the caller
