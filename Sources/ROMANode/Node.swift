@@ -296,6 +296,9 @@ public final class Node: Sendable {
                 }
             }
         serveAtOnceIfAlone()
+        // A joining node answers `stat run_join` with true from its first connection on: set
+        // after the bind, a client polling for the join's end could read false before it began.
+        if config.joinSeed != nil { joining.store(true, ordering: .releasing) }
         let server = try bootstrap.bind(host: host, port: config.port).wait()
         state.withLockedValue { $0.server = server }
         if config.afterBindTestPauseMs > 0 { usleep(UInt32(config.afterBindTestPauseMs) * 1000) }
@@ -312,7 +315,6 @@ public final class Node: Sendable {
         startServing()
         startClusterProcesses()
         if config.joinSeed != nil {
-            joining.store(true, ordering: .releasing)
             startJoinProcess(seedFromFiles: config.joinFileSeed != .never)
         }
         logger.info("romad \(nodeID) listening on \(host):\(config.port), name \(config.name), engine \(engine), divnum \(config.divnum), data directory \(dir), hashes \(hashNames.joined(separator: ","))")

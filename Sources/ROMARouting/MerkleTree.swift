@@ -28,20 +28,41 @@ public struct MerkleTree: Sendable {
         self.init(divBits: divBits)
         precondition(leaves.count == 1 << divBits)
         let first = (1 << divBits) - 1
-        // A table has few distinct node lists: each is rendered and hashed once.
-        var seen: [[String]: SHA1.Digest] = [:]
+        var digests = LeafDigests()
         for (i, nids) in leaves.enumerated() {
-            guard let nids else { continue }
-            if let d = seen[nids] {
-                store(slot: first + i, d)
-            } else {
-                let d = SHA1.digest(RubyInspect.array(nids))
-                seen[nids] = d
-                store(slot: first + i, d)
-            }
+            if let nids { store(slot: first + i, digests.of(nids)) }
         }
         if first > 0 {
             for slot in stride(from: first - 1, through: 0, by: -1) { recompute(slot) }
+        }
+    }
+
+    /// Leaf values by node list: a table has few distinct lists, each rendered and hashed once.
+    private struct LeafDigests {
+        var seen: [[String]: SHA1.Digest] = [:]
+        mutating func of(_ nids: [String]) -> SHA1.Digest {
+            if let d = seen[nids] { return d }
+            let d = SHA1.digest(RubyInspect.array(nids))
+            seen[nids] = d
+            return d
+        }
+    }
+
+    /// Sets many leaves (vnode index, node list), then recomputes each tree node above them once,
+    /// level by level: the same tree as `set(index:nodes:)` leaf after leaf, which rehashes the
+    /// whole path to the root each time (a commit of 341 vnodes: 3,410 hashes instead of about 520).
+    public mutating func set(leaves: [(index: Int, nodes: [String])]) {
+        let first = (1 << divBits) - 1
+        var digests = LeafDigests()
+        var level = Set<Int>()
+        for (i, nids) in leaves {
+            store(slot: first + i, digests.of(nids))
+            level.insert(first + i)
+        }
+        while !level.isEmpty && level != [0] {
+            let parents = Set(level.lazy.filter { $0 > 0 }.map { ($0 - 1) / 2 })
+            for slot in parents { recompute(slot) }
+            level = parents
         }
     }
 

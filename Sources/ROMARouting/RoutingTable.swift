@@ -87,6 +87,8 @@ public struct RoutingTable: Sendable {
     public private(set) var vClk: [UInt64: Int]
     /// Merkle tree over `vIdx` (nil when `divBits > MerkleTree.maxDivBits`).
     public private(set) var merkle: MerkleTree?
+    /// Vnodes changed while Merkle updates are deferred (nil: they are not).
+    private var merklePending: [UInt64]?
 
     /// Number of digest bits (`dgst_bits`).
     public var dgstBits: Int { space.dgstBits }
@@ -303,7 +305,29 @@ public struct RoutingTable: Sendable {
 
     private mutating func updateMerkle(vn: UInt64, nids: [String]) {
         guard merkle != nil else { return }
+        if merklePending != nil {
+            merklePending!.append(vn)
+            return
+        }
         merkle!.set(index: space.index(ofVnode: vn), nodes: nids)
+    }
+
+    /// From now until `applyDeferredMerkleUpdates()`, changes collect their vnodes instead of
+    /// updating the Merkle tree one path at a time (a batch of routing changes).
+    public mutating func deferMerkleUpdates() {
+        if merkle != nil && merklePending == nil { merklePending = [] }
+    }
+
+    /// Updates the Merkle tree for every vnode changed since `deferMerkleUpdates()`, each tree
+    /// node once.
+    public mutating func applyDeferredMerkleUpdates() {
+        guard let pending = merklePending else { return }
+        merklePending = nil
+        guard merkle != nil, !pending.isEmpty else { return }
+        var leaves: [(index: Int, nodes: [String])] = []
+        leaves.reserveCapacity(pending.count)
+        for vn in Set(pending) { leaves.append((space.index(ofVnode: vn), vIdx[vn] ?? [])) }
+        merkle!.set(leaves: leaves)
     }
 
     mutating func rebuildMerkle() {

@@ -35,6 +35,57 @@ struct MerkleTreeTests {
         for id in ["0", "00", "01", "000", "001", "010", "011"] { #expect(bulk.get(id) == t.get(id)) }
     }
 
+    @Test("many leaves set at once give the tree that setting them one by one gives")
+    func batchOfLeaves() {
+        var rng = SystemRandomNumberGenerator()
+        let lists = [["a_1", "b_2"], ["b_2", "c_3"], ["c_3", "a_1"], [], ["a_1"]]
+        for divBits in [0, 1, 3, 9] {
+            for _ in 0..<5 {
+                // A partly assigned tree, then a batch touching a random subset (some leaves twice).
+                var one = MerkleTree(divBits: divBits)
+                for i in 0..<(1 << divBits) where Bool.random(using: &rng) {
+                    one.set(index: i, nodes: lists.randomElement(using: &rng)!)
+                }
+                var batch = one
+                var leaves: [(index: Int, nodes: [String])] = []
+                for _ in 0..<Int.random(in: 1...(1 << divBits) + 2, using: &rng) {
+                    let i = Int.random(in: 0..<(1 << divBits), using: &rng)
+                    let l = lists.randomElement(using: &rng)!
+                    leaves.removeAll { $0.index == i }
+                    leaves.append((i, l))
+                    one.set(index: i, nodes: l)
+                }
+                batch.set(leaves: leaves)
+                var ids = ["0"]
+                var level = ["0"]
+                for _ in 0..<divBits {
+                    level = level.flatMap { [$0 + "0", $0 + "1"] }
+                    ids += level
+                }
+                for id in ids { #expect(batch.get(id) == one.get(id), "div_bits \(divBits), node \(id)") }
+            }
+        }
+    }
+
+    @Test("a routing table's deferred Merkle updates end in the tree of immediate ones")
+    func deferredTableUpdates() throws {
+        var t = try RoutingTable(yaml: referenceRouteFile)
+        var d = t
+        d.deferMerkleUpdates()
+        for (i, vn) in t.vnodes.enumerated() where i % 3 != 1 {
+            let list = i % 2 == 0 ? ["127.0.0.2_10002", "127.0.0.4_10004"] : ["127.0.0.4_10004"]
+            t.replaceRoute(vn: vn, nids: list)
+            d.replaceRoute(vn: vn, nids: list)
+        }
+        #expect(d.mklhash(id: "0") != t.mklhash(id: "0"), "not applied yet")
+        d.applyDeferredMerkleUpdates()
+        #expect(d == t)
+        #expect(d.mklhash(id: "0") == t.mklhash(id: "0"))
+        var rebuilt = t
+        rebuilt.rebuildMerkle()
+        #expect(rebuilt.mklhash(id: "0") == t.mklhash(id: "0"))
+    }
+
     @Test("malformed ids give nil")
     func badIDs() {
         let t = MerkleTree(divBits: 2, leaves: [[], [], [], []])

@@ -155,7 +155,9 @@ final class RouteState: Sendable {
     func mutate<T>(_ body: (inout RoutingTable, inout [UInt64: [String]]) -> (T, [RoutingLog.Event])) -> T {
         state.withLockedValue { s in
             let before = s.transactions
+            s.table.deferMerkleUpdates()
             let (result, events) = body(&s.table, &s.transactions)
+            s.table.applyDeferredMerkleUpdates()
             if events.isEmpty && s.transactions != before {
                 publish(s)
             } else if !events.isEmpty {
