@@ -180,15 +180,14 @@ enum PlainRouteYAML {
             }
             return v
         }
+        func isAlnum(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
         func isNameByte(_ c: UInt8) -> Bool {
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+            isAlnum(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
         }
         var names: [String] = []
         /// A plain node id (one String per distinct id, shared by every list naming it).
         func name(_ l: UnsafeBufferPointer<UInt8>) -> String? {
-            guard let f = l.first, (f >= 0x30 && f <= 0x39) || (f >= 0x41 && f <= 0x5A) || (f >= 0x61 && f <= 0x7A),
-                  l.allSatisfy(isNameByte) else { return nil }
+            guard let f = l.first, isAlnum(f), l.allSatisfy(isNameByte) else { return nil }
             for n in names where n.utf8.elementsEqual(l) { return n }
             let n = String(decoding: l, as: UTF8.self)
             names.append(n)

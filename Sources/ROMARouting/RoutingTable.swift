@@ -88,7 +88,7 @@ public struct RoutingTable: Sendable {
     /// Merkle tree over `vIdx` (nil when `divBits > MerkleTree.maxDivBits`).
     public private(set) var merkle: MerkleTree?
     /// Vnodes changed while Merkle updates are deferred (nil: they are not).
-    private var merklePending: [UInt64]?
+    private var merklePending: Set<UInt64>?
 
     /// Number of digest bits (`dgst_bits`).
     public var dgstBits: Int { space.dgstBits }
@@ -306,7 +306,7 @@ public struct RoutingTable: Sendable {
     private mutating func updateMerkle(vn: UInt64, nids: [String]) {
         guard merkle != nil else { return }
         if merklePending != nil {
-            merklePending!.append(vn)
+            merklePending!.insert(vn)
             return
         }
         merkle!.set(index: space.index(ofVnode: vn), nodes: nids)
@@ -324,10 +324,7 @@ public struct RoutingTable: Sendable {
         guard let pending = merklePending else { return }
         merklePending = nil
         guard merkle != nil, !pending.isEmpty else { return }
-        var leaves: [(index: Int, nodes: [String])] = []
-        leaves.reserveCapacity(pending.count)
-        for vn in Set(pending) { leaves.append((space.index(ofVnode: vn), vIdx[vn] ?? [])) }
-        merkle!.set(leaves: leaves)
+        merkle!.set(leaves: pending.map { (space.index(ofVnode: $0), vIdx[$0] ?? []) })
     }
 
     mutating func rebuildMerkle() {

@@ -40,9 +40,18 @@ extension Node {
     /// The vnodes one `fileseed open`/`commit` line carries.
     static let seedBatch = 64
 
-    /// `moves` in slices of `seedBatch`, one per request line.
-    static func seedBatches(_ moves: [(vn: UInt64, primary: Bool)]) -> [ArraySlice<(vn: UInt64, primary: Bool)>] {
-        stride(from: 0, to: moves.count, by: seedBatch).map { moves[$0..<min($0 + seedBatch, moves.count)] }
+    /// One request line's worth of a node's vnodes: the node, the moves, and their vnode ids as
+    /// the line lists them.
+    typealias SeedBatch = (node: String, moves: ArraySlice<(vn: UInt64, primary: Bool)>, vnodes: String)
+
+    /// Each node's `moves` in slices of `seedBatch`, nodes in order, one per request line.
+    static func seedBatches(_ byNode: [String: [(vn: UInt64, primary: Bool)]]) -> [SeedBatch] {
+        byNode.sorted(by: { $0.key < $1.key }).flatMap { node, moves in
+            stride(from: 0, to: moves.count, by: seedBatch).map { i -> SeedBatch in
+                let slice = moves[i..<min(i + seedBatch, moves.count)]
+                return (node, slice, slice.map { String($0.vn) }.joined(separator: " "))
+            }
+        }
     }
     /// Division files received at once.
     static let seedParallelism = 2
@@ -123,11 +132,11 @@ extension Node {
         for m in wanted { if let p = current.nodes(forVnode: m.vn)?.first { byPrimary[p, default: []].append(m) } }
         // Every batch at once (a primary answers each after its own barrier and probes).
         var opened: [String: [(vn: UInt64, primary: Bool)]] = [:]
-        let openBatches = byPrimary.sorted(by: { $0.key < $1.key }).flatMap { p, moves in Node.seedBatches(moves).map { (p, $0) } }
-        let openAnswers = openBatches.map { p, batch in
-            peers.line(p, "fileseed open \(nodeID) \(seed) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n", timeout: .seconds(120))
+        let openBatches = Node.seedBatches(byPrimary)
+        let openAnswers = openBatches.map { p, _, vns in
+            peers.line(p, "fileseed open \(nodeID) \(seed) \(vns)\r\n", timeout: .seconds(120))
         }
-        for ((p, batch), future) in zip(openBatches, openAnswers) {
+        for ((p, batch, _), future) in zip(openBatches, openAnswers) {
             let answer = (try? future.wait()) ?? "no answer"
             guard answer.hasPrefix("OPENED") else {
                 logger.info("join: \(p) answered '\(answer)' to fileseed open: those vnodes are copied as records")
@@ -176,23 +185,22 @@ extension Node {
         pulls.withLockedValue { p in for vn in opened.values.joined() { p.asked[vn.vn] = now } }
         // Every batch at once, as the opens.
         var committed = 0
-        let commitBatches = opened.sorted(by: { $0.key < $1.key }).flatMap { p, moves in Node.seedBatches(moves).map { (p, $0) } }
-        let commitAnswers = commitBatches.map { p, batch -> EventLoopFuture<String> in
-            let vns = batch.map { String($0.vn) }.joined(separator: " ")
+        let commitBatches = Node.seedBatches(opened)
+        let commitAnswers = commitBatches.map { p, batch, vns -> EventLoopFuture<String> in
             if failure != nil {
                 return peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").map { _ in "CLOSED" }
             }
             let items = batch.map { "\($0.vn):\($0.primary ? 1 : 0)" }.joined(separator: " ")
             return peers.line(p, "fileseed commit \(nodeID) \(items)\r\n", timeout: .seconds(120))
         }
-        for ((p, batch), future) in zip(commitBatches, commitAnswers) {
+        for ((p, _, vns), future) in zip(commitBatches, commitAnswers) {
             let answer = (try? future.wait()) ?? "no answer"
             guard failure == nil else { continue }
             if answer.hasPrefix("COMMITTED") {
                 committed += answer.split(separator: " ").count - 1
             } else {
                 logger.warning("join: \(p) answered '\(answer)' to fileseed commit")
-                _ = try? peers.line(p, "fileseed close \(nodeID) \(batch.map { String($0.vn) }.joined(separator: " "))\r\n").wait()
+                _ = try? peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").wait()
             }
         }
         // 6. Records of vnodes not listed for this node go, in the background.
