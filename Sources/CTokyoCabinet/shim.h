@@ -42,6 +42,12 @@ static inline int roma_yield_cpu(void) {
 static inline int roma_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, name, 0, 0, 0);
 }
+/* Swaps two existing paths atomically (renameat2(2) with RENAME_EXCHANGE; glibc declares the
+   call only with _GNU_SOURCE). Returns 0, or -1 with errno (EINVAL or ENOSYS where the file
+   system or kernel lacks it). */
+static inline int roma_rename_exchange(const char *from, const char *to) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 2u);
+}
 /* The calling thread's I/O priority value (ioprio_get(2)), or -1. */
 static inline int roma_io_priority(void) {
     return (int)syscall(SYS_ioprio_get, 1, 0);

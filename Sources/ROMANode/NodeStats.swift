@@ -39,6 +39,9 @@ final class NodeStats: Sendable {
     /// Records of vnodes not its own that seeded files brought and the purge after the seed
     /// removed (`stats.seed_records_dropped`).
     let seedRecordsDropped = Atomic<Int>(0)
+    /// Forwarded requests sent again because the node they went to answered "inconsistent" (its
+    /// routing table had moved on: a vnode move's `setroute` on its way) (`stats.forward_retries`).
+    let forwardRetries = Atomic<Int>(0)
     /// `out` messages received (`stats.out_count`).
     let outCount = Atomic<Int>(0)
 

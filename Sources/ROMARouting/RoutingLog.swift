@@ -250,6 +250,15 @@ public final class RoutingLogWriter {
         try write(line: RoutingLog.line(event))
     }
 
+    /// Appends `events` in one write (a commit of many vnodes makes one line each), stamped with
+    /// the current time, rotating first if the file exceeds the limit.
+    public func write(_ events: [RoutingLog.Event]) throws(RoutingError) {
+        guard !events.isEmpty else { return }
+        var tv = timeval()
+        gettimeofday(&tv, nil)
+        try write(line: events.map { RoutingLog.line($0, seconds: Int(tv.tv_sec), microseconds: Int(tv.tv_usec)) }.joined())
+    }
+
     /// Appends a preformatted line (must end with `\n`), rotating first if needed.
     public func write(line: String) throws(RoutingError) {
         if size > RoutingLog.rotateSize {

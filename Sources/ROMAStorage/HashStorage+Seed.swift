@@ -1,3 +1,4 @@
+import CTokyoCabinet
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,20 +67,25 @@ extension HashStorage {
     /// event loop.
     public func endSeedReceive(division i: Int, file: String?) throws {
         if let file {
-            guard case .tokyoCabinet(let options) = engine, let target = path(ofDivision: i) else {
+            guard case .tokyoCabinet(let options) = engine, let target = path(ofDivision: i), let dir = directory else {
                 throw StorageError("only TokyoCabinet divisions can be seeded")
             }
             let d = divisions[i]
+            // The empty file, moved out of the way; removed once the locks are free (or, after a
+            // crash, at the next open, as a `seed-*.tc.part` file).
+            var displaced: String?
+            defer { if let displaced { unlink(displaced) } }
             try adminLock.withLock {
                 guard !closed else { throw SafecopyRefusal.closed }
                 try d.lock.withLock {
                     guard d.state == .safecopyFlushed else { throw StorageError("division \(i) of \(name) is not safecopy_flushed") }
                     guard d.main.recordCount == 0 else { throw StorageError("division \(i) of \(name) is not empty") }
                     try d.main.close()
-                    guard rename(file, target) == 0 else {
+                    displaced = HashStorage.swapIn(file, for: target, aside: "\(dir)/seed-\(i).displaced.tc.part")
+                    guard displaced != nil else {
                         let why = String(cString: strerror(errno))
                         d.main = try TCEngine(path: target, options: options)
-                        throw StorageError("cannot rename \(file) to \(target): \(why)")
+                        throw StorageError("cannot move \(file) to \(target): \(why)")
                     }
                     do {
                         d.main = try TCEngine(path: target, options: options)
@@ -97,6 +103,25 @@ extension HashStorage {
         }
         try beginCacheCleaning(division: i)
         try cleanCache(division: i)
+    }
+
+    /// Puts `file` at `target` (an existing file) and returns where the file that was at `target`
+    /// went (`file`, or `aside`), or nil (errno set, nothing moved) when it could not. The two are swapped
+    /// (`renameat2(RENAME_EXCHANGE)`), not renamed over: ext4 (`auto_da_alloc`, on by default)
+    /// writes out a file renamed over another before the rename returns, which took 17 ms for a
+    /// division file of 15 MB here, with the division's lock held and its requests waiting. Where
+    /// the exchange is not supported the old file is moved aside first, so that the rename
+    /// replaces nothing.
+    static func swapIn(_ file: String, for target: String, aside: String) -> String? {
+        if roma_rename_exchange(file, target) == 0 { return file }
+        guard rename(target, aside) == 0 else { return nil }
+        guard rename(file, target) == 0 else {
+            let saved = errno
+            rename(aside, target)
+            errno = saved
+            return nil
+        }
+        return aside
     }
 
     /// Removes from the main DBs every record whose vnode `drop` says goes (records of a seeded

@@ -97,4 +97,19 @@ import Testing
         #expect(s.states[1] == .normal)
         #expect(try get(s, "held", vn: 1) == "h")
     }
+
+    @Test func aReceivedFileIsSwappedInAndTheOldOneMovedAside() throws {
+        let d = TempDir("seed-swap")
+        defer { d.remove() }
+        d.write("0.tc", "old")
+        d.write("seed-0.tc.part", "new")
+        let moved = HashStorage.swapIn(d.file("seed-0.tc.part"), for: d.file("0.tc"), aside: d.file("seed-0.displaced.tc.part"))
+        #expect(moved != nil)
+        #expect(try String(contentsOfFile: d.file("0.tc"), encoding: .utf8) == "new")
+        #expect(try String(contentsOfFile: moved!, encoding: .utf8) == "old", "the file that was there is kept until removed")
+        // Nothing to swap with: nothing moves.
+        d.write("seed-1.tc.part", "x")
+        #expect(HashStorage.swapIn(d.file("seed-1.tc.part"), for: d.file("1.tc"), aside: d.file("seed-1.displaced.tc.part")) == nil)
+        #expect(d.exists("seed-1.tc.part") && !d.exists("1.tc"))
+    }
 }

@@ -162,8 +162,8 @@ final class RouteState: Sendable {
                 publish(s)
             } else if !events.isEmpty {
                 s.handedOver = s.handedOver.filter { !(s.table.nodes(forVnode: $0) ?? []).contains(me) }
+                do { try s.log?.writer.write(events) } catch {}
                 for e in events {
-                    do { try s.log?.writer.write(e) } catch {}
                     switch e {
                     case .join(let n): s.events.append("\(RouteState.stamp()) join \(n)")
                     case .leave(let n): s.events.append("\(RouteState.stamp()) leave \(n)")

@@ -82,6 +82,7 @@ extension Dispatcher {
         @Sendable func attempt(_ nid: String, _ tried: Int) -> EventLoopFuture<PeerReply> {
             node.peers.request(nid, request, kind: kind, on: loop, timeout: timeout).flatMap { reply in
                 if tried < Dispatcher.inconsistentRetries, let owner, reply.lineString == "SERVER_ERROR Routing table is inconsistent." {
+                    node.stats.forwardRetries.add(1, ordering: .relaxed)
                     let pause = TimeAmount.milliseconds(min(20 << tried, 500))
                     return loop.scheduleTask(in: pause) {}.futureResult.flatMap { attempt(owner() ?? nid, tried + 1) }
                 }

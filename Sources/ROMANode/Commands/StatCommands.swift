@@ -159,6 +159,7 @@ extension Dispatcher {
         add("routing.enabled_failover", fo.enabled ? "true" : "false")
         // SwiftROMA's own counters (not in ROMA 1.3).
         add("stats.forward_count", String(s.forwardCount.load(ordering: .relaxed)))
+        add("stats.forward_retries", String(s.forwardRetries.load(ordering: .relaxed)))
         add("stats.replication_queue", String(s.replicationQueue.load(ordering: .relaxed)))
         add("stats.replication_retried", String(s.replicationRetried.load(ordering: .relaxed)))
         add("stats.replication_dropped", String(s.replicationDropped.load(ordering: .relaxed)))
