@@ -45,10 +45,12 @@ enum Outcome {
 /// A file sent on a connection: `prepare` (off the event loop) opens it and says how many bytes
 /// to send; the reply is `FILE <size>`, the bytes, `END`. The bytes go out as `FileRegion`s, which
 /// SwiftNIO writes with `sendfile(2)`: the kernel hands the page-cache pages to the socket, with no
-/// copy through user space and no read on any thread of ours. A region of `chunk` bytes is queued
-/// once the one before it has left, so the socket's pace throttles the queueing (SwiftNIO's
-/// backpressure-file-io pattern, the other way round) and a bandwidth limit (`pace`) sleeps
-/// between regions.
+/// copy through user space and no read on any thread of ours. At most two regions of `chunk`
+/// bytes are queued at once, the next one when one has left, from the event loop itself, so the
+/// socket's pace throttles the queueing (SwiftNIO's backpressure-file-io pattern, the other way
+/// round); a bandwidth limit (`delay`) holds each region back as long as it says. The queueing
+/// ran on an idle-priority pool thread before, which got no CPU whenever the node's event loops
+/// and the receiver kept both cores busy: the socket then ran dry.
 ///
 /// Pages handed over by `sendfile` are read when the receiver reads them, not when the write
 /// completes: the file must not change until then. So the sender does not finish when its last
@@ -61,17 +63,18 @@ final class FileSend: Sendable {
     let chunk: Int
     let linger: TimeAmount
     let prepare: @Sendable () throws -> (fd: Int32, size: Int)
-    /// Called before each chunk goes out with its size (a bandwidth limit sleeps here).
-    let pace: @Sendable (Int) -> Void
+    /// Called before each chunk goes out with its size: the seconds it must wait (a bandwidth
+    /// limit), 0 for at once. Must not block (it runs on the event loop).
+    let delay: @Sendable (Int) -> Double
     /// Called on the event loop once the connection is closed (must not block).
     let finish: @Sendable (Bool) -> Void
 
     init(chunk: Int, linger: TimeAmount, prepare: @escaping @Sendable () throws -> (fd: Int32, size: Int),
-         pace: @escaping @Sendable (Int) -> Void, finish: @escaping @Sendable (Bool) -> Void) {
+         delay: @escaping @Sendable (Int) -> Double, finish: @escaping @Sendable (Bool) -> Void) {
         self.chunk = max(chunk, 4096)
         self.linger = linger
         self.prepare = prepare
-        self.pace = pace
+        self.delay = delay
         self.finish = finish
     }
 
@@ -79,43 +82,90 @@ final class FileSend: Sendable {
         let description: String
     }
 
-    /// Runs on a pool thread; returns the line that ends the reply.
-    func run(on channel: any Channel) throws -> ByteBuffer {
+    /// Runs `prepare` on the calling pool thread, then sends from the channel's event loop. The
+    /// future gives the line that ends the reply.
+    func start(on channel: any Channel) throws -> EventLoopFuture<ByteBuffer> {
         let (fd, size) = try prepare()
-        // The handle only lends the descriptor to the regions: it is taken back (and closed by
-        // us) once no region is queued any more.
-        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        channel.eventLoop.execute { [self] in
+            FileSendWrites(self, fd: fd, size: size, channel: channel, promise: promise).pump()
+        }
+        return promise.futureResult
+    }
+}
+
+/// The writes of one `FileSend`, on its channel's event loop (every method runs there).
+private final class FileSendWrites {
+    private let file: FileSend
+    private let size: Int
+    private let channel: any Channel
+    private let promise: EventLoopPromise<ByteBuffer>
+    /// Lends the descriptor to the regions: taken back (and closed by us) once none is queued.
+    private let handle: NIOFileHandle
+    /// The next byte to queue, regions queued and not yet written, the first failure.
+    private var next = 0
+    private var inFlight = 0
+    private var failure: (any Error)?
+    private var ended = false
+
+    init(_ file: FileSend, fd: Int32, size: Int, channel: any Channel, promise: EventLoopPromise<ByteBuffer>) {
+        self.file = file
+        self.size = size
+        self.channel = channel
+        self.promise = promise
+        handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         var head = channel.allocator.buffer(capacity: 32)
         head.writeString("FILE \(size)\r\n")
-        // The newest write queued: after a failure the channel is closed first, so it fails at
-        // once, and no region is left behind it when the descriptor is taken back.
-        var newest = channel.writeAndFlush(head)
-        var sent = false
-        defer {
-            if !sent { channel.close(promise: nil) }
-            try? newest.wait()
-            if let own = try? handle.takeDescriptorOwnership() { close(own) }
-            let (finish, ok) = (finish, sent)
-            let lingering = sent ? channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) } : nil
-            channel.closeFuture.whenComplete { _ in
-                lingering?.cancel()
-                finish(ok)
+        inFlight = 1
+        written(channel.writeAndFlush(head))
+    }
+
+    /// Queues regions while fewer than two are on their way; ends once none is and none is left.
+    func pump() {
+        let loop = channel.eventLoop.assumeIsolated()
+        while failure == nil && inFlight < 2 && next < size {
+            let (offset, n) = (next, min(file.chunk, size - next))
+            next += n
+            inFlight += 1
+            let wait = file.delay(n)
+            let write = { [self] in
+                written(channel.writeAndFlush(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n))))
+            }
+            if wait > 0 {
+                loop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60) * 1e9))) { write() }
+            } else {
+                write()
             }
         }
-        var offset = 0
-        while offset < size {
-            let n = min(chunk, size - offset)
-            pace(n)
-            let previous = newest
-            newest = channel.writeAndFlush(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n)))
-            try previous.wait()
-            offset += n
+        guard inFlight == 0, failure != nil || next >= size, !ended else { return }
+        ended = true
+        if let own = try? handle.takeDescriptorOwnership() { close(own) }
+        let (finish, ok) = (file.finish, failure == nil)
+        let lingering = ok ? loop.scheduleTask(in: file.linger) { [channel] in channel.close(promise: nil) } : nil
+        if !ok { channel.close(promise: nil) }
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            lingering?.cancel()
+            finish(ok)
         }
-        try newest.wait()
-        sent = true
-        var end = channel.allocator.buffer(capacity: 8)
-        end.writeString("END\r\n")
-        return end
+        if let failure {
+            promise.fail(failure)
+        } else {
+            var end = channel.allocator.buffer(capacity: 8)
+            end.writeString("END\r\n")
+            promise.succeed(end)
+        }
+    }
+
+    private func written(_ f: EventLoopFuture<Void>) {
+        f.assumeIsolated().whenComplete { [self] result in
+            inFlight -= 1
+            if case .failure(let e) = result, failure == nil {
+                failure = e
+                // Fails whatever is still queued at once.
+                channel.close(promise: nil)
+            }
+            pump()
+        }
     }
 }
 
@@ -401,7 +451,9 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
             let stop = apply(.deferred(promise.futureResult), context: context)
             let channel = context.channel
-            node.background { promise.completeWith(Result { try file.run(on: channel) }) }
+            node.background {
+                do { try file.start(on: channel).cascade(to: promise) } catch { promise.fail(error) }
+            }
             return stop
         case .closeAndStopNode(let reason):
             closeAfterFlush(context: context)

@@ -110,21 +110,29 @@ extension Node {
             return false
         }
         let started = Node.monotonicNow()
-        // 2. Writes from now on wait in the caches.
-        var receiving: [(HashStorage, Int)] = []
+        // 2. Writes from now on wait in the caches (cache files created: on the pool).
+        let receiving: [(HashStorage, Int)]
         do {
-            for s in stores {
-                for d in 0..<s.divnum {
-                    try s.beginSeedReceive(division: d)
-                    receiving.append((s, d))
+            receiving = try background(on: group.next()) { () -> [(HashStorage, Int)] in
+                var receiving: [(HashStorage, Int)] = []
+                do {
+                    for s in stores {
+                        for d in 0..<s.divnum {
+                            try s.beginSeedReceive(division: d)
+                            receiving.append((s, d))
+                        }
+                    }
+                } catch {
+                    for (s, d) in receiving { try? s.endSeedReceive(division: d, file: nil) }
+                    throw error
                 }
-            }
+                return receiving
+            }.wait()
         } catch {
             logger.warning("join: cannot prepare the divisions for a file seed (\(error)): vnodes are copied as records")
-            for (s, d) in receiving { try? s.endSeedReceive(division: d, file: nil) }
             return false
         }
-        let prepared = Node.monotonicNow()
+        let preparedAt = Node.monotonicNow()
         // 3. Transactions at the primaries.
         let current = routing
         let wanted = planned.filter { current.nodes(forVnode: $0.vn)?.contains(seed) == true }
@@ -151,30 +159,35 @@ extension Node {
         let noneOpened = opened.values.allSatisfy(\.isEmpty)
         let progress = NIOLockedValueBox((next: 0, bytes: UInt64(0), failure: noneOpened ? "no primary opened a transaction" as String? : nil))
         let work = receiving
-        DispatchQueue.concurrentPerform(iterations: min(Node.seedParallelism, max(work.count, 1))) { _ in
-            // Background work, like the rest of the join (the calling thread is one of these).
-            Node.lowerCallingThreadPriority()
-            while let i = progress.withLockedValue({ p -> Int? in
-                guard p.next < work.count else { return nil }
-                p.next += 1
-                return p.next - 1
-            }) {
-                let (s, d) = work[i]
-                guard progress.withLockedValue({ $0.failure == nil }), !isShuttingDown else {
-                    try? s.endSeedReceive(division: d, file: nil)
-                    continue
-                }
-                do {
-                    let n = try receiveSeedFile(from: seed, storage: s, division: d)
-                    progress.withLockedValue { $0.bytes += n }
-                } catch {
-                    try? s.endSeedReceive(division: d, file: nil)
-                    progress.withLockedValue { p in
-                        if p.failure == nil { p.failure = "division \(d) of \(s.name) from \(seed): \(error)" }
+        // Bulk work: on the idle-priority pool (this thread, the join's coordinator, waits).
+        let workers = DispatchGroup()
+        for _ in 0..<min(Node.seedParallelism, max(work.count, 1)) {
+            workers.enter()
+            background { [self] in
+                defer { workers.leave() }
+                while let i = progress.withLockedValue({ p -> Int? in
+                    guard p.next < work.count else { return nil }
+                    p.next += 1
+                    return p.next - 1
+                }) {
+                    let (s, d) = work[i]
+                    guard progress.withLockedValue({ $0.failure == nil }), !isShuttingDown else {
+                        try? s.endSeedReceive(division: d, file: nil)
+                        continue
+                    }
+                    do {
+                        let n = try receiveSeedFile(from: seed, storage: s, division: d)
+                        progress.withLockedValue { $0.bytes += n }
+                    } catch {
+                        try? s.endSeedReceive(division: d, file: nil)
+                        progress.withLockedValue { p in
+                            if p.failure == nil { p.failure = "division \(d) of \(s.name) from \(seed): \(error)" }
+                        }
                     }
                 }
             }
         }
+        workers.wait()
         let (bytes, failure) = progress.withLockedValue { ($0.bytes, $0.failure) }
         let received = Node.monotonicNow()
         stats.seedBytesReceived.add(Int(bytes), ordering: .relaxed)
@@ -212,7 +225,7 @@ extension Node {
             logger.warning("join: file seed from \(seed) given up (\(failure)); purging what it brought, then copying vnodes as records")
         } else {
             func ms(_ from: Double, _ to: Double) -> Int { Int(((to - from) * 1000).rounded()) }
-            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s (plan \(ms(planStarted, plannedAt)) ms, seed info \(ms(plannedAt, started)) ms, divisions prepared \(ms(started, prepared)) ms, transactions \(ms(prepared, filesStarted)) ms, files \(ms(filesStarted, received)) ms, commits \(ms(received, Node.monotonicNow())) ms)")
+            logger.notice("join: seeded from \(seed): \(String(format: "%.1f", mb)) MB of division files in \(String(format: "%.2f", seconds)) s (\(String(format: "%.0f", seconds > 0 ? mb / seconds : 0)) MB/s), \(committed) vnode(s) committed here in \(String(format: "%.2f", Node.monotonicNow() - started)) s (plan \(ms(planStarted, plannedAt)) ms, seed info \(ms(plannedAt, started)) ms, divisions prepared \(ms(started, preparedAt)) ms, transactions \(ms(preparedAt, filesStarted)) ms, files \(ms(filesStarted, received)) ms, commits \(ms(received, Node.monotonicNow())) ms)")
         }
         startSeedPurge(foreign, stores: stores)
         return committed > 0
@@ -421,9 +434,9 @@ extension Dispatcher {
                 _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
                 node.logger.info("fileseed: sending division \(d) of \(s.name) (\(st.st_size) bytes)")
                 return (fd, Int(st.st_size))
-            }, pace: { n in
-                node.copyPacer.pace(n)
+            }, delay: { n in
                 node.stats.vnodeBytesSent.add(n, ordering: .relaxed)
+                return node.copyPacer.reserve(n)
             }, finish: { _ in
                 node.background {
                     do { try s.endSeedSend(division: d) } catch {

@@ -89,14 +89,19 @@ extension Node {
 
         /// Blocks the calling (pool) thread until `bytes` may be sent.
         func pace(_ bytes: Int) {
-            guard bytesPerSecond > 0 else { return }
-            let wait = next.withLockedValue { n -> Double in
+            let wait = reserve(bytes)
+            if wait > 0 { usleep(useconds_t(min(wait, 60) * 1_000_000)) }
+        }
+
+        /// Takes `bytes` of the bandwidth without waiting: the seconds until they may be sent.
+        func reserve(_ bytes: Int) -> Double {
+            guard bytesPerSecond > 0 else { return 0 }
+            return next.withLockedValue { n -> Double in
                 let now = Node.monotonicNow()
                 let start = max(n, now)
                 n = start + Double(bytes) / Double(bytesPerSecond)
                 return start - now
             }
-            if wait > 0 { usleep(useconds_t(min(wait, 60) * 1_000_000)) }
         }
     }
 
