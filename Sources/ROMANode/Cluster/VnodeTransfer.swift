@@ -210,12 +210,13 @@ extension Node {
 
     /// Every short vnode (fewer than rn nodes) that this node may hold (not on a host already in
     /// its list, unless `--replication_in_host`) is copied here from its primary, until none is
-    /// left. Runs on a pool thread; false when already running.
+    /// left. Runs on a coordinator thread (`coordinate`: it only asks and waits; the copies run
+    /// on the pools); false when already running.
     func startRecover(onEnd: (@Sendable () -> Void)? = nil) -> Bool {
         guard !recovering.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         // A recover started by hand ends a pending auto-recover wait (R5.10).
         if onEnd == nil { autoRecover.withLockedValue { if $0.status == "preparing" { $0.status = "waiting" } } }
-        background { [self] in
+        coordinate("recover") { [self] in
             defer {
                 recovering.store(false, ordering: .releasing)
                 onEnd?()
