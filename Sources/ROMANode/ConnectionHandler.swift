@@ -46,7 +46,8 @@ enum Outcome {
 /// to send; the reply is `FILE <size>`, the bytes, `END`. The bytes go out as `FileRegion`s, which
 /// SwiftNIO writes with `sendfile(2)`: the kernel hands the page-cache pages to the socket, with no
 /// copy through user space and no read on any thread of ours. At most two regions of `chunk`
-/// bytes are queued at once, the next one when one has left, from the event loop itself, so the
+/// bytes are queued at once, the next one when one has left, from the event loop itself (a task
+/// of its own each time, so the loop serves its other connections between regions), so the
 /// socket's pace throttles the queueing (SwiftNIO's backpressure-file-io pattern, the other way
 /// round); a bandwidth limit (`delay`) holds each region back as long as it says. The queueing
 /// ran on an idle-priority pool thread before, which got no CPU whenever the node's event loops
@@ -164,7 +165,10 @@ private final class FileSendWrites {
                 // Fails whatever is still queued at once.
                 channel.close(promise: nil)
             }
-            pump()
+            // The next region on a later task of the loop, not from inside this write's flush:
+            // queued from here, SwiftNIO went on writing region after region in the same turn,
+            // and the loop's other connections (clients) waited up to 27 ms.
+            channel.eventLoop.assumeIsolated().execute { [self] in pump() }
         }
     }
 }

@@ -411,7 +411,7 @@ extension Dispatcher {
             }
             let mark = "\(s.name) \(d)"
             let limited = node.copyPacer.bytesPerSecond > 0
-            return .sendFile(FileSend(chunk: limited ? 64 * 1024 : 1 << 20, linger: .seconds(Int64(max(node.config.peerTimeout, 30))), prepare: {
+            return .sendFile(FileSend(chunk: limited ? 64 * 1024 : 256 * 1024, linger: .seconds(Int64(max(node.config.peerTimeout, 30))), prepare: {
                 node.seedSends.withLockedValue { $0[mark, default: 0] += 1 }
                 let path: String
                 do {
