@@ -35,7 +35,7 @@ final class FileSend: Sendable {
     let linger: TimeAmount
     let prepare: @Sendable () throws -> (fd: Int32, size: Int)
     /// Called before each chunk goes out with its size: the seconds it must wait (a bandwidth
-    /// limit), 0 for at once. Must not block (it runs on the event loop).
+    /// limit), 0 for at once. Must not block (on the fallback path it runs on the event loop).
     let delay: @Sendable (Int) -> Double
     /// Called on the event loop once the connection is closed (must not block).
     let finish: @Sendable (Bool) -> Void

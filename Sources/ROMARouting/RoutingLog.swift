@@ -247,7 +247,7 @@ public final class RoutingLogWriter {
 
     /// Appends `event` with the current timestamp, rotating first if the file exceeds the limit.
     public func write(_ event: RoutingLog.Event) throws(RoutingError) {
-        try write(line: RoutingLog.line(event))
+        try write([event])
     }
 
     /// Appends `events` in one write (a commit of many vnodes makes one line each), stamped with
