@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "ROMAStorageTests", dependencies: ["ROMAStorage"], swiftSettings: strict),
         .testTarget(name: "ROMARoutingTests", dependencies: ["ROMARouting"], swiftSettings: strict),
         .testTarget(name: "ROMAProtocolTests", dependencies: ["ROMAProtocol"], swiftSettings: strict),
-        .testTarget(name: "ROMANodeTests", dependencies: ["ROMANode", "ROMAClient", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
+        .testTarget(name: "ROMANodeTests", dependencies: ["ROMANode", "ROMAClient", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "ROMASnapshotTests", dependencies: ["ROMASnapshot", "ROMAClient"], swiftSettings: strict),
     ]
 )

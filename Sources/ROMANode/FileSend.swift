@@ -14,14 +14,10 @@ import NIOCore
 /// time in a join. The loop does nothing on the connection meanwhile: its handler waits for the
 /// reply, and the receiver sends nothing until `END`.
 ///
-/// Where the descriptor is not found, the bytes go out as `FileRegion`s from the event loop
-/// (`FileSendWrites`), which SwiftNIO also writes with `sendfile`. At most two regions of `chunk`
-/// bytes are queued at once, the next one when one has left, from the event loop itself (a task
-/// of its own each time, so the loop serves its other connections between regions), so the
-/// socket's pace throttles the queueing (SwiftNIO's backpressure-file-io pattern, the other way
-/// round); a bandwidth limit (`delay`) holds each region back as long as it says. The queueing
-/// ran on an idle-priority pool thread before, which got no CPU whenever the node's event loops
-/// and the receiver kept both cores busy: the socket then ran dry.
+/// Where the descriptor is not found (no `/proc`), nothing is sent: the reply is
+/// `SERVER_ERROR …`, and the joining node copies those vnodes as records instead. (A fallback that
+/// queued `FileRegion`s from the event loop was dropped: no system this runs on takes it, so no
+/// test could.)
 ///
 /// Pages handed over by `sendfile` are read when the receiver reads them, not when the write
 /// completes: the file must not change until then. So the sender does not finish when its last
@@ -34,10 +30,12 @@ final class FileSend: Sendable {
     let chunk: Int
     let linger: TimeAmount
     let prepare: @Sendable () throws -> (fd: Int32, size: Int)
-    /// Called before each chunk goes out with its size: the seconds it must wait (a bandwidth
-    /// limit), 0 for at once. Must not block (on the fallback path it runs on the event loop).
+    /// Called on the sending thread before each chunk goes out, with its size: the seconds it
+    /// must wait first (a bandwidth limit), 0 for at once.
     let delay: @Sendable (Int) -> Double
-    /// Called on the event loop once the connection is closed (must not block).
+    /// Called once the file may change again, told whether every byte went out: on the event
+    /// loop once the connection is closed, or on the calling thread when nothing was sent (must
+    /// not block).
     let finish: @Sendable (Bool) -> Void
 
     init(chunk: Int, linger: TimeAmount, prepare: @escaping @Sendable () throws -> (fd: Int32, size: Int),
@@ -53,96 +51,16 @@ final class FileSend: Sendable {
         let description: String
     }
 
-    /// Runs `prepare` on the calling pool thread, then sends from it (or, failing that, from the
-    /// channel's event loop). The future gives the line that ends the reply.
+    /// Runs `prepare` on the calling pool thread, then sends from it. The future gives the line
+    /// that ends the reply; a throw (nothing sent) is answered `SERVER_ERROR …`.
     func start(on channel: any Channel) throws -> EventLoopFuture<ByteBuffer> {
         let (fd, size) = try prepare()
-        if let socket = OffLoopSend.duplicateDescriptor(of: channel) {
-            return OffLoopSend(self, file: fd, size: size, socket: socket, channel: channel).run()
+        guard let socket = OffLoopSend.duplicateDescriptor(of: channel) else {
+            close(fd)
+            finish(false)
+            throw Failure(description: "the connection's socket was not found in /proc/self/fd")
         }
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        channel.eventLoop.execute { [self] in
-            FileSendWrites(self, fd: fd, size: size, channel: channel, promise: promise).pump()
-        }
-        return promise.futureResult
-    }
-}
-
-/// The writes of one `FileSend`, on its channel's event loop (every method runs there).
-private final class FileSendWrites {
-    private let file: FileSend
-    private let size: Int
-    private let channel: any Channel
-    private let promise: EventLoopPromise<ByteBuffer>
-    /// Lends the descriptor to the regions: taken back (and closed by us) once none is queued.
-    private let handle: NIOFileHandle
-    /// The next byte to queue, regions queued and not yet written, the first failure.
-    private var next = 0
-    private var inFlight = 0
-    private var failure: (any Error)?
-    private var ended = false
-
-    init(_ file: FileSend, fd: Int32, size: Int, channel: any Channel, promise: EventLoopPromise<ByteBuffer>) {
-        self.file = file
-        self.size = size
-        self.channel = channel
-        self.promise = promise
-        handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
-        var head = channel.allocator.buffer(capacity: 32)
-        head.writeString("FILE \(size)\r\n")
-        inFlight = 1
-        written(channel.writeAndFlush(head))
-    }
-
-    /// Queues regions while fewer than two are on their way; ends once none is and none is left.
-    func pump() {
-        let loop = channel.eventLoop.assumeIsolated()
-        while failure == nil && inFlight < 2 && next < size {
-            let (offset, n) = (next, min(file.chunk, size - next))
-            next += n
-            inFlight += 1
-            let wait = file.delay(n)
-            let write = { [self] in
-                written(channel.writeAndFlush(IOData.fileRegion(FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + n))))
-            }
-            if wait > 0 {
-                loop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60) * 1e9))) { write() }
-            } else {
-                write()
-            }
-        }
-        guard inFlight == 0, failure != nil || next >= size, !ended else { return }
-        ended = true
-        if let own = try? handle.takeDescriptorOwnership() { close(own) }
-        let (finish, ok) = (file.finish, failure == nil)
-        let lingering = ok ? loop.scheduleTask(in: file.linger) { [channel] in channel.close(promise: nil) } : nil
-        if !ok { channel.close(promise: nil) }
-        channel.closeFuture.assumeIsolated().whenComplete { _ in
-            lingering?.cancel()
-            finish(ok)
-        }
-        if let failure {
-            promise.fail(failure)
-        } else {
-            var end = channel.allocator.buffer(capacity: 8)
-            end.writeString("END\r\n")
-            promise.succeed(end)
-        }
-    }
-
-    private func written(_ f: EventLoopFuture<Void>) {
-        f.assumeIsolated().whenComplete { [self] result in
-            inFlight -= 1
-            if case .failure(let e) = result, failure == nil {
-                failure = e
-                // Fails whatever is still queued at once.
-                channel.close(promise: nil)
-            }
-            // The next region on a later task of the loop, not from inside this write's flush:
-            // queued from here, SwiftNIO went on writing region after region in the same turn,
-            // and the loop's other connections (clients) waited up to 27 ms.
-            channel.eventLoop.assumeIsolated().execute { [self] in pump() }
-        }
+        return OffLoopSend(self, file: fd, size: size, socket: socket, channel: channel).run()
     }
 }
 

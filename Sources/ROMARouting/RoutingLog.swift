@@ -28,6 +28,27 @@ public enum RoutingLog {
             }
         }
 
+        /// Appends `text`'s bytes to `out` (a log line's event, without building a string).
+        public func appendText(to out: inout [UInt8]) {
+            switch self {
+            case let .setroute(vn, clk, nids):
+                out.append(contentsOf: "setroute ".utf8)
+                out.append(contentsOf: String(vn).utf8)
+                out.append(UInt8(ascii: " "))
+                out.append(contentsOf: String(clk).utf8)
+                for n in nids {
+                    out.append(UInt8(ascii: " "))
+                    out.append(contentsOf: n.utf8)
+                }
+            case let .join(n):
+                out.append(contentsOf: "join ".utf8)
+                out.append(contentsOf: n.utf8)
+            case let .leave(n):
+                out.append(contentsOf: "leave ".utf8)
+                out.append(contentsOf: n.utf8)
+            }
+        }
+
         /// Parses event text (`setroute …`, `join …`, `leave …`); throws like ROMA's `parse_log`.
         public init(text: some StringProtocol) throws(RoutingError) {
             let s = text.split(separator: " ", omittingEmptySubsequences: true)
@@ -51,15 +72,38 @@ public enum RoutingLog {
 
     /// Formats a log line `YYYY-MM-DDTHH:MM:SS.<usec> <event>\n` in local time (usec not padded).
     public static func line(_ event: Event, seconds: Int, microseconds: Int) -> String {
+        var bytes = stamp(seconds: seconds, microseconds: microseconds)
+        event.appendText(to: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.<usec> ` in local time (usec not padded): the start of every line
+    /// written at that time.
+    public static func stamp(seconds: Int, microseconds: Int) -> [UInt8] {
         var t = time_t(seconds)
         var tmv = tm()
         localtime_r(&t, &tmv)
-        func pad(_ v: Int32, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        func digits(_ v: Int32, _ width: Int) {
+            let start = out.count
+            var v = Int(v)
+            repeat {
+                out.append(UInt8(ascii: "0") + UInt8(v % 10))
+                v /= 10
+            } while v > 0 || out.count - start < width
+            out[start...].reverse()
         }
-        return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T"
-            + "\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(microseconds) \(event.text)\n"
+        digits(tmv.tm_year + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(tmv.tm_mon + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(tmv.tm_mday, 2); out.append(UInt8(ascii: "T"))
+        digits(tmv.tm_hour, 2); out.append(UInt8(ascii: ":"))
+        digits(tmv.tm_min, 2); out.append(UInt8(ascii: ":"))
+        digits(tmv.tm_sec, 2); out.append(UInt8(ascii: "."))
+        out.append(contentsOf: String(microseconds).utf8)
+        out.append(UInt8(ascii: " "))
+        return out
     }
 
     /// Formats a log line stamped with the current time.
@@ -256,18 +300,30 @@ public final class RoutingLogWriter {
         guard !events.isEmpty else { return }
         var tv = timeval()
         gettimeofday(&tv, nil)
-        try write(line: events.map { RoutingLog.line($0, seconds: Int(tv.tv_sec), microseconds: Int(tv.tv_usec)) }.joined())
+        // One stamp for all of them (they happen at once), then each event's bytes.
+        let stamp = RoutingLog.stamp(seconds: Int(tv.tv_sec), microseconds: Int(tv.tv_usec))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.count * (stamp.count + 64))
+        for e in events {
+            bytes.append(contentsOf: stamp)
+            e.appendText(to: &bytes)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        try write(bytes: bytes)
     }
 
     /// Appends a preformatted line (must end with `\n`), rotating first if needed.
     public func write(line: String) throws(RoutingError) {
+        try write(bytes: Array(line.utf8))
+    }
+
+    private func write(bytes: [UInt8]) throws(RoutingError) {
         if size > RoutingLog.rotateSize {
             try? handle.close()
             (currentPath, handle, size) = try Self.open(routeFile)
         }
-        let data = Data(line.utf8)
-        do { try handle.write(contentsOf: data) } catch { throw .io("cannot write \(currentPath): \(error)") }
-        size += data.count
+        do { try handle.write(contentsOf: bytes) } catch { throw .io("cannot write \(currentPath): \(error)") }
+        size += bytes.count
     }
 
     /// Flushes and closes the current file; the writer must not be used afterwards.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -33,5 +34,27 @@ import Testing
         }
         // A channel that is not a connected socket has no such descriptor.
         #expect(OffLoopSend.duplicateDescriptor(of: server) == nil)
+    }
+
+    /// Without the connection's descriptor nothing is sent: the start throws (answered
+    /// `SERVER_ERROR`), the file is closed and `finish` is told nothing went out.
+    @Test func withoutTheDescriptorNothingIsSentAndTheFileIsReleased() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        // A listening channel has no connected socket to find.
+        let server = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? server.close().wait() }
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let writeEnd = fds[1]
+        let finished = NIOLockedValueBox<[Bool]>([])
+        let send = FileSend(chunk: 4096, linger: .seconds(1), prepare: { (writeEnd, 10) }, delay: { _ in 0 },
+                            finish: { ok in finished.withLockedValue { $0.append(ok) } })
+        #expect(throws: FileSend.Failure.self) { _ = try send.start(on: server) }
+        #expect(finished.withLockedValue { $0 } == [false])
+        // The write end was closed: the read end sees the end of the pipe.
+        var byte: UInt8 = 0
+        #expect(read(fds[0], &byte, 1) == 0)
     }
 }

@@ -40,6 +40,27 @@ struct RoutingLogTests {
         let now = RoutingLog.line(.leave("b_2"))
         let parsed = try? RoutingLog.parse(line: now)
         #expect(parsed?.event == .leave("b_2"))
+        // The fields as ROMA writes them, against the C library's own formatting.
+        let t = 1_296_146_401
+        var tt = time_t(t)
+        var tmv = tm()
+        localtime_r(&tt, &tmv)
+        var buf = [CChar](repeating: 0, count: 32)
+        _ = strftime(&buf, buf.count, "%Y-%m-%dT%H:%M:%S", &tmv)
+        let expected = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #expect(RoutingLog.line(.setroute(vnode: 8_388_608, clock: 3, nodes: ["a_1", "b_2"]), seconds: t, microseconds: 167_530)
+            == expected + ".167530 setroute 8388608 3 a_1 b_2\n")
+        #expect(String(decoding: RoutingLog.stamp(seconds: t, microseconds: 0), as: UTF8.self) == expected + ".0 ")
+    }
+
+    @Test("appendText writes each event's text")
+    func appendText() {
+        for e in [RoutingLog.Event.setroute(vnode: 8_388_608, clock: 3, nodes: ["a_1", "b_2"]), .setroute(vnode: 0, clock: 1, nodes: []),
+                  .join("a_1"), .leave("b_2")] {
+            var out: [UInt8] = Array("x".utf8)
+            e.appendText(to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == "x" + e.text)
+        }
     }
 
     @Test("boot load replays logs in numeric order; writer picks and rotates files")
