@@ -9,6 +9,10 @@ against the window just before it (SIGUSR2 / SIGUSR1 windows of roma-bench), and
 session once it is over; acknowledged writes lost (`roma-bench --verify` of everything written,
 through the cluster).
 Targets: join rate ≥ 50 % of the loopback copy; p99 during a move ≤ 3× before; 0 lost writes.
+
+A control follows, with no cluster code: memcached and the same writer, and in the writer's marked
+window a plain loopback copy of the join's bytes from a file into a file, at normal priority and
+at SCHED_IDLE: what moving those bytes at full speed does to a server's p99 on this machine.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -66,17 +71,22 @@ def loopback_copy_rate(nbytes: int) -> float:
     return nbytes / dt if dt > 0 else 0.0
 
 
+def _write_random_file(path: str, nbytes: int) -> None:
+    """A file of `nbytes` of random bytes (left in the page cache)."""
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        left = nbytes
+        while left > 0:
+            f.write(block[:min(left, len(block))])
+            left -= len(block)
+
+
 def loopback_file_copy_rate(nbytes: int, workdir: str) -> float:
     """Bytes/s of a plain copy of a file of `nbytes` (in the page cache) over loopback TCP into a
     new file (1 MiB reads and writes): what a join's division files physically go through."""
     src = os.path.join(workdir, "loopback-src.bin")
     dst = os.path.join(workdir, "loopback-dst.bin")
-    block = os.urandom(1 << 20)
-    with open(src, "wb") as f:
-        left = nbytes
-        while left > 0:
-            f.write(block[:min(left, len(block))])
-            left -= len(block)
+    _write_random_file(src, nbytes)
 
     def send(s):
         with open(src, "rb") as f:
@@ -91,6 +101,88 @@ def loopback_file_copy_rate(nbytes: int, workdir: str) -> float:
     for p in (src, dst):
         os.unlink(p)
     return nbytes / dt if dt > 0 else 0.0
+
+
+# A plain loopback copy of a file into a file, run as a child process (all its threads under the
+# scheduling policy asked for, `normal` or `idle` = SCHED_IDLE): it sets up, says "ready", copies
+# when it reads a line and prints the bytes/s.
+_COPY_CHILD = r"""
+import os, socket, sys, threading, time
+src, dst, policy = sys.argv[1], sys.argv[2], sys.argv[3]
+if policy == "idle":
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+def reader():
+    c, _ = srv.accept()
+    with open(dst, "wb") as out:
+        while b := c.recv(1 << 20):
+            out.write(b)
+    c.close()
+t = threading.Thread(target=reader)
+t.start()
+s = socket.create_connection(srv.getsockname())
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic()
+with open(src, "rb") as f:
+    while b := f.read(1 << 20):
+        s.sendall(b)
+s.close()
+t.join()
+print(os.path.getsize(src) / (time.monotonic() - t0), flush=True)
+os.unlink(dst)
+"""
+
+
+def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, writer_args) -> dict:
+    """The control of the p99 target: memcached alone, the same writer as the join's, and in the
+    writer's marked window a plain loopback copy of `nbytes` from a file into a file (at normal
+    priority, then at SCHED_IDLE, as the seed's threads run). What a copy at full speed does to a
+    server's p99 on this machine, with no cluster code involved."""
+    mc = bench.Server("member-control-memcached", "memcached", bin_dir, workdir)
+    src, dst = os.path.join(workdir, "control-src.bin"), os.path.join(workdir, "control-dst.bin")
+    out: dict = {}
+    writer = None
+    try:
+        _write_random_file(src, nbytes)
+        mc.start()
+        for policy in ("normal", "idle"):
+            child = subprocess.Popen([sys.executable, "-c", _COPY_CHILD, src, dst, policy], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+            try:
+                if child.stdout.readline().strip() != "ready":
+                    raise RuntimeError("the control's copy did not start")
+                writer, cmd, seen = r.start_bench(mc.port, writer_args(f"c{policy}:", 3600))
+                time.sleep(0.5)
+                writer.send_signal(signal.SIGUSR2)
+                time.sleep(r.s.member_before)
+                writer.send_signal(signal.SIGUSR2)
+                time.sleep(0.2)
+                writer.send_signal(signal.SIGUSR1)
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                rate = float(child.stdout.readline())
+                writer.send_signal(signal.SIGUSR1)
+                time.sleep(0.3)
+                writer.send_signal(signal.SIGINT)
+                w = r.finish_bench(f"membership control (memcached beside a {policy} copy)", writer, cmd, timeout=120, seen=seen)
+                writer = None
+                out[policy] = dict(bench.summarize_writer(w), copy_Bps=rate)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                child.wait()
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+        if mc.proc is not None:
+            mc.stop()
+        for p in (src, dst):
+            if os.path.exists(p):
+                os.unlink(p)
+    return out
 
 
 def one_line(node, text: str, timeout: float = 10) -> str:
@@ -238,6 +330,10 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         res["writes_lost"] = lost
         res["loopback_copy_Bps"] = loopback_copy_rate(max(res["join_bytes"], 1 << 20))
         res["loopback_file_copy_Bps"] = loopback_file_copy_rate(max(res["join_bytes"], 1 << 20), workdir)
+        for srv in nodes + [newcomer]:
+            if srv.proc is not None and srv.proc.poll() is None:
+                srv.stop()
+        res["control"] = copy_beside_memcached(bench, r, bin_dir, workdir, max(res["join_bytes"], 1 << 20), writer_args)
         res["join_Bps"] = res["join_bytes"] / res["join_s"] if res["join_s"] else None
         res["recover_Bps"] = res["recover_bytes"] / res["recover_s"] if res["recover_s"] else None
         return res
@@ -274,6 +370,17 @@ def membership_lines(m: dict) -> list[str]:
                   f"last one in place (the records of vnodes not its own are purged in the background after it): "
                   f"**{sr / lb if lb else 0:.2f}×** the plain loopback copy into nothing, **{sr / lf if lf else 0:.2f}×** "
                   f"a plain loopback copy of a file of the same size into a file ({mb(lf)} MB/s)."]
+    ctl = m.get("control") or {}
+    if ctl:
+        lines += ["", "Control (no cluster code): memcached alone, the same writer, and in its marked window a plain "
+                  "loopback copy of the join's bytes from a file into a file (a child process) at normal priority, "
+                  "then at `SCHED_IDLE` as the seed's threads run:", "",
+                  "| copy beside memcached | MB/s | p99 before µs | p99 during µs | ÷ before |", "|---|---:|---:|---:|---:|"]
+        for policy in ("normal", "idle"):
+            c = ctl.get(policy) or {}
+            b, d = c.get("before_p99_us"), c.get("copy_p99_us") if c.get("copy_ops") else None
+            lines.append(f"| {policy} | {mb(c.get('copy_Bps'))} | {b if b is not None else '—'} | {d if d is not None else '—'} | "
+                         + (f"{d / b:.2f}×" if b and d else "—") + " |")
     lines += ["", f"Plain loopback TCP copies of the join's bytes in the same run: {mb(lb)} MB/s into nothing, {mb(lf)} MB/s "
               f"from a file into a file. p99 after: a writer session "
               f"of {m.get('before', 5)} s at the same rate once the move is over (the new layout's steady state). Primaries "
