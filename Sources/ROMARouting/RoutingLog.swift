@@ -18,14 +18,9 @@ public enum RoutingLog {
 
         /// The event text as written after the timestamp.
         public var text: String {
-            switch self {
-            case let .setroute(vn, clk, nids):
-                var s = "setroute \(vn) \(clk)"
-                for n in nids { s += " \(n)" }
-                return s
-            case let .join(n): return "join \(n)"
-            case let .leave(n): return "leave \(n)"
-            }
+            var bytes: [UInt8] = []
+            appendText(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
         }
 
         /// Appends `text`'s bytes to `out` (a log line's event, without building a string).

@@ -53,13 +53,13 @@ struct RoutingLogTests {
         #expect(String(decoding: RoutingLog.stamp(seconds: t, microseconds: 0), as: UTF8.self) == expected + ".0 ")
     }
 
-    @Test("appendText writes each event's text")
+    @Test("appendText appends each event's text to what is there")
     func appendText() {
-        for e in [RoutingLog.Event.setroute(vnode: 8_388_608, clock: 3, nodes: ["a_1", "b_2"]), .setroute(vnode: 0, clock: 1, nodes: []),
-                  .join("a_1"), .leave("b_2")] {
+        for (e, text) in [(RoutingLog.Event.setroute(vnode: 8_388_608, clock: 3, nodes: ["a_1", "b_2"]), "setroute 8388608 3 a_1 b_2"),
+                          (.setroute(vnode: 0, clock: 1, nodes: []), "setroute 0 1"), (.join("a_1"), "join a_1"), (.leave("b_2"), "leave b_2")] {
             var out: [UInt8] = Array("x".utf8)
             e.appendText(to: &out)
-            #expect(String(decoding: out, as: UTF8.self) == "x" + e.text)
+            #expect(String(decoding: out, as: UTF8.self) == "x" + text)
         }
     }
 
