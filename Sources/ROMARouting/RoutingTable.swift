@@ -219,8 +219,17 @@ public struct RoutingTable: Sendable {
         return .even
     }
 
-    /// Merkle value of tree node `id` (`mklhash <id>`), or nil for an unknown id.
-    public func mklhash(id: some StringProtocol) -> String? { merkle?.get(id) }
+    /// Merkle value of tree node `id` (`mklhash <id>`), or nil for an unknown id. With updates
+    /// still deferred, a copy brought up to date answers (the owner of the table applies them in
+    /// place first, see `applyDeferredMerkleUpdates()`, and pays this once).
+    public func mklhash(id: some StringProtocol) -> String? {
+        if let pending = merklePending, !pending.isEmpty {
+            var t = self
+            t.applyDeferredMerkleUpdates()
+            return t.merkle?.get(id)
+        }
+        return merkle?.get(id)
+    }
 
     // MARK: Mutations
 

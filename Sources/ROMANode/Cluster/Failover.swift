@@ -237,7 +237,7 @@ extension Node {
     /// Compares Merkle node `id` with `peer`'s; returns how many vnodes were reconciled below it.
     private func compareSubtree(_ peer: String, _ id: String) -> EventLoopFuture<Int> {
         let loop = group.next()
-        guard let mine = routing.mklhash(id: id) else { return loop.makeSucceededFuture(0) }
+        guard let mine = routes.mklhash(id: id) else { return loop.makeSucceededFuture(0) }
         return peers.line(peer, "mklhash \(id)\r\n").flatMap { [self] theirs in
             if theirs == mine || theirs.isEmpty { return loop.makeSucceededFuture(0) }
             if id.count == routing.divBits + 1 { return reconcileLeaf(peer, id) }

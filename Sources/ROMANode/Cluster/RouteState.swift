@@ -156,8 +156,10 @@ final class RouteState: Sendable {
         state.withLockedValue { s in
             let before = s.transactions
             s.table.deferMerkleUpdates()
+            // The Merkle tree's update waits for the next `mklhash` (`RouteState.mklhash`): a
+            // join's commits change 64 vnodes a batch, on every node's event loops, and the tree's
+            // update was 45–120 µs of each batch's 0.15–0.5 ms.
             let (result, events) = body(&s.table, &s.transactions)
-            s.table.applyDeferredMerkleUpdates()
             if events.isEmpty && s.transactions != before {
                 publish(s)
             } else if !events.isEmpty {
@@ -187,6 +189,16 @@ final class RouteState: Sendable {
                 publish(s, changed: changed)
             }
             return result
+        }
+    }
+
+    /// `mklhash <id>` of the table, its Merkle tree brought up to date in place first (routing
+    /// changes leave that to the first one who asks).
+    func mklhash(id: some StringProtocol) -> String? {
+        state.withLockedValue { s in
+            s.table.applyDeferredMerkleUpdates()
+            s.table.deferMerkleUpdates()
+            return s.table.mklhash(id: id)
         }
     }
 

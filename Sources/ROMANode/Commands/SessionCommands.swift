@@ -129,7 +129,7 @@ extension Dispatcher {
         switch command {
         case .mklhash:
             guard r.count == 2 else { out.writeStaticString(Reply.wrongArguments); return .next }
-            out.writeLine(node.routing.mklhash(id: r.tokenString(1)) ?? "")
+            out.writeLine(node.routes.mklhash(id: r.tokenString(1)) ?? "")
         case .routingdump:
             // R4.8: no argument = Ruby Marshal (what roma-client asks for), bin, json, yaml, yamlbytes.
             let rt = node.routing(forClient: session.clientAddress)
