@@ -29,9 +29,10 @@ HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 MEMBER_NODE_ARGS = os.environ.get("MEMBER_NODE_ARGS", "").split()
 
 
-def _timed_loopback_copy(send, receive) -> float:
+def _timed_loopback_copy(send, receive, before_send=None) -> float:
     """Seconds for `send(sock)` to push its bytes over a loopback TCP connection and
-    `receive(sock)` (on a thread) to take all of them."""
+    `receive(sock)` (on a thread) to take all of them; `before_send()`, if given, runs once the
+    connection is up, before the clock starts."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -44,6 +45,8 @@ def _timed_loopback_copy(send, receive) -> float:
     t = threading.Thread(target=reader)
     t.start()
     s = socket.create_connection(("127.0.0.1", port))
+    if before_send:
+        before_send()
     t0 = time.monotonic()
     send(s)
     s.close()
@@ -81,59 +84,73 @@ def _write_random_file(path: str, nbytes: int) -> None:
             left -= len(block)
 
 
+def _file_sender(path: str):
+    """`send` for `_timed_loopback_copy`: the file at `path`, 1 MiB reads."""
+    def send(s):
+        with open(path, "rb") as f:
+            while b := f.read(1 << 20):
+                s.sendall(b)
+    return send
+
+
+def _file_receiver(path: str):
+    """`receive` for `_timed_loopback_copy`: into a new file at `path`, 1 MiB reads."""
+    def receive(c):
+        with open(path, "wb") as out:
+            while b := c.recv(1 << 20):
+                out.write(b)
+    return receive
+
+
 def loopback_file_copy_rate(nbytes: int, workdir: str) -> float:
     """Bytes/s of a plain copy of a file of `nbytes` (in the page cache) over loopback TCP into a
     new file (1 MiB reads and writes): what a join's division files physically go through."""
     src = os.path.join(workdir, "loopback-src.bin")
     dst = os.path.join(workdir, "loopback-dst.bin")
     _write_random_file(src, nbytes)
-
-    def send(s):
-        with open(src, "rb") as f:
-            while b := f.read(1 << 20):
-                s.sendall(b)
-
-    def receive(c):
-        with open(dst, "wb") as out:
-            while b := c.recv(1 << 20):
-                out.write(b)
-    dt = _timed_loopback_copy(send, receive)
+    dt = _timed_loopback_copy(_file_sender(src), _file_receiver(dst))
     for p in (src, dst):
         os.unlink(p)
     return nbytes / dt if dt > 0 else 0.0
 
 
-# A plain loopback copy of a file into a file, run as a child process (all its threads under the
-# scheduling policy asked for, `normal` or `idle` = SCHED_IDLE): it sets up, says "ready", copies
-# when it reads a line and prints the bytes/s.
-_COPY_CHILD = r"""
-import os, socket, sys, threading, time
-src, dst, policy = sys.argv[1], sys.argv[2], sys.argv[3]
-if policy == "idle":
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-def reader():
-    c, _ = srv.accept()
-    with open(dst, "wb") as out:
-        while b := c.recv(1 << 20):
-            out.write(b)
-    c.close()
-t = threading.Thread(target=reader)
-t.start()
-s = socket.create_connection(srv.getsockname())
-print("ready", flush=True)
-sys.stdin.readline()
-t0 = time.monotonic()
-with open(src, "rb") as f:
-    while b := f.read(1 << 20):
-        s.sendall(b)
-s.close()
-t.join()
-print(os.path.getsize(src) / (time.monotonic() - t0), flush=True)
-os.unlink(dst)
-"""
+def _control_copy_child(src: str, dst: str, policy: str) -> None:
+    """The control's copy, run as a child process (`membership_part.py control-copy …`) so that
+    all its threads run under `policy` (`normal`, or `idle` = SCHED_IDLE): sets up, says
+    "ready", copies once it reads a line, prints the bytes/s."""
+    if policy == "idle":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+    def ready():
+        print("ready", flush=True)
+        sys.stdin.readline()
+    dt = _timed_loopback_copy(_file_sender(src), _file_receiver(dst), before_send=ready)
+    os.unlink(dst)
+    print(os.path.getsize(src) / dt, flush=True)
+
+
+def writer_window(r, port: int, host: str, args: list[str], label: str, before: float, action):
+    """A roma-bench writer session: a window of `before` s (SIGUSR2 … SIGUSR2, the writer's
+    baseline), then `action()` inside the marked window (SIGUSR1 … SIGUSR1). Returns what
+    `action` returned and the writer's report."""
+    writer, cmd, seen = r.start_bench(port, args, host=host)
+    try:
+        time.sleep(0.5)
+        writer.send_signal(signal.SIGUSR2)
+        time.sleep(before)
+        writer.send_signal(signal.SIGUSR2)
+        time.sleep(0.2)
+        writer.send_signal(signal.SIGUSR1)
+        result = action()
+        writer.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        writer.send_signal(signal.SIGINT)
+        w = r.finish_bench(label, writer, cmd, timeout=120, seen=seen)
+        return result, (w or {})
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
 
 
 def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, writer_args) -> dict:
@@ -144,39 +161,28 @@ def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, wri
     mc = bench.Server("member-control-memcached", "memcached", bin_dir, workdir)
     src, dst = os.path.join(workdir, "control-src.bin"), os.path.join(workdir, "control-dst.bin")
     out: dict = {}
-    writer = None
     try:
         _write_random_file(src, nbytes)
         mc.start()
         for policy in ("normal", "idle"):
-            child = subprocess.Popen([sys.executable, "-c", _COPY_CHILD, src, dst, policy], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+            child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "control-copy", src, dst, policy],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
                 if child.stdout.readline().strip() != "ready":
                     raise RuntimeError("the control's copy did not start")
-                writer, cmd, seen = r.start_bench(mc.port, writer_args(f"c{policy}:", 3600))
-                time.sleep(0.5)
-                writer.send_signal(signal.SIGUSR2)
-                time.sleep(r.s.member_before)
-                writer.send_signal(signal.SIGUSR2)
-                time.sleep(0.2)
-                writer.send_signal(signal.SIGUSR1)
-                child.stdin.write("go\n")
-                child.stdin.flush()
-                rate = float(child.stdout.readline())
-                writer.send_signal(signal.SIGUSR1)
-                time.sleep(0.3)
-                writer.send_signal(signal.SIGINT)
-                w = r.finish_bench(f"membership control (memcached beside a {policy} copy)", writer, cmd, timeout=120, seen=seen)
-                writer = None
+
+                def copy():
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                    return float(child.stdout.readline())
+                rate, w = writer_window(r, mc.port, "127.0.0.1", writer_args(f"c{policy}:", 3600),
+                                        f"membership control (memcached beside a {policy} copy)", r.s.member_before, copy)
                 out[policy] = dict(bench.summarize_writer(w), copy_Bps=rate)
             finally:
                 if child.poll() is None:
                     child.kill()
                 child.wait()
     finally:
-        if writer is not None and writer.poll() is None:
-            writer.kill()
         if mc.proc is not None:
             mc.stop()
         for p in (src, dst):
@@ -233,7 +239,6 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
     subprocess.run([os.path.join(bin_dir, "mkroute"), "-r", "2", "--out", rt] + [f"{n.address}_{n.port}" for n in nodes],
                    check=True, stdout=subprocess.DEVNULL)
     res: dict = {"records": s.member_records, "value_size": 100, "rate": s.member_rate, "before": s.member_before}
-    writer = None
     try:
         for n in nodes:
             n.start()
@@ -252,22 +257,10 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
 
         def window(label: str, prefix: str, action) -> tuple[float, dict]:
             """A writer session: a window before (SIGUSR2), then the move (SIGUSR1)."""
-            nonlocal writer
-            writer, cmd, seen = r.start_bench(nodes[0].port, writer_args(prefix, 3600), host=nodes[0].address)
-            time.sleep(0.5)
-            writer.send_signal(signal.SIGUSR2)
-            time.sleep(s.member_before)
-            writer.send_signal(signal.SIGUSR2)
-            time.sleep(0.2)
-            writer.send_signal(signal.SIGUSR1)
-            took = action()
-            writer.send_signal(signal.SIGUSR1)
-            time.sleep(0.3)
-            writer.send_signal(signal.SIGINT)
-            w = r.finish_bench(f"membership writers ({label})", writer, cmd, timeout=120, seen=seen)
-            writer = None
+            took, w = writer_window(r, nodes[0].port, nodes[0].address, writer_args(prefix, 3600),
+                                    f"membership writers ({label})", s.member_before, action)
             bench.log(f"membership: {label} took {took:.1f} s")
-            return took, (w or {})
+            return took, w
 
         def join() -> float:
             t0 = time.monotonic()
@@ -338,8 +331,6 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         res["recover_Bps"] = res["recover_bytes"] / res["recover_s"] if res["recover_s"] else None
         return res
     finally:
-        if writer is not None and writer.poll() is None:
-            writer.kill()
         for srv in nodes + [newcomer]:
             if srv.proc is not None:
                 srv.stop()
@@ -387,3 +378,7 @@ def membership_lines(m: dict) -> list[str]:
               f"after the join: {m.get('primaries_after_join')}. Acknowledged writes lost (preload and every writer session, "
               f"read back through the surviving nodes with `roma-bench --verify`): **{m.get('writes_lost')}**."]
     return lines
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "control-copy":
+    _control_copy_child(*sys.argv[2:])

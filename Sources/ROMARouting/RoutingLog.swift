@@ -67,10 +67,17 @@ public enum RoutingLog {
 
     /// Formats a log line `YYYY-MM-DDTHH:MM:SS.<usec> <event>\n` in local time (usec not padded).
     public static func line(_ event: Event, seconds: Int, microseconds: Int) -> String {
-        var bytes = stamp(seconds: seconds, microseconds: microseconds)
-        event.appendText(to: &bytes)
-        bytes.append(UInt8(ascii: "\n"))
+        var bytes: [UInt8] = []
+        appendLine(event, stamp: stamp(seconds: seconds, microseconds: microseconds), to: &bytes)
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `event`'s line to `out`: `stamp` (see `stamp(seconds:microseconds:)`), the event's
+    /// text, a newline.
+    public static func appendLine(_ event: Event, stamp: [UInt8], to out: inout [UInt8]) {
+        out.append(contentsOf: stamp)
+        event.appendText(to: &out)
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.<usec> ` in local time (usec not padded): the start of every line
@@ -299,11 +306,7 @@ public final class RoutingLogWriter {
         let stamp = RoutingLog.stamp(seconds: Int(tv.tv_sec), microseconds: Int(tv.tv_usec))
         var bytes: [UInt8] = []
         bytes.reserveCapacity(events.count * (stamp.count + 64))
-        for e in events {
-            bytes.append(contentsOf: stamp)
-            e.appendText(to: &bytes)
-            bytes.append(UInt8(ascii: "\n"))
-        }
+        for e in events { RoutingLog.appendLine(e, stamp: stamp, to: &bytes) }
         try write(bytes: bytes)
     }
 

@@ -478,18 +478,22 @@ extension Node {
     /// in seven pairs; the primaries open theirs to the joiner in `fileseed open`). Waits at most a
     /// second.
     func warmPeerConnections() {
-        var b = ByteBuffer()
-        b.writeStaticString("whoami\r\n")
-        let probe = b
-        let all = peerIDs.flatMap { p in
-            group.makeIterator().flatMap { l in
-                [true, false].map { pipelined in
-                    peers.request(p, probe, kind: .line, on: l, timeout: .seconds(1), pipelined: pipelined).map { _ in () }
-                }
-            }
-        }
+        let all = whoamiOnEveryLoop(to: peerIDs, pipelined: [true, false], timeout: .seconds(1))
         guard !all.isEmpty else { return }
         _ = try? EventLoopFuture.andAllComplete(all, on: group.next()).wait()
+    }
+
+    /// A `whoami` to each of `nodes` from every event loop, on the loop's pipelined connection
+    /// and/or a pooled one (`pipelined`), each answered or failed in its future: opens those
+    /// connections, and answers after whatever that connection carried before it.
+    func whoamiOnEveryLoop(to nodes: [String], pipelined: [Bool], timeout: TimeAmount? = nil) -> [EventLoopFuture<Void>] {
+        var probe = ByteBuffer()
+        probe.writeStaticString("whoami\r\n")
+        return nodes.flatMap { [probe] p in
+            group.makeIterator().flatMap { l in
+                pipelined.map { peers.request(p, probe, kind: .line, on: l, timeout: timeout, pipelined: $0).map { _ in () } }
+            }
+        }
     }
 
     func endSeedSendMark(_ mark: String) {
@@ -545,23 +549,14 @@ extension Node {
         }
         // The connections this node's writes of those vnodes will take to the joiner once they
         // are committed (forwarded writes, each loop's pooled connection), opened now.
-        for l in group.makeIterator() {
-            var probe = ByteBuffer()
-            probe.writeStaticString("whoami\r\n")
-            _ = peers.request(joiner, probe, kind: .line, on: l, timeout: .seconds(1))
-        }
+        _ = whoamiOnEveryLoop(to: [joiner], pipelined: [false], timeout: .seconds(1))
         // Writes that read the routing before the transactions finish their local part...
         let passed = EventLoopFuture.andAllSucceed(group.makeIterator().map { $0.submit {} }, on: loop)
         // ... and their replica writes to the seed are answered: each loop's pipelined
         // connection carries them in order, so a request behind them is answered after them.
         let answered = passed.flatMap { [self] () -> EventLoopFuture<Void> in
             guard seed != nodeID else { return loop.makeSucceededVoidFuture() }
-            let probes = group.makeIterator().map { l -> EventLoopFuture<Void> in
-                var probe = ByteBuffer()
-                probe.writeStaticString("whoami\r\n")
-                return peers.request(seed, probe, kind: .line, on: l, pipelined: true).map { _ in () }
-            }
-            return EventLoopFuture.andAllSucceed(probes, on: loop)
+            return EventLoopFuture.andAllSucceed(whoamiOnEveryLoop(to: [seed], pipelined: [true]), on: loop)
         }
         return answered.flatMap { [self] () -> EventLoopFuture<String> in
             if seed == nodeID || replicator.isQueueEmpty(for: seed) {

@@ -197,7 +197,6 @@ final class RouteState: Sendable {
     func mklhash(id: some StringProtocol) -> String? {
         state.withLockedValue { s in
             s.table.applyDeferredMerkleUpdates()
-            s.table.deferMerkleUpdates()
             return s.table.mklhash(id: id)
         }
     }
