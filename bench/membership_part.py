@@ -84,12 +84,17 @@ def _write_random_file(path: str, nbytes: int) -> None:
             left -= len(block)
 
 
-def _file_sender(path: str):
-    """`send` for `_timed_loopback_copy`: the file at `path`, 1 MiB reads."""
+def _file_sender(path: str, rate: float = 0):
+    """`send` for `_timed_loopback_copy`: the file at `path`, 1 MiB reads; with `rate` > 0
+    (bytes/s) each MiB waits for its turn on a schedule at that rate."""
     def send(s):
+        t0, sent = time.monotonic(), 0
         with open(path, "rb") as f:
             while b := f.read(1 << 20):
+                if rate > 0 and (ahead := t0 + sent / rate - time.monotonic()) > 0:
+                    time.sleep(ahead)
                 s.sendall(b)
+                sent += len(b)
     return send
 
 
@@ -114,17 +119,18 @@ def loopback_file_copy_rate(nbytes: int, workdir: str) -> float:
     return nbytes / dt if dt > 0 else 0.0
 
 
-def _control_copy_child(src: str, dst: str, policy: str) -> None:
+def _control_copy_child(src: str, dst: str, policy: str, rate: str = "0") -> None:
     """The control's copy, run as a child process (`membership_part.py control-copy …`) so that
-    all its threads run under `policy` (`normal`, or `idle` = SCHED_IDLE): sets up, says
-    "ready", copies once it reads a line, prints the bytes/s."""
+    all its threads run under `policy` (`normal`, or `idle` = SCHED_IDLE), paced to `rate`
+    bytes/s when that is above 0: sets up, says "ready", copies once it reads a line, prints the
+    bytes/s."""
     if policy == "idle":
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     def ready():
         print("ready", flush=True)
         sys.stdin.readline()
-    dt = _timed_loopback_copy(_file_sender(src), _file_receiver(dst), before_send=ready)
+    dt = _timed_loopback_copy(_file_sender(src, float(rate)), _file_receiver(dst), before_send=ready)
     os.unlink(dst)
     print(os.path.getsize(src) / dt, flush=True)
 
@@ -153,19 +159,31 @@ def writer_window(r, port: int, host: str, args: list[str], label: str, before: 
             writer.wait()
 
 
-def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, writer_args) -> dict:
+CONTROL_ROWS = (("normal", "normal priority, full speed"), ("idle", "`SCHED_IDLE`, full speed"),
+                ("normal_half", "normal priority, paced to half the copy into nothing"),
+                ("idle_half", "`SCHED_IDLE`, paced to half the copy into nothing"))
+
+
+def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, writer_args, into_nothing_Bps: float) -> dict:
     """The control of the p99 target: memcached alone, the same writer as the join's, and in the
-    writer's marked window a plain loopback copy of `nbytes` from a file into a file (at normal
-    priority, then at SCHED_IDLE, as the seed's threads run). What a copy at full speed does to a
-    server's p99 on this machine, with no cluster code involved."""
+    writer's marked window a plain loopback copy of `nbytes` from a file into a file: at normal
+    priority and at SCHED_IDLE (as the seed's threads run), at full speed and paced to half of
+    `into_nothing_Bps` (the copy into nothing of the same run: the least a join meeting the rate
+    target moves). What moving those bytes does to a server's p99 on this machine, with no
+    cluster code involved."""
     mc = bench.Server("member-control-memcached", "memcached", bin_dir, workdir)
     src, dst = os.path.join(workdir, "control-src.bin"), os.path.join(workdir, "control-dst.bin")
+    rows = {"normal": ("normal", 0.0), "idle": ("idle", 0.0), "normal_half": ("normal", into_nothing_Bps / 2),
+            "idle_half": ("idle", into_nothing_Bps / 2)}
     out: dict = {}
     try:
         _write_random_file(src, nbytes)
         mc.start()
-        for policy in ("normal", "idle"):
-            child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "control-copy", src, dst, policy],
+        for key, _ in CONTROL_ROWS:
+            policy, rate = rows[key]
+            if key.endswith("_half") and rate <= 0:
+                continue
+            child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "control-copy", src, dst, policy, str(rate)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
                 if child.stdout.readline().strip() != "ready":
@@ -175,9 +193,9 @@ def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, wri
                     child.stdin.write("go\n")
                     child.stdin.flush()
                     return float(child.stdout.readline())
-                rate, w = writer_window(r, mc.port, "127.0.0.1", writer_args(f"c{policy}:", 3600),
-                                        f"membership control (memcached beside a {policy} copy)", r.s.member_before, copy)
-                out[policy] = dict(bench.summarize_writer(w), copy_Bps=rate)
+                got, w = writer_window(r, mc.port, "127.0.0.1", writer_args(f"c{key}:", 3600),
+                                       f"membership control (memcached beside a copy: {key})", r.s.member_before, copy)
+                out[key] = dict(bench.summarize_writer(w), copy_Bps=got, paced_Bps=rate or None)
             finally:
                 if child.poll() is None:
                     child.kill()
@@ -326,7 +344,8 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         for srv in nodes + [newcomer]:
             if srv.proc is not None and srv.proc.poll() is None:
                 srv.stop()
-        res["control"] = copy_beside_memcached(bench, r, bin_dir, workdir, max(res["join_bytes"], 1 << 20), writer_args)
+        res["control"] = copy_beside_memcached(bench, r, bin_dir, workdir, max(res["join_bytes"], 1 << 20), writer_args,
+                                               res["loopback_copy_Bps"])
         res["join_Bps"] = res["join_bytes"] / res["join_s"] if res["join_s"] else None
         res["recover_Bps"] = res["recover_bytes"] / res["recover_s"] if res["recover_s"] else None
         return res
@@ -364,13 +383,19 @@ def membership_lines(m: dict) -> list[str]:
     ctl = m.get("control") or {}
     if ctl:
         lines += ["", "Control (no cluster code): memcached alone, the same writer, and in its marked window a plain "
-                  "loopback copy of the join's bytes from a file into a file (a child process) at normal priority, "
-                  "then at `SCHED_IDLE` as the seed's threads run:", "",
-                  "| copy beside memcached | MB/s | p99 before µs | p99 during µs | ÷ before |", "|---|---:|---:|---:|---:|"]
-        for policy in ("normal", "idle"):
-            c = ctl.get(policy) or {}
+                  "loopback copy of the join's bytes from a file into a file (a child process), at normal priority and at "
+                  "`SCHED_IDLE` as the seed's threads run; at full speed, and paced to half the copy into nothing "
+                  "(the least a join meeting the rate target moves):", "",
+                  "| copy beside memcached | MB/s | ÷ loopback copy into nothing | p99 before µs | p99 during µs | ÷ before |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key, label in CONTROL_ROWS:
+            c = ctl.get(key)
+            if c is None:
+                continue
             b, d = c.get("before_p99_us"), c.get("copy_p99_us") if c.get("copy_ops") else None
-            lines.append(f"| {policy} | {mb(c.get('copy_Bps'))} | {b if b is not None else '—'} | {d if d is not None else '—'} | "
+            cb = c.get("copy_Bps")
+            lines.append(f"| {label} | {mb(cb)} | {f'{cb / lb:.2f}×' if cb and lb else '—'} | {b if b is not None else '—'} | "
+                         f"{d if d is not None else '—'} | "
                          + (f"{d / b:.2f}×" if b and d else "—") + " |")
     lines += ["", f"Plain loopback TCP copies of the join's bytes in the same run: {mb(lb)} MB/s into nothing, {mb(lf)} MB/s "
               f"from a file into a file. p99 after: a writer session "
@@ -380,5 +405,5 @@ def membership_lines(m: dict) -> list[str]:
     return lines
 
 
-if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "control-copy":
+if __name__ == "__main__" and len(sys.argv) in (5, 6) and sys.argv[1] == "control-copy":
     _control_copy_child(*sys.argv[2:])
