@@ -17,7 +17,8 @@ struct RomaAdm: ParsableCommand {
         abstract: "Send one command to a ROMA node on this machine and print the reply.",
         discussion: """
         Examples: roma-adm stats 10001; roma-adm "stat storage" 10001; roma-adm balse 10001; \
-        roma-adm recover 127.0.0.1:10001; roma-adm nodelist 10001 --json.
+        roma-adm recover 127.0.0.1:10001; roma-adm nodelist 10001 --json; \
+        roma-adm switch_failover off 127.0.0.1:10001.
         Cluster work (recover, release, balance) is followed until it ends, with a progress line \
         on a terminal; `join HOST:PORT` follows the join of a node started with `romad -j`.
         Differences from ROMA: `start` is not supported (run romad directly); the exit status is 1 \
@@ -25,11 +26,22 @@ struct RomaAdm: ParsableCommand {
         """
     )
 
-    @Argument(help: "The command line, quoted when it has arguments (e.g. \"stat storage\").")
-    var command: String
+    @Argument(help: ArgumentHelp("""
+        The command line, then the node's port or host:port (default 12000). A command with \
+        arguments is quoted as for ROMA's tool ("stat storage" 10001), or given word by word with \
+        the port last (switch_failover off 10001).
+        """, valueName: "command [port]"))
+    var words: [String] = []
 
-    @Argument(help: "Port of the node, or host:port (default 12000).")
-    var port: String?
+    /// The command line: every word but the port.
+    var command: String { words.count <= 2 ? (words.first ?? "") : words.dropLast().joined(separator: " ") }
+
+    /// The port or host:port: the second of two words (as ROMA reads them), the last of more.
+    var port: String? { words.count >= 2 ? words.last : nil }
+
+    func validate() throws {
+        guard !words.isEmpty else { throw ValidationError("Missing expected argument '<command [port]>'") }
+    }
 
     @Flag(help: "Print the result as one JSON object.")
     var json = false

@@ -458,3 +458,49 @@ def test_fileseed_file_holds_the_division_until_the_receiver_closes(romad, tmp_p
     wait_division(romad, d, "normal", timeout=30)
     assert get_many(romad, keys) == new
     romad.assert_healthy()
+
+
+def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_path):
+    """`roma-adm join HOST:PORT --json` follows a node started with `romad -j` to the join's
+    end (issue #12 item 6); after it the new node is primary for its share, `roma-adm balance`
+    reports nothing to even out (exit 1, ROMA's relayed `SERVER_ERROR`), `roma-adm
+    switch_failover off|on` reaches every node, and `roma-adm nodelist` lists the three."""
+    import json
+    import subprocess
+    from romatest import ROMAD_BIN
+    adm = os.environ.get("ROMA_ADM_BIN") or os.path.join(os.path.dirname(ROMAD_BIN), "roma-adm")
+    cl = Cluster(tmp_path / "c", addresses=("127.0.0.1", "127.0.0.2"))
+    cl.start()
+    try:
+        a, b = cl.nodes
+        _preload([a, b], 300, b"ad", b"a")
+        newcomer = _newcomer(tmp_path, cl, a)
+        where = f"{newcomer.address}:{newcomer.port}"
+        r = subprocess.run([adm, "join", where, "--json"], capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r
+        out = json.loads(r.stdout)
+        assert out["ok"] is True and out["node"] == where, out
+        assert out["result"]["stats.run_join"] == "false", out
+        vnodes = int(out["result"]["routing.vnodes.length"])
+        primaries = int(out["result"]["routing.primary"])
+        assert abs(primaries - vnodes / 3) <= 1, out["result"]
+        assert newcomer.raw(b"stat run_join\r\n") == b"stats.run_join false\r\nEND\r\n"
+
+        r = subprocess.run([adm, "balance", f"{a.address}:{a.port}", "--json"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r
+        out = json.loads(r.stdout)
+        assert out["ok"] is False and out["reply"].count("SERVER_ERROR Not unbalance") == 3, out
+
+        r = subprocess.run([adm, "switch_failover", "off", where], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.count('"DISABLED"') == 3, r
+        for n in cl.nodes:
+            assert n.raw(b"stat enabled_failover\r\n") == b"routing.enabled_failover false\r\nEND\r\n", n.node_id
+        r = subprocess.run([adm, "switch_failover", "on", str(b.port), "--host", b.address], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.count('"ENABLED"') == 3, r
+
+        r = subprocess.run([adm, "nodelist", where], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and sorted(r.stdout.split()) == sorted(n.node_id for n in cl.nodes), r
+        assert not cl.stop(check=True)
+    finally:
+        cl.stop(check=False)
+        cl.cleanup()
