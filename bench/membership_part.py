@@ -300,7 +300,7 @@ def part_membership(bench, r, bin_dir: str, workdir: str) -> dict:
         res["join_bytes"] = sum(int(stat(bench, n, "stats.vnode_bytes_sent") or 0) for n in all3)
         res["join_records"] = sum(int(stat(bench, n, "stats.vnode_records_sent") or 0) for n in all3)
         res["seed_bytes"] = int(stat(bench, newcomer, "stats.seed_bytes_received") or 0)
-        res["seed_us"] = int(stat(bench, newcomer, "stats.seed_transfer_us") or 0)
+        res["seed_us"] = int(stat(bench, newcomer, "stats.seed_receive_us") or 0)
         res["seed_dropped"] = int(stat(bench, newcomer, "stats.seed_records_dropped") or 0)
         res["primaries_after_join"] = [int(stat(bench, n, "routing.primary") or 0) for n in all3]
         # kill -9 the second node; recover from the others
@@ -375,7 +375,7 @@ def membership_lines(m: dict) -> list[str]:
     sb, su = m.get("seed_bytes") or 0, m.get("seed_us") or 0
     if sb and su:
         sr = sb / (su / 1e6)
-        lines += ["", f"File seed of the join (`stats.seed_bytes_received`, `stats.seed_transfer_us` on the newcomer): "
+        lines += ["", f"File seed of the join (`stats.seed_bytes_received`, `stats.seed_receive_us` on the newcomer): "
                   f"{mb(sb)} MB of division files in {su / 1e6:.2f} s, **{mb(sr)} MB/s**, from the first file asked for to the "
                   f"last one in place (the records of vnodes not its own are purged in the background after it): "
                   f"**{sr / lb if lb else 0:.2f}×** the plain loopback copy into nothing, **{sr / lf if lf else 0:.2f}×** "

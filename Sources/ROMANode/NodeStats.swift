@@ -33,9 +33,9 @@ final class NodeStats: Sendable {
     let vnodeBytesSent = Atomic<Int>(0)
     /// File seeds received by this (joining) node: division-file bytes and the microseconds
     /// from the first file asked for to the last one in place (`stats.seed_bytes_received`,
-    /// `stats.seed_transfer_us`).
+    /// `stats.seed_receive_us`).
     let seedBytesReceived = Atomic<Int>(0)
-    let seedTransferMicros = Atomic<Int>(0)
+    let seedReceiveMicros = Atomic<Int>(0)
     /// Records of vnodes not its own that seeded files brought and the purge after the seed
     /// removed (`stats.seed_records_dropped`).
     let seedRecordsDropped = Atomic<Int>(0)

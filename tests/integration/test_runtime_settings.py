@@ -77,6 +77,8 @@ def test_setters_answer_as_roma_and_show_in_stat(romad):
     assert st["connection.pool_maxlength"] == "7" and st["connection.EMpool_maxlength"] == "9"
     assert st["connection.pool_expire_time"] == "40" and st["connection.EMpool_expire_time"] == "2147483647"
     assert st["stats.routing_trans_timeout"] == "3600.0"
+    # ROMA's own suite reads `stat trans` as exactly this line and END: no other stat may match.
+    assert romad.raw(b"stat trans\r\n") == b"stats.routing_trans_timeout 3600.0\r\nEND\r\n"
     assert st["stats.spushv_read_timeout"] == "60" and st["stats.reqpushv_timeout_count"] == "600"
     # dcnice 2 (ROMA's table): stream_copy_wait_param 0.005, each_vn_dump_sleep 0.005 every 100 records
     assert st["stats.dcnice"] == "2" and st["stats.stream_copy_wait_param"] == "0.005"

@@ -191,7 +191,7 @@ extension Node {
         let (bytes, failure) = progress.withLockedValue { ($0.bytes, $0.failure) }
         let received = Node.monotonicNow()
         stats.seedBytesReceived.add(Int(bytes), ordering: .relaxed)
-        stats.seedTransferMicros.add(Int((received - filesStarted) * 1e6), ordering: .relaxed)
+        stats.seedReceiveMicros.add(Int((received - filesStarted) * 1e6), ordering: .relaxed)
         // 5. Commits, or the transactions closed. The vnodes count as asked for: their `setroute`
         // must not look like a copy pushed here unasked (`restreamAfterForeignCopy`).
         let now = Node.monotonicNow()

@@ -167,7 +167,7 @@ extension Dispatcher {
         add("stats.vnode_restreams", String(node.pulls.withLockedValue { $0.restreamsLeft }))
         add("stats.vnode_bytes_sent", String(s.vnodeBytesSent.load(ordering: .relaxed)))
         add("stats.seed_bytes_received", String(s.seedBytesReceived.load(ordering: .relaxed)))
-        add("stats.seed_transfer_us", String(s.seedTransferMicros.load(ordering: .relaxed)))
+        add("stats.seed_receive_us", String(s.seedReceiveMicros.load(ordering: .relaxed)))
         add("stats.seed_records_dropped", String(s.seedRecordsDropped.load(ordering: .relaxed)))
         let index = node.hashNames.compactMap { node.storage($0)?.vnodeIndexUsage }
         add("stats.vnode_index_keys", String(index.reduce(0) { $0 + $1.keys }))
