@@ -9,6 +9,7 @@ after the join is lost, and reads of acknowledged keys never miss while the join
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 import time
@@ -464,7 +465,8 @@ def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_pa
     """`roma-adm join HOST:PORT --json` follows a node started with `romad -j` to the join's
     end (issue #12 item 6); after it the new node is primary for its share, `roma-adm balance`
     reports nothing to even out (exit 1, ROMA's relayed `SERVER_ERROR`), `roma-adm
-    switch_failover off|on` reaches every node, and `roma-adm nodelist` lists the three."""
+    switch_failover off|on` reaches every node, and `roma-adm nodelist` lists the three. With its
+    standard error on a terminal it shows a progress line while it follows."""
     import json
     import subprocess
     from romatest import ROMAD_BIN
@@ -476,6 +478,10 @@ def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_pa
         _preload([a, b], 300, b"ad", b"a")
         newcomer = _newcomer(tmp_path, cl, a)
         where = f"{newcomer.address}:{newcomer.port}"
+        # On a terminal it shows a progress line while it follows the join, and erases it at the end.
+        shown = _on_terminal([adm, "join", where], timeout=180)
+        assert re.search(rb"\rjoin: \d+ s, this node primary of \d+ and in \d+ vnodes, short vnodes \d+ ", shown), shown
+        assert shown.endswith(b"\r\x1b[K"), shown[-200:]
         r = subprocess.run([adm, "join", where, "--json"], capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r
         out = json.loads(r.stdout)
@@ -504,3 +510,32 @@ def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_pa
     finally:
         cl.stop(check=False)
         cl.cleanup()
+
+
+def _on_terminal(argv, timeout: float) -> bytes:
+    """Runs `argv` with its standard error on a pseudo-terminal; returns what it wrote there
+    (its exit status must be 0)."""
+    import pty
+    import subprocess
+    master, slave = pty.openpty()
+    got = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every copy of the terminal's other end is closed
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+    t = threading.Thread(target=drain)
+    t.start()
+    try:
+        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=slave, timeout=timeout)
+    finally:
+        os.close(slave)
+        t.join(10)
+        os.close(master)
+    assert r.returncode == 0, (r, bytes(got))
+    return bytes(got)
