@@ -159,9 +159,12 @@ def writer_window(r, port: int, host: str, args: list[str], label: str, before: 
             writer.wait()
 
 
-CONTROL_ROWS = (("normal", "normal priority, full speed"), ("idle", "`SCHED_IDLE`, full speed"),
-                ("normal_half", "normal priority, paced to half the copy into nothing"),
-                ("idle_half", "`SCHED_IDLE`, paced to half the copy into nothing"))
+# The control's copies: key, label, scheduling policy, pace as a share of the copy into nothing
+# (0: full speed).
+CONTROL_ROWS = (("normal", "normal priority, full speed", "normal", 0.0),
+                ("idle", "`SCHED_IDLE`, full speed", "idle", 0.0),
+                ("normal_half", "normal priority, paced to half the copy into nothing", "normal", 0.5),
+                ("idle_half", "`SCHED_IDLE`, paced to half the copy into nothing", "idle", 0.5))
 
 
 def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, writer_args, into_nothing_Bps: float) -> dict:
@@ -173,15 +176,13 @@ def copy_beside_memcached(bench, r, bin_dir: str, workdir: str, nbytes: int, wri
     cluster code involved."""
     mc = bench.Server("member-control-memcached", "memcached", bin_dir, workdir)
     src, dst = os.path.join(workdir, "control-src.bin"), os.path.join(workdir, "control-dst.bin")
-    rows = {"normal": ("normal", 0.0), "idle": ("idle", 0.0), "normal_half": ("normal", into_nothing_Bps / 2),
-            "idle_half": ("idle", into_nothing_Bps / 2)}
     out: dict = {}
     try:
         _write_random_file(src, nbytes)
         mc.start()
-        for key, _ in CONTROL_ROWS:
-            policy, rate = rows[key]
-            if key.endswith("_half") and rate <= 0:
+        for key, _, policy, share in CONTROL_ROWS:
+            rate = share * into_nothing_Bps
+            if share > 0 and rate <= 0:
                 continue
             child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "control-copy", src, dst, policy, str(rate)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -388,7 +389,7 @@ def membership_lines(m: dict) -> list[str]:
                   "(the least a join meeting the rate target moves):", "",
                   "| copy beside memcached | MB/s | ÷ loopback copy into nothing | p99 before µs | p99 during µs | ÷ before |",
                   "|---|---:|---:|---:|---:|---:|"]
-        for key, label in CONTROL_ROWS:
+        for key, label, _, _ in CONTROL_ROWS:
             c = ctl.get(key)
             if c is None:
                 continue

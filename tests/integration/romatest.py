@@ -29,6 +29,34 @@ DEFAULT_TIMEOUT = 5.0
 # --------------------------------------------------------------------------
 # polling
 # --------------------------------------------------------------------------
+def run_with_stderr_on_a_terminal(argv: List[str], timeout: float = 60) -> tuple:
+    """Runs `argv` with its stderr on a pseudo-terminal and its stdout on a pipe (stdin empty);
+    returns the exit status, stdout and everything written to the terminal."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=slave,
+                             stdin=subprocess.DEVNULL, text=True)
+        os.close(slave)
+        slave = -1
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: every writer of the terminal has closed it
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        out = p.stdout.read()
+        rc = p.wait(timeout)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    return rc, out, terminal.decode(errors="replace")
+
+
 def wait_for(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
     """Poll ``pred`` until it returns a truthy value or ``timeout`` expires."""
     deadline = time.monotonic() + timeout

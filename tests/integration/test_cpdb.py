@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from romatest import free_port, wait_for
+from romatest import free_port, run_with_stderr_on_a_terminal, wait_for
 from snapshot_support import (CPDB_BIN, StateMonitor, Writer, assert_all_normal, describe, get_many,
                               keys_for_division, live_records, load, load_manifest, manifests_in, run_cpdb,
                               safecopy_states, set_storage_status, spawn_cpdb, status_log_lines, tchmgr_inform,
@@ -190,29 +190,7 @@ def test_page_cache_writes_and_other_priorities(romad, tmp_path, flags):
 def _cpdb_with_stderr_on_a_terminal(*args) -> tuple[int, str, str]:
     """Runs cpdb with its stderr on a pseudo-terminal and its stdout on a pipe; returns the exit
     status, stdout and everything written to the terminal."""
-    import pty
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen([CPDB_BIN, *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
-                             stdin=subprocess.DEVNULL, text=True)
-        os.close(slave)
-        slave = -1
-        terminal = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:          # EIO: every writer of the terminal has closed it
-                break
-            if not chunk:
-                break
-            terminal += chunk
-        out = p.stdout.read()
-        rc = p.wait(60)
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
-    return rc, out, terminal.decode(errors="replace")
+    return run_with_stderr_on_a_terminal([CPDB_BIN, *args])
 
 
 def test_progress_line_on_a_terminal_only(romad_factory, tmp_path):

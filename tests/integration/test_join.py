@@ -17,7 +17,7 @@ import time
 import pytest
 
 from cluster_support import Cluster, stat_int, Table
-from romatest import Romad, free_port, tchmgr_list, vnode_of, wait_for
+from romatest import Romad, free_port, run_with_stderr_on_a_terminal, tchmgr_list, vnode_of, wait_for
 from snapshot_support import get_many, keys_for_division, live_records, load, safecopy_states, wait_division
 
 
@@ -479,9 +479,10 @@ def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_pa
         newcomer = _newcomer(tmp_path, cl, a)
         where = f"{newcomer.address}:{newcomer.port}"
         # On a terminal it shows a progress line while it follows the join, and erases it at the end.
-        shown = _on_terminal([adm, "join", where], timeout=180)
-        assert re.search(rb"\rjoin: \d+ s, this node primary of \d+ and in \d+ vnodes, short vnodes \d+ ", shown), shown
-        assert shown.endswith(b"\r\x1b[K"), shown[-200:]
+        rc, _, shown = run_with_stderr_on_a_terminal([adm, "join", where], timeout=180)
+        assert rc == 0, shown
+        assert re.search(r"\rjoin: \d+ s, this node primary of \d+ and in \d+ vnodes, short vnodes \d+ ", shown), shown
+        assert shown.endswith("\r\x1b[K"), shown[-200:]
         r = subprocess.run([adm, "join", where, "--json"], capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r
         out = json.loads(r.stdout)
@@ -511,31 +512,3 @@ def test_roma_adm_follows_a_join_and_drives_balance_and_failover_switches(tmp_pa
         cl.stop(check=False)
         cl.cleanup()
 
-
-def _on_terminal(argv, timeout: float) -> bytes:
-    """Runs `argv` with its standard error on a pseudo-terminal; returns what it wrote there
-    (its exit status must be 0)."""
-    import pty
-    import subprocess
-    master, slave = pty.openpty()
-    got = bytearray()
-
-    def drain():
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: every copy of the terminal's other end is closed
-                return
-            if not chunk:
-                return
-            got.extend(chunk)
-    t = threading.Thread(target=drain)
-    t.start()
-    try:
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=slave, timeout=timeout)
-    finally:
-        os.close(slave)
-        t.join(10)
-        os.close(master)
-    assert r.returncode == 0, (r, bytes(got))
-    return bytes(got)

@@ -207,9 +207,12 @@ extension Node {
         var committed = 0
         var silent = Set<String>()
         for (p, batch, vns) in Node.seedBatches(opened) where !silent.contains(p) {
-            let close = "fileseed close \(nodeID) \(vns)\r\n"
+            /// Ends the batch's transactions at `p`; no answer makes `p` silent.
+            func close() {
+                if (try? peers.line(p, "fileseed close \(nodeID) \(vns)\r\n").wait()) == nil { silent.insert(p) }
+            }
             if failure != nil {
-                if (try? peers.line(p, close).wait()) == nil { silent.insert(p) }
+                close()
                 continue
             }
             let items = batch.map { "\($0.vn):\($0.primary ? 1 : 0)" }.joined(separator: " ")
@@ -222,7 +225,7 @@ extension Node {
                 committed += answer.split(separator: " ").count - 1
             } else {
                 logger.warning("join: \(p) answered '\(answer)' to fileseed commit")
-                if (try? peers.line(p, close).wait()) == nil { silent.insert(p) }
+                close()
             }
         }
         // 6. Records of vnodes not listed for this node go, in the background.
